@@ -1,0 +1,73 @@
+"""Validation of the arrays users hand to fit, evaluate, predict and ``model(data=...)``.
+
+Every check raises before any computation, with a message naming the argument, what was expected and what
+was received, rather than letting a NumPy broadcasting error surface from deep inside a layer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import losses as losses_module
+
+
+def as_samples(x: object, sample_shape: tuple[int, ...] | None, name: str = "x") -> np.ndarray:
+    """Return ``x`` as an array of samples of ``sample_shape``; a missing trailing channel of 1 is added."""
+    array = np.asarray(x)
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise TypeError(f"`{name}` must be a numeric array. Received an array of dtype {array.dtype}")
+    if array.ndim == 0:
+        raise ValueError(f"`{name}` must be an array of samples. Received a scalar")
+    if sample_shape is not None and array.shape[1:] != sample_shape:
+        if array.shape[1:] + (1,) == sample_shape:
+            array = array[..., np.newaxis]
+        else:
+            raise ValueError(
+                f"`{name}` must hold samples of shape {sample_shape} (array shape (n, {', '.join(map(str, sample_shape))})"
+                f"). Received an array of shape {array.shape}"
+            )
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        raise ValueError(f"`{name}` contains NaN or infinite values; clean or impute them before training")
+    return array
+
+
+def as_targets(y: object, loss: losses_module.Loss, output_shape: tuple[int, ...], n: int,
+               dtype: np.dtype, name: str = "y") -> np.ndarray:
+    """Return ``y`` in the form ``loss`` expects for a model with ``output_shape``, or raise saying why."""
+    array = np.asarray(y)
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise TypeError(f"`{name}` must be a numeric array. Received an array of dtype {array.dtype}")
+    if array.ndim == 0 or len(array) != n:
+        received = "a scalar" if array.ndim == 0 else f"{len(array)} labels"
+        raise ValueError(f"`x` and `{name}` must have the same length: x has {n} samples, {name} has {received}")
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        raise ValueError(f"`{name}` contains NaN or infinite values")
+    units = output_shape[-1]
+    if loss.sparse_labels:
+        labels = array.reshape(n, -1)
+        if labels.shape[1] != 1 or not np.all(np.mod(labels, 1) == 0):
+            raise ValueError(
+                f"{type(loss).__name__} expects integer class labels of shape ({n},). "
+                f"Received an array of shape {array.shape} (for one-hot labels use CategoricalCrossentropy)"
+            )
+        labels = labels.reshape(n).astype(np.intp)
+        if labels.min(initial=0) < 0 or labels.max(initial=0) >= units:
+            raise ValueError(
+                f"`{name}` holds class labels outside [0, {units - 1}] for a model with {units} outputs. "
+                f"Received labels from {labels.min()} to {labels.max()}"
+            )
+        return labels
+    if array.shape[1:] != output_shape:
+        if array.ndim == 1 and output_shape == (1,):
+            array = array.reshape(n, 1)
+        elif isinstance(loss, losses_module.CategoricalCrossentropy) and array.ndim == 1:
+            raise ValueError(
+                f"CategoricalCrossentropy expects one-hot labels of shape ({n}, {units}). Received integer labels "
+                f"of shape {array.shape}: one-hot encode them or use SparseCategoricalCrossentropy"
+            )
+        else:
+            raise ValueError(
+                f"`{name}` must have shape ({n}, {', '.join(map(str, output_shape))}) to match the model's output "
+                f"shape {output_shape}. Received an array of shape {array.shape}"
+            )
+    return array.astype(dtype, copy=False)

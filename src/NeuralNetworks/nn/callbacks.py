@@ -1,0 +1,207 @@
+"""Callbacks: hooks the training loop calls, as in Keras (History, EarlyStopping, ModelCheckpoint, ...)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._validation import real_in_range
+
+if TYPE_CHECKING:
+    from .models import Sequential
+
+Logs = dict[str, float]
+POSTFIX_EVERY = 10  # batches between refreshes of the numbers on the progress bar (redrawing costs time)
+
+
+class Callback:
+    """Base callback; ``self.model`` is set by ``fit`` before ``on_train_begin``."""
+
+    model: Sequential
+    params: dict[str, Any]
+
+    def set_model(self, model: Sequential, params: dict[str, Any]) -> None:
+        self.model = model
+        self.params = params
+
+    def on_train_begin(self, logs: Logs | None = None) -> None: ...
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None: ...
+    def on_batch_end(self, batch: int, logs: Logs | None = None) -> None: ...
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None: ...
+    def on_train_end(self, logs: Logs | None = None) -> None: ...
+
+
+class History(Callback):
+    """Records each epoch's logs: ``history.history["loss"][epoch]``; ``fit`` returns it."""
+
+    def __init__(self) -> None:
+        self.epoch: list[int] = []
+        self.history: dict[str, list[float]] = {}
+
+    def on_train_begin(self, logs=None):
+        self.epoch = []
+        self.history = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(value)
+
+
+def _monitor_mode(monitor: str, mode: str) -> str:
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"`mode` must be 'auto', 'min' or 'max'. Received: mode={mode!r}")
+    if mode != "auto":
+        return mode
+    return "max" if monitor.endswith("accuracy") or monitor.endswith("acc") else "min"
+
+
+class _MonitorMixin:
+    """Tracks the best value of a logged quantity."""
+
+    def _init_monitor(self, monitor: str, mode: str, min_delta: float) -> None:
+        self.monitor = monitor
+        self.mode = _monitor_mode(monitor, mode)
+        self.min_delta = abs(real_in_range(type(self).__name__, "min_delta", min_delta, -math.inf, math.inf))
+        self.best = math.inf if self.mode == "min" else -math.inf
+
+    def _current(self, logs: Logs | None) -> float:
+        if not logs or self.monitor not in logs:
+            available = ", ".join(sorted(logs or {})) or "none"
+            raise ValueError(
+                f"{type(self).__name__} monitors {self.monitor!r}, which training did not log. "
+                f"Logged: {available} (val_* needs validation_data or validation_split)"
+            )
+        return float(logs[self.monitor])
+
+    def _improved(self, value: float) -> bool:
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+
+class EarlyStopping(_MonitorMixin, Callback):
+    """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
+
+    With ``restore_best_weights`` the best epoch's weights are put back at the end of training, also when
+    training ran to its last epoch without stopping early (Keras restores only when it stops early).
+    """
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0, mode: str = "auto",
+                 restore_best_weights: bool = False) -> None:
+        self._init_monitor(monitor, mode, min_delta)
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"EarlyStopping expects a non-negative integer `patience`. Received: {patience!r}")
+        self.patience = patience
+        self.restore_best_weights = bool(restore_best_weights)
+        self.wait = 0
+        self.stopped_epoch: int | None = None
+        self.best_epoch: int | None = None
+        self.best_weights: dict[str, np.ndarray] | None = None
+
+    def on_train_begin(self, logs=None):
+        self._init_monitor(self.monitor, self.mode, self.min_delta)
+        self.wait, self.stopped_epoch, self.best_epoch, self.best_weights = 0, None, None, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = self._current(logs)
+        if self._improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            return
+        self.wait += 1
+        if self.wait > self.patience:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.restore_best_weights and self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+class ModelCheckpoint(_MonitorMixin, Callback):
+    """Save the model after every epoch, or only when ``monitor`` improved with ``save_best_only``."""
+
+    def __init__(self, filepath: str | Path, monitor: str = "val_loss", save_best_only: bool = False,
+                 mode: str = "auto", labels: dict | None = None) -> None:
+        self._init_monitor(monitor, mode, 0.0)
+        self.filepath = str(filepath)
+        self.save_best_only = bool(save_best_only)
+        self.labels = labels
+
+    def on_epoch_end(self, epoch, logs=None):
+        path = self.filepath.format(epoch=epoch + 1, **(logs or {}))
+        if self.save_best_only:
+            value = self._current(logs)
+            if not self._improved(value):
+                return
+            self.best = value
+        self.model.save(path, labels=self.labels)
+
+
+class ReduceLROnPlateau(_MonitorMixin, Callback):
+    """Multiply the learning rate by ``factor`` when ``monitor`` stalls for ``patience`` epochs."""
+
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10, min_delta: float = 1e-4,
+                 min_lr: float = 0.0, mode: str = "auto") -> None:
+        self._init_monitor(monitor, mode, min_delta)
+        self.factor = real_in_range("ReduceLROnPlateau", "factor", factor, 0.0, 1.0, low_open=True, high_open=True)
+        self.patience = patience
+        self.min_lr = float(min_lr)
+        self.wait = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = self._current(logs)
+        if self._improved(value):
+            self.best, self.wait = value, 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            optimizer = self.model.optimizer
+            if callable(optimizer.learning_rate):
+                raise ValueError("ReduceLROnPlateau cannot change a learning-rate schedule; use a float rate")
+            optimizer.learning_rate = max(optimizer.learning_rate * self.factor, self.min_lr)
+            self.wait = 0
+        if logs is not None:
+            logs["learning_rate"] = float(self.model.optimizer.current_learning_rate)
+
+
+class ProgressBar(Callback):
+    """A tqdm bar per epoch showing loss and metrics live; added by ``fit(verbose=1)``."""
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream
+        self._bar = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=self.params["steps"], desc=f"Epoch {epoch + 1}/{self.params['epochs']}",
+                         unit="batch", file=self.stream or sys.stderr, leave=True, dynamic_ncols=True)
+
+    def on_batch_end(self, batch, logs=None):
+        self._bar.update(1)
+        if logs and (batch % POSTFIX_EVERY == 0 or batch + 1 == self.params["steps"]):
+            self._bar.set_postfix({k: f"{v:.4f}" for k, v in logs.items()}, refresh=False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._bar is not None:
+            self._bar.set_postfix({k: f"{v:.4f}" for k, v in (logs or {}).items()})
+            self._bar.close()
+            self._bar = None
+
+
+class EpochLogger(Callback):
+    """One line per epoch (``fit(verbose=2)``): handy in logs and CI, where bars are noise."""
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream
+
+    def on_epoch_end(self, epoch, logs=None):
+        values = " - ".join(f"{k}: {v:.4f}" for k, v in (logs or {}).items())
+        print(f"Epoch {epoch + 1}/{self.params['epochs']} - {values}", file=self.stream or sys.stdout)

@@ -1,0 +1,153 @@
+"""Core layers: Dense, Flatten, Reshape, Activation, Rescaling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import initializers
+from .._validation import positive_int
+from .base import ActivatedLayer, Layer
+
+
+class Dense(ActivatedLayer):
+    """Fully connected layer: ``y = activation(x @ kernel + bias)``.
+
+    Shapes: x ``(batch, in)``, kernel ``(in, units)``, bias ``(units,)``, y ``(batch, units)``.
+    Backward: ``dL/dkernel = x^T dz``, ``dL/dbias = sum_batch dz``, ``dL/dx = dz kernel^T``.
+    """
+
+    def __init__(
+        self,
+        units: int,
+        activation: str | None = None,
+        initializer: str | None = None,
+        use_bias: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(activation=activation, **kwargs)
+        self.units = positive_int("Dense", "units", units)
+        self.initializer = initializer or initializers.default_for(self.activation.name)
+        initializers.get(self.initializer)
+        self.use_bias = bool(use_bias)
+        self._input: np.ndarray | None = None
+
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(input_shape) != 1:
+            raise ValueError(
+                f"Dense expects a 1-D input of shape (features,), got {input_shape}; add a Flatten layer first"
+            )
+        return (self.units,)
+
+    def build(self, input_shape, rng, dtype):
+        output_shape = super().build(input_shape, rng, dtype)
+        fan_in = input_shape[0]
+        init = initializers.get(self.initializer)
+        self.params = {"kernel": init((fan_in, self.units), fan_in, self.units, rng, dtype)}
+        if self.use_bias:
+            self.params["bias"] = np.zeros(self.units, dtype=dtype)
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        return output_shape
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        z = x @ self.params["kernel"]
+        if self.use_bias:
+            z += self.params["bias"]
+        self._input = x if training else None
+        return self.activate(z, training)
+
+    def backward_preactivation(self, grad_z: np.ndarray) -> np.ndarray:
+        np.matmul(self._input.T, grad_z, out=self.grads["kernel"])
+        if self.use_bias:
+            np.sum(grad_z, axis=0, out=self.grads["bias"])
+        return grad_z @ self.params["kernel"].T
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "units": self.units, "initializer": self.initializer,
+                "use_bias": self.use_bias}
+
+
+class Flatten(Layer):
+    """Reshape each sample to one dimension: ``(batch, d1, d2, ...) -> (batch, d1 * d2 * ...)``."""
+
+    def compute_output_shape(self, input_shape):
+        return (int(np.prod(input_shape)),)
+
+    def forward(self, x, training=False):
+        return x.reshape(len(x), -1)
+
+    def backward(self, grad_output):
+        return grad_output.reshape((len(grad_output), *self.input_shape))
+
+
+class Reshape(Layer):
+    """Reshape each sample to ``target_shape`` (one entry may be -1)."""
+
+    def __init__(self, target_shape: tuple[int, ...], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        shape = tuple(target_shape)
+        if shape.count(-1) > 1 or not all(isinstance(d, int) and (d > 0 or d == -1) for d in shape):
+            raise ValueError(
+                f"Reshape expects positive integers and at most one -1. Received: target_shape={target_shape!r}"
+            )
+        self.target_shape = shape
+
+    def compute_output_shape(self, input_shape):
+        size = int(np.prod(input_shape))
+        known = int(np.prod([d for d in self.target_shape if d != -1]))
+        if -1 in self.target_shape:
+            if size % known:
+                raise ValueError(f"Cannot reshape input of shape {input_shape} to {self.target_shape}")
+            return tuple(size // known if d == -1 else d for d in self.target_shape)
+        if known != size:
+            raise ValueError(
+                f"Cannot reshape input of shape {input_shape} ({size} values) to {self.target_shape} "
+                f"({known} values)"
+            )
+        return self.target_shape
+
+    def forward(self, x, training=False):
+        return x.reshape((len(x), *self.output_shape))
+
+    def backward(self, grad_output):
+        return grad_output.reshape((len(grad_output), *self.input_shape))
+
+    def get_config(self):
+        return {**super().get_config(), "target_shape": list(self.target_shape)}
+
+
+class Activation(ActivatedLayer):
+    """Apply an activation function on its own: ``y = activation(x)``."""
+
+    def __init__(self, activation: str, **kwargs: Any) -> None:
+        super().__init__(activation=activation, **kwargs)
+
+    def forward(self, x, training=False):
+        return self.activate(x, training)
+
+    def backward_preactivation(self, grad_z):
+        return grad_z
+
+
+class Rescaling(Layer):
+    """``y = x * scale + offset``: turns uint8 pixels into [0, 1] inside the model, e.g. scale=1/255."""
+
+    def __init__(self, scale: float, offset: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scale = float(scale)
+        self.offset = float(offset)
+
+    def forward(self, x, training=False):
+        y = x * self.scale
+        if self.offset:
+            y += self.offset
+        return y
+
+    def backward(self, grad_output):
+        return grad_output * self.scale
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale, "offset": self.offset}
+
+

@@ -1,0 +1,210 @@
+"""Optimizers that update parameters in place, keeping per-parameter state (slots) keyed "layer/param".
+
+Each ``_update`` reads like the update rule in its docstring. Buffers are allocated once, on the first step,
+and reused: an update allocates no new arrays for the parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from . import schedules
+from ._validation import real_in_range
+
+LearningRate = float | schedules.LearningRateSchedule
+
+
+class Optimizer:
+    """Base optimizer. ``apply(params, grads)`` performs one step on dicts keyed "layer/param"."""
+
+    slot_names: tuple[str, ...] = ()
+
+    def __init__(self, learning_rate: LearningRate = 0.01) -> None:
+        if isinstance(learning_rate, schedules.LearningRateSchedule):
+            self.learning_rate: LearningRate = learning_rate
+        else:
+            self.learning_rate = real_in_range(type(self).__name__, "learning_rate", learning_rate, 0.0,
+                                               math.inf, low_open=True)
+        self.iterations = 0
+        self.slots: dict[str, dict[str, np.ndarray]] = {}
+
+    @property
+    def current_learning_rate(self) -> float:
+        if callable(self.learning_rate):
+            return float(self.learning_rate(self.iterations))
+        return float(self.learning_rate)
+
+    def apply(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        """Update every array in ``params`` in place from the matching gradient."""
+        lr = self.current_learning_rate
+        self.iterations += 1
+        for key, param in params.items():
+            slots = self.slots.get(key)
+            if slots is None:
+                slots = self.slots[key] = self._create_slots(param)
+            self._update(param, grads[key], slots, lr)
+
+    def _create_slots(self, param: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: np.zeros_like(param) for name in self.slot_names}
+
+    def _update(self, param: np.ndarray, grad: np.ndarray, slots: dict[str, np.ndarray], lr: float) -> None:
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        config = {k: v for k, v in vars(self).items()
+                  if not k.startswith("_") and k not in ("iterations", "slots", "slot_names", "learning_rate")}
+        if isinstance(self.learning_rate, schedules.LearningRateSchedule):
+            config["learning_rate"] = {"schedule": type(self.learning_rate).__name__,
+                                       "config": self.learning_rate.get_config()}
+        else:
+            config["learning_rate"] = self.learning_rate
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Optimizer:
+        config = dict(config)
+        lr = config.get("learning_rate")
+        if isinstance(lr, dict):
+            config["learning_rate"] = schedules.REGISTRY[lr["schedule"]](**lr["config"])
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(learning_rate={self.learning_rate!r})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum, as Keras writes it:
+
+    v <- momentum v - lr g;  w <- w + v   (Nesterov: w <- w + momentum v - lr g).
+    Sutskever et al. 2013, http://proceedings.mlr.press/v28/sutskever13.html
+    """
+
+    def __init__(self, learning_rate: LearningRate = 0.01, momentum: float = 0.0, nesterov: bool = False):
+        super().__init__(learning_rate)
+        self.momentum = real_in_range("SGD", "momentum", momentum, 0.0, 1.0, high_open=True)
+        self.nesterov = bool(nesterov)
+        self.slot_names = ("velocity",) if self.momentum else ()
+
+    def _update(self, param, grad, slots, lr):
+        if not self.momentum:
+            param -= lr * grad
+            return
+        velocity = slots["velocity"]
+        velocity *= self.momentum
+        velocity -= lr * grad
+        if self.nesterov:
+            param += self.momentum * velocity - lr * grad
+        else:
+            param += velocity
+
+
+class AdaGrad(Optimizer):
+    """AdaGrad: accumulate squared gradients, divide each step by their root (Duchi et al. 2011,
+    https://jmlr.org/papers/v12/duchi11a.html):
+
+    a <- a + g^2;  w <- w - lr g / (sqrt(a) + epsilon).
+    """
+
+    slot_names = ("accumulator",)
+
+    def __init__(self, learning_rate: LearningRate = 0.001, initial_accumulator_value: float = 0.1,
+                 epsilon: float = 1e-7) -> None:
+        super().__init__(learning_rate)
+        self.initial_accumulator_value = real_in_range("AdaGrad", "initial_accumulator_value",
+                                                       initial_accumulator_value, 0.0, math.inf)
+        self.epsilon = real_in_range("AdaGrad", "epsilon", epsilon, 0.0, 1.0, low_open=True)
+
+    def _create_slots(self, param):
+        return {"accumulator": np.full_like(param, self.initial_accumulator_value)}
+
+    def _update(self, param, grad, slots, lr):
+        accumulator = slots["accumulator"]
+        accumulator += grad * grad
+        param -= lr * grad / (np.sqrt(accumulator) + self.epsilon)
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Hinton, Lecture 6e, https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf):
+
+    s <- rho s + (1 - rho) g^2;  w <- w - lr g / (sqrt(s) + epsilon).
+    """
+
+    slot_names = ("mean_square",)
+
+    def __init__(self, learning_rate: LearningRate = 0.001, rho: float = 0.9, epsilon: float = 1e-7) -> None:
+        super().__init__(learning_rate)
+        self.rho = real_in_range("RMSprop", "rho", rho, 0.0, 1.0, high_open=True)
+        self.epsilon = real_in_range("RMSprop", "epsilon", epsilon, 0.0, 1.0, low_open=True)
+
+    def _update(self, param, grad, slots, lr):
+        mean_square = slots["mean_square"]
+        mean_square *= self.rho
+        mean_square += (1 - self.rho) * grad * grad
+        param -= lr * grad / (np.sqrt(mean_square) + self.epsilon)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015, https://arxiv.org/abs/1412.6980):
+
+    m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;
+    w <- w - lr_t m / (sqrt(v) + epsilon),  lr_t = lr sqrt(1 - b2^t) / (1 - b1^t).
+    """
+
+    slot_names = ("m", "v")
+
+    def __init__(self, learning_rate: LearningRate = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7) -> None:
+        super().__init__(learning_rate)
+        self.beta_1 = real_in_range(type(self).__name__, "beta_1", beta_1, 0.0, 1.0, high_open=True)
+        self.beta_2 = real_in_range(type(self).__name__, "beta_2", beta_2, 0.0, 1.0, high_open=True)
+        self.epsilon = real_in_range(type(self).__name__, "epsilon", epsilon, 0.0, 1.0, low_open=True)
+
+    def apply(self, params, grads):
+        t = self.iterations + 1
+        self._step_size_factor = math.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
+        super().apply(params, grads)
+
+    def _update(self, param, grad, slots, lr):
+        m, v = slots["m"], slots["v"]
+        m *= self.beta_1
+        m += (1 - self.beta_1) * grad
+        v *= self.beta_2
+        v += (1 - self.beta_2) * grad * grad
+        param -= (lr * self._step_size_factor) * m / (np.sqrt(v) + self.epsilon)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019, https://arxiv.org/abs/1711.05101):
+
+    w <- w - lr weight_decay w, then the Adam step.
+    """
+
+    def __init__(self, learning_rate: LearningRate = 0.001, weight_decay: float = 0.004, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-7) -> None:
+        super().__init__(learning_rate, beta_1, beta_2, epsilon)
+        self.weight_decay = real_in_range("AdamW", "weight_decay", weight_decay, 0.0, 1.0)
+
+    def _update(self, param, grad, slots, lr):
+        param -= (lr * self.weight_decay) * param
+        super()._update(param, grad, slots, lr)
+
+
+REGISTRY: dict[str, type[Optimizer]] = {
+    cls.__name__: cls for cls in (SGD, AdaGrad, RMSprop, Adam, AdamW)
+}
+
+
+def get(identifier: str | Optimizer) -> Optimizer:
+    """Resolve an Optimizer instance or a name ("adam", "AdaGrad") with default settings."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, str):
+        for name, cls in REGISTRY.items():
+            if name.lower() == identifier.lower():
+                return cls()
+    raise ValueError(
+        f"Unknown optimizer {identifier!r}. Expected an Optimizer instance or one of: {', '.join(REGISTRY)}"
+    )

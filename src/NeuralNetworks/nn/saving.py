@@ -1,0 +1,94 @@
+"""The model file: one ``.npz`` with a JSON config and one array per "layer/param"; never pickle.
+
+``__config__`` is UTF-8 JSON stored as a uint8 array: the format version, each layer's class name and config,
+the input shape, dtype, labels and the compile settings. Every other entry is a weight named
+"layer_name/param_name" (or a non-trainable state array such as a moving mean). The file is written to a
+temporary name in the same folder and ``os.replace``d into place, so a crash never leaves half a model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT_NAME = "NeuralNetworks.Sequential"
+FORMAT_VERSION = 1
+CONFIG_KEY = "__config__"
+DEFAULT_FILENAME = "model.npz"
+SUFFIX = ".npz"
+
+
+class ModelFileError(ValueError):
+    """A model file is missing, truncated, tampered with or not a NeuralNetworks model."""
+
+
+def resolve_path(path: str | os.PathLike, *, for_writing: bool) -> Path:
+    """Map a user's path to the model file: a folder holds ``model.npz``; ``.npz`` is appended if missing."""
+    path = Path(path)
+    if path.is_dir() or (for_writing and str(path).endswith(os.sep)):
+        return path / DEFAULT_FILENAME
+    if path.suffix == SUFFIX:
+        return path
+    with_suffix = path.with_name(path.name + SUFFIX)
+    if for_writing or with_suffix.exists() or not path.exists():
+        return with_suffix
+    return path
+
+
+def write(path: str | os.PathLike, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> Path:
+    """Atomically write ``config`` and ``arrays`` to the model file at ``path``; return the final path."""
+    target = resolve_path(path, for_writing=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    payload = {CONFIG_KEY: np.frombuffer(json.dumps(config).encode("utf-8"), dtype=np.uint8)}
+    for key, value in arrays.items():
+        if key == CONFIG_KEY:
+            raise ValueError(f"{CONFIG_KEY!r} is reserved and cannot name a weight")
+        payload[key] = value
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, **payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def read(path: str | os.PathLike) -> tuple[Path, dict[str, Any], dict[str, np.ndarray]]:
+    """Read a model file without pickle; raise ModelFileError naming the file and what was wrong."""
+    target = resolve_path(path, for_writing=False)
+    if not target.is_file():
+        raise ModelFileError(f"{target}: no such model file")
+    try:
+        with np.load(target, allow_pickle=False) as archive:
+            if CONFIG_KEY not in archive.files:
+                raise ModelFileError(f"{target}: not a NeuralNetworks model file (it has no {CONFIG_KEY!r} entry)")
+            arrays = {key: archive[key] for key in archive.files}
+    except ModelFileError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as error:
+        raise ModelFileError(
+            f"{target}: not a readable NeuralNetworks model file (expected a .npz archive; {error})"
+        ) from None
+    raw = arrays.pop(CONFIG_KEY)
+    try:
+        config = json.loads(raw.astype(np.uint8).tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelFileError(f"{target}: the model's {CONFIG_KEY} is not valid JSON ({error})") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
+        raise ModelFileError(f"{target}: not a NeuralNetworks model file (format is not {FORMAT_NAME!r})")
+    if config.get("version") != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{target}: model format version {config.get('version')!r} is not supported "
+            f"(this library reads version {FORMAT_VERSION})"
+        )
+    return target, config, arrays
