@@ -22,9 +22,10 @@ def as_samples(x: object, sample_shape: tuple[int, ...] | None, name: str = "x")
         if array.shape[1:] + (1,) == sample_shape:
             array = array[..., np.newaxis]
         else:
+            expected = ", ".join(map(str, sample_shape))
             raise ValueError(
-                f"`{name}` must hold samples of shape {sample_shape} (array shape (n, {', '.join(map(str, sample_shape))})"
-                f"). Received an array of shape {array.shape}"
+                f"`{name}` must hold samples of shape {sample_shape} (array shape (n, {expected})). "
+                f"Received an array of shape {array.shape}"
             )
     if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
         raise ValueError(f"`{name}` contains NaN or infinite values; clean or impute them before training")

@@ -10,11 +10,15 @@ from typing import Any
 
 import numpy as np
 
-from . import activations, callbacks as callbacks_module, losses as losses_module, metrics as metrics_module
-from . import optimizers as optimizers_module, saving
+from . import activations, saving
+from . import callbacks as callbacks_module
+from . import losses as losses_module
+from . import metrics as metrics_module
+from . import optimizers as optimizers_module
 from ._inputs import as_samples, as_targets
 from ._validation import positive_int, real_in_range
-from .layers import REGISTRY as LAYER_REGISTRY, Dense, Layer
+from .layers import REGISTRY as LAYER_REGISTRY
+from .layers import Dense, Layer
 
 INFERENCE_BATCH_SIZE = 256  # predict/evaluate batch: big enough for BLAS to be efficient, small in memory
 SUPPORTED_DTYPES = ("float32", "float64")
@@ -142,7 +146,7 @@ class Sequential:
         rule = "-" * sum(widths)
         lines = [f'Model: "{self.name}"', rule]
         for index, row in enumerate(rows):
-            lines.append("".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+            lines.append("".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
             lines.append("=" * sum(widths) if index == 0 else rule)
         non_trainable = sum(a.size for layer in self.layers for a in layer.state.values())
         lines += [f"Total params: {self.count_params() + non_trainable:,}",
@@ -391,7 +395,8 @@ class Sequential:
         if labels is not None:
             self.labels = _as_labels(labels)
         config = {"format": saving.FORMAT_NAME, "version": saving.FORMAT_VERSION, "model": self.get_config(),
-                  "labels": None if self.labels is None else {str(k): v for k, v in self.labels.items()}}
+                  "labels": None if self.labels is None else {str(k): v for k, v in self.labels.items()},
+                  "rng_state": self.rng.bit_generator.state}
         arrays = self.get_weights()
         if self.loss is not None:
             config["compile"] = {"loss": type(self.loss).__name__, "loss_config": self.loss.get_config(),
@@ -431,6 +436,8 @@ def _from_file_config(config: dict[str, Any], arrays: dict[str, np.ndarray]) -> 
     optimizer_arrays = {k: v for k, v in arrays.items() if k.startswith("optimizer/")}
     model.set_weights({k: v for k, v in arrays.items() if k not in optimizer_arrays}, source="weights")
     model.labels = _as_labels(config.get("labels"))
+    if config.get("rng_state"):  # shuffling and dropout resume exactly where the saved run stopped
+        model.rng.bit_generator.state = config["rng_state"]
     compile_config = config.get("compile")
     if compile_config:
         loss = losses_module.REGISTRY[compile_config["loss"]](**compile_config.get("loss_config", {}))
