@@ -353,6 +353,12 @@ class Sequential:
         scores = {names.get(int(i), int(i)): float(row[i]) for i in order}
         return names.get(int(order[0]), int(order[0])), scores
 
+    def inspect(self, x: object, y: object | None = None) -> list:
+        """Per layer: output shape, parameter count, activations on ``x`` and (given ``y``) gradients."""
+        from .inspection import inspect
+
+        return inspect(self, x, y)
+
     # -- weights and files --------------------------------------------------------------------------------
     def get_weights(self) -> dict[str, np.ndarray]:
         """Copies of every parameter and state array, keyed "layer/name"."""
