@@ -1,0 +1,16 @@
+"""The error every data loader raises for a bad or missing file: one line naming the file and the expectation."""
+
+from __future__ import annotations
+
+
+class DataError(ValueError):
+    """A dataset file is missing, truncated or not in the expected format.
+
+    The message is a single line that names the file (or folder) and says what was expected, e.g.
+    ``"data/train-images-idx3-ubyte.gz: bad magic number 0x00000801, expected 0x00000803 (IDX images)"``,
+    so a command line can print it as ``error: ...`` and exit with status 2.
+    """
+
+
+class DownloadError(DataError):
+    """No mirror delivered a file that passed verification; the message lists what each mirror did."""

@@ -1,0 +1,130 @@
+"""Quick, Draw! ``numpy_bitmap`` files: a folder of ``<class>.npy`` arrays of shape (N, 784), uint8, one per class.
+
+Google's files are ~100 MB each, so they are memory-mapped: only the rows a caller asks for are read from disk
+and copied into the returned arrays. https://github.com/googlecreativelab/quickdraw-dataset#numpy-bitmaps-npy
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+from .splits import LABEL_DTYPE, Dataset, shuffled, split_indices
+
+IMAGE_SIDE = 28
+BITMAP_PIXELS = IMAGE_SIDE * IMAGE_SIDE
+FILE_SUFFIX = ".npy"
+DOWNLOAD_PREFIX = "full_numpy_bitmap_"  # the name some download tools give the files; not part of the class
+DEFAULT_TEST_FRACTION = 0.2
+
+
+def class_name(path: Path) -> str:
+    """The class a file holds: its name without ``.npy`` (and without a ``full_numpy_bitmap_`` prefix)."""
+    stem = path.name[: -len(FILE_SUFFIX)]
+    return stem[len(DOWNLOAD_PREFIX):] if stem.startswith(DOWNLOAD_PREFIX) else stem
+
+
+def class_files(data_dir: str | os.PathLike) -> dict[str, Path]:
+    """``{class name: file}`` for every ``.npy`` file in ``data_dir``, sorted by class name."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DataError(f"{data_dir}: QuickDraw folder not found (expected a folder of <class>.npy numpy_bitmap "
+                        "files; download some with `NeuralNetworks download quickdraw --classes cat dog`)")
+    files = {class_name(path): path for path in data_dir.iterdir() if path.name.endswith(FILE_SUFFIX)}
+    if not files:
+        raise DataError(f"{data_dir}: no <class>.npy files found (expected QuickDraw numpy_bitmap files)")
+    return dict(sorted(files.items()))
+
+
+def list_classes(data_dir: str | os.PathLike) -> list[str]:
+    """The class names available in ``data_dir``, sorted."""
+    return list(class_files(data_dir))
+
+
+def open_bitmaps(path: str | os.PathLike) -> np.ndarray:
+    """Memory-map one numpy_bitmap file as a read-only (N, 784) uint8 array, checking its header only."""
+    path = Path(path)
+    try:
+        bitmaps = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise DataError(f"{path}: not a readable .npy file ({error})") from None
+    if isinstance(bitmaps, np.lib.npyio.NpzFile) or not isinstance(bitmaps, np.ndarray):
+        raise DataError(f"{path}: expected a .npy array of shape (N, {BITMAP_PIXELS}), found an .npz archive")
+    if bitmaps.ndim == 3 and bitmaps.shape[1:] == (IMAGE_SIDE, IMAGE_SIDE):
+        bitmaps = bitmaps.reshape(len(bitmaps), BITMAP_PIXELS)
+    if bitmaps.ndim != 2 or bitmaps.shape[1] != BITMAP_PIXELS or bitmaps.dtype != np.uint8:
+        raise DataError(f"{path}: array is {bitmaps.dtype} of shape {bitmaps.shape}, expected uint8 of shape "
+                        f"(N, {BITMAP_PIXELS}) (28x28 numpy_bitmap rows)")
+    return bitmaps
+
+
+def _class_rng(seed: int, name: str) -> np.random.Generator:
+    """One generator per class, so a class's split does not depend on which other classes were chosen."""
+    return np.random.default_rng([seed, zlib.crc32(name.encode("utf-8"))])
+
+
+def _choose(files: dict[str, Path], classes: Sequence[str] | None, data_dir: str | os.PathLike) -> list[str]:
+    if classes is None:
+        return list(files)
+    if isinstance(classes, str):
+        classes = [classes]
+    chosen = list(dict.fromkeys(classes))
+    unknown = [name for name in chosen if name not in files]
+    if unknown:
+        raise DataError(f"{data_dir}: unknown QuickDraw class(es) {', '.join(map(repr, unknown))}; "
+                        f"available: {', '.join(files)}")
+    if not chosen:
+        raise DataError(f"{data_dir}: `classes` is empty; available: {', '.join(files)}")
+    return chosen
+
+
+def load_quickdraw(
+    data_dir: str | os.PathLike,
+    *,
+    classes: Sequence[str] | None = None,
+    max_per_class: int | None = None,
+    test_fraction: float = DEFAULT_TEST_FRACTION,
+    seed: int = 0,
+    test_only: bool = False,
+    name: str = "quickdraw",
+) -> Dataset:
+    """A ``Dataset`` from a folder of numpy_bitmap files; labels follow the sorted class names.
+
+    Each class uses its first ``max_per_class`` drawings (all if None), shuffled with ``seed`` and split into
+    train and test (``test_fraction`` of them); the same arguments always give the same arrays.
+    """
+    if max_per_class is not None and (isinstance(max_per_class, bool) or not isinstance(
+            max_per_class, numbers.Integral) or max_per_class <= 0):
+        raise ValueError(f"load_quickdraw expects a positive integer `max_per_class` or None. "
+                         f"Received: max_per_class={max_per_class!r}")
+    if isinstance(test_fraction, bool) or not isinstance(test_fraction, numbers.Real) or not 0 < test_fraction < 1:
+        raise ValueError(f"load_quickdraw expects `test_fraction` in (0, 1). Received: test_fraction={test_fraction!r}")
+    files = class_files(data_dir)
+    chosen = _choose(files, classes, data_dir)
+    parts: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {"train": ([], []), "test": ([], [])}
+    for label, class_ in enumerate(chosen):
+        bitmaps = open_bitmaps(files[class_])
+        count = len(bitmaps) if max_per_class is None else min(len(bitmaps), max_per_class)
+        if count == 0:
+            raise DataError(f"{files[class_]}: holds no drawings")
+        train_rows, test_rows = split_indices(count, test_fraction, _class_rng(seed, class_))
+        for split, rows in (("train", train_rows), ("test", test_rows)):
+            if split == "train" and test_only:
+                continue
+            images, labels = parts[split]
+            images.append(np.asarray(bitmaps[rows]))  # fancy indexing reads just these rows into memory
+            labels.append(np.full(len(rows), label, dtype=LABEL_DTYPE))
+        del bitmaps  # closes the memory map
+    arrays = {}
+    for split_index, (split, (images, labels)) in enumerate(parts.items()):
+        rng = np.random.default_rng([seed, split_index])  # one per split: test_only gives the same test set
+        stacked = np.concatenate(images) if images else np.empty((0, BITMAP_PIXELS), dtype=np.uint8)
+        stacked = stacked.reshape(-1, IMAGE_SIDE, IMAGE_SIDE, 1)
+        arrays[split] = shuffled(rng, stacked, np.concatenate(labels) if labels else np.empty(0, LABEL_DTYPE))
+    return Dataset(*arrays["train"], *arrays["test"], label_dict=dict(enumerate(chosen)), name=name)
