@@ -1,0 +1,112 @@
+"""BatchNormalization over the last (channel) axis, for (batch, features) and (batch, h, w, channels) input."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .._validation import real_in_range
+from .base import Layer
+
+
+class BatchNormalization(Layer):
+    """Normalise each channel with batch statistics while training, moving statistics at inference
+    (Ioffe & Szegedy 2015, https://arxiv.org/abs/1502.03167):
+
+    x_hat = (x - mean) / sqrt(var + epsilon);  y = gamma * x_hat + beta.
+
+    Training uses the mean and (biased) variance over every axis but the last and updates
+    ``moving <- momentum * moving + (1 - momentum) * batch`` in ``self.state``, saved with the model.
+    Backward is exact for the training forward, through the batch statistics:
+    ``dx = (gamma / sqrt(var + eps)) * (dy - mean(dy) - x_hat * mean(dy * x_hat))``, means over the batch axes.
+    """
+
+    def __init__(self, momentum: float = 0.99, epsilon: float = 1e-3, center: bool = True, scale: bool = True,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.momentum = real_in_range("BatchNormalization", "momentum", momentum, 0.0, 1.0)
+        self.epsilon = real_in_range("BatchNormalization", "epsilon", epsilon, 0.0, math.inf, low_open=True)
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self._x_hat: np.ndarray | None = None
+        self._inverse_std: np.ndarray | None = None
+
+    def build(self, input_shape, rng, dtype):
+        output_shape = super().build(input_shape, rng, dtype)
+        channels = self.input_shape[-1]
+        self.params = {}
+        if self.scale:
+            self.params["gamma"] = np.ones(channels, dtype=dtype)
+        if self.center:
+            self.params["beta"] = np.zeros(channels, dtype=dtype)
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.state = {"moving_mean": np.zeros(channels, dtype=dtype),
+                      "moving_variance": np.ones(channels, dtype=dtype)}
+        return output_shape
+
+    def _check(self, x: np.ndarray) -> np.ndarray:
+        if x.ndim != len(self.input_shape) + 1 or x.shape[1:] != self.input_shape:
+            raise ValueError(f"{self.name or 'BatchNormalization'} expects a batch of shape "
+                             f"(n, {', '.join(map(str, self.input_shape))}). Received an array of shape {x.shape}")
+        return x.reshape(-1, self.input_shape[-1])  # (values per channel, channels)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        flat = self._check(x)
+        gamma = self.params.get("gamma")
+        beta = self.params.get("beta")
+        if not training:
+            # y = x * a + b with the per-channel a = gamma / sqrt(var + eps), b = beta - mean * a.
+            factor = 1.0 / np.sqrt(self.state["moving_variance"] + x.dtype.type(self.epsilon))
+            if gamma is not None:
+                factor = factor * gamma
+            shift = -self.state["moving_mean"] * factor
+            if beta is not None:
+                shift = shift + beta
+            self._x_hat = None
+            return (flat * factor.astype(x.dtype) + shift.astype(x.dtype)).reshape(x.shape)
+        if len(flat) < 2:
+            raise ValueError(f"{self.name or 'BatchNormalization'} needs at least 2 values per channel to "
+                             f"compute batch statistics in training. Received an array of shape {x.shape}")
+        mean = flat.mean(axis=0)
+        centered = flat - mean
+        variance = np.mean(centered * centered, axis=0)
+        inverse_std = 1.0 / np.sqrt(variance + x.dtype.type(self.epsilon))
+        x_hat = centered
+        x_hat *= inverse_std
+        self._x_hat, self._inverse_std = x_hat, inverse_std
+        momentum = self.momentum
+        for key, batch_value in (("moving_mean", mean), ("moving_variance", variance)):
+            moving = self.state[key]
+            moving *= momentum
+            moving += (1 - momentum) * batch_value.astype(moving.dtype)
+        y = x_hat * gamma if gamma is not None else x_hat.copy()
+        if beta is not None:
+            y += beta
+        return y.reshape(x.shape)
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        if self._x_hat is None:
+            raise RuntimeError(f"{self.name}: backward() called without a forward(training=True) first")
+        x_hat = self._x_hat
+        grad = grad_output.reshape(x_hat.shape)
+        grad_sum = grad.sum(axis=0)
+        grad_dot_x_hat = np.einsum("ij,ij->j", grad, x_hat)
+        if "beta" in self.params:
+            self.grads["beta"][...] = grad_sum
+        if "gamma" in self.params:
+            self.grads["gamma"][...] = grad_dot_x_hat
+        count = len(x_hat)
+        factor = self._inverse_std
+        if "gamma" in self.params:
+            factor = factor * self.params["gamma"]
+        grad_input = x_hat * (-grad_dot_x_hat / count)
+        grad_input += grad
+        grad_input -= grad_sum / count
+        grad_input *= factor
+        return grad_input.reshape(grad_output.shape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon, "center": self.center,
+                "scale": self.scale}
