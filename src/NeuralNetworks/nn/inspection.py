@@ -1,0 +1,246 @@
+"""Look inside a model: each layer's output shape, parameter count, activations and gradients on one batch.
+
+``inspect(model, x)`` runs ``x`` through the layers in inference mode and records every layer's output.
+``inspect(model, x, y)`` (compiled model) instead runs one training-mode forward pass and one backward pass,
+exactly as a training step would but without the optimizer step, and also records dL/d(output) of every layer
+and dL/d(parameter) of every weight. ``plot_inspection`` draws their histograms; ``format_inspection`` prints
+their summary statistics as a table. The math is in docs/inspection.md.
+
+What inspecting with ``y`` leaves untouched, so that a later ``fit`` gives the same result as without it:
+the weights, the optimizer (no step, no slots), every layer's ``state`` (BatchNormalization's moving
+statistics, updated by a training-mode forward, are put back) and every random generator the model or its
+layers hold (Dropout's masks draw from one; their states are put back). What it does change: each layer's
+``grads`` (scratch space that every training step overwrites before use). Training-mode caches are cleared
+afterwards by an inference pass on one sample, so the model does not keep the inspected batch alive.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .models import Sequential
+
+HISTOGRAM_BINS = 50
+PANEL_WIDTH_INCHES, PANEL_HEIGHT_INCHES = 4.0, 2.2
+FIGURE_DPI = 100
+
+
+@dataclass(frozen=True)
+class TensorStats:
+    """Summary of one array: mean, standard deviation, extremes, L2 norm and the fraction of exact zeros."""
+
+    mean: float
+    std: float
+    min: float
+    max: float
+    norm: float
+    zero_fraction: float
+
+    @classmethod
+    def of(cls, array: np.ndarray) -> TensorStats:
+        values = np.asarray(array, dtype=np.float64).reshape(-1)
+        return cls(mean=float(values.mean()), std=float(values.std()), min=float(values.min()),
+                   max=float(values.max()), norm=float(np.linalg.norm(values)),
+                   zero_fraction=float(np.mean(values == 0)))
+
+
+@dataclass
+class LayerTrace:
+    """What one layer did on the inspected batch.
+
+    ``activations`` is the layer's output ``(batch, *output_shape)``. ``dead_fraction`` (ReLU layers only) is
+    the fraction of output units that are zero for *every* sample of the batch: units that pass no gradient.
+    The gradient fields are None unless ``inspect`` was given ``y``.
+    """
+
+    name: str
+    layer_type: str
+    output_shape: tuple[int, ...]
+    param_count: int
+    training: bool
+    activations: np.ndarray
+    activation_stats: TensorStats
+    dead_fraction: float | None
+    param_stats: dict[str, TensorStats] = field(default_factory=dict)
+    output_gradient: np.ndarray | None = None
+    output_gradient_stats: TensorStats | None = None
+    param_gradients: dict[str, np.ndarray] = field(default_factory=dict)
+    param_gradient_stats: dict[str, TensorStats] = field(default_factory=dict)
+
+
+def _random_generators(model: Sequential) -> list[np.random.Generator]:
+    """The model's generator and any a layer holds (Dropout with its own seed), each once."""
+    found: dict[int, np.random.Generator] = {id(model.rng): model.rng}
+    for layer in model.layers:
+        for value in vars(layer).values():
+            if isinstance(value, np.random.Generator):
+                found.setdefault(id(value), value)
+    return list(found.values())
+
+
+def _dead_fraction(layer: object, activations: np.ndarray) -> float | None:
+    activation = getattr(layer, "activation", None)
+    if getattr(activation, "name", None) != "relu":
+        return None
+    never_active = np.all(activations == 0, axis=0)
+    return float(np.mean(never_active))
+
+
+def _trace(layer, activations: np.ndarray, training: bool) -> LayerTrace:
+    return LayerTrace(
+        name=layer.name, layer_type=type(layer).__name__, output_shape=tuple(layer.output_shape),
+        param_count=layer.count_params(), training=training, activations=activations,
+        activation_stats=TensorStats.of(activations), dead_fraction=_dead_fraction(layer, activations),
+        param_stats={key: TensorStats.of(value) for key, value in layer.params.items()},
+    )
+
+
+def inspect(model: Sequential, x: object, y: object | None = None) -> list[LayerTrace]:
+    """One trace per layer for the batch ``x``; with targets ``y``, also the gradients of one backward pass.
+
+    ``x`` is a batch of samples (a whole dataset would be traced in one go: pass a slice). ``y`` takes the
+    same form as in ``fit``; the model must then be compiled. Nothing the optimizer or a later training run
+    depends on is changed (see the module docstring).
+    """
+    if y is not None and model.loss is None:
+        raise RuntimeError("inspect(x, y) needs the loss: call model.compile(optimizer=..., loss=...) first, "
+                           "or call inspect(x) for the activations alone")
+    x, y = model._prepare(x, y)
+    if len(x) == 0:
+        raise ValueError("inspect needs at least one sample in `x`. Received an empty batch")
+    batch = np.asarray(x, dtype=model.dtype)
+    if y is None:
+        return _forward_traces(model, batch, training=False)
+
+    generators = _random_generators(model)
+    saved_rng = [generator.bit_generator.state for generator in generators]
+    saved_state = {(index, key): value.copy() for index, layer in enumerate(model.layers)
+                   for key, value in layer.state.items()}
+    try:
+        traces = _forward_traces(model, batch, training=True)
+        _backward_traces(model, traces, y)
+    finally:
+        for generator, state in zip(generators, saved_rng, strict=True):
+            generator.bit_generator.state = state
+        for (index, key), value in saved_state.items():
+            model.layers[index].state[key][...] = value
+        model.forward(batch[:1], training=False)  # drops the training caches that hold the batch
+    return traces
+
+
+def _forward_traces(model: Sequential, batch: np.ndarray, training: bool) -> list[LayerTrace]:
+    traces = []
+    for layer in model.layers:
+        batch = layer.forward(batch, training=training)
+        traces.append(_trace(layer, batch.copy(), training))  # a copy: layers keep their outputs for backward
+    return traces
+
+
+def _backward_traces(model: Sequential, traces: list[LayerTrace], y_true: np.ndarray) -> None:
+    """Backpropagate as ``Sequential.backward`` does, recording what flows into each layer's ``backward``."""
+    y_pred = traces[-1].activations
+    output_gradient = model.loss.gradient(y_true, y_pred)  # dL/dy_hat, also when the model fuses softmax
+    layers = model.layers
+    if model._fused_softmax():
+        _record_output_gradient(traces[-1], output_gradient)
+        grad = layers[-1].backward_preactivation(model.loss.logits_gradient(y_true, y_pred))
+        _copy_param_gradients(traces[-1], layers[-1])
+        remaining = range(len(layers) - 2, -1, -1)
+    else:
+        grad = output_gradient
+        remaining = range(len(layers) - 1, -1, -1)
+    for index in remaining:
+        _record_output_gradient(traces[index], grad)
+        grad = layers[index].backward(grad)
+        _copy_param_gradients(traces[index], layers[index])
+
+
+def _record_output_gradient(trace: LayerTrace, output_gradient: np.ndarray) -> None:
+    trace.output_gradient = np.array(output_gradient, copy=True)
+    trace.output_gradient_stats = TensorStats.of(output_gradient)
+
+
+def _copy_param_gradients(trace: LayerTrace, layer) -> None:
+    trace.param_gradients = {key: value.copy() for key, value in layer.grads.items()}
+    trace.param_gradient_stats = {key: TensorStats.of(value) for key, value in layer.grads.items()}
+
+
+def format_inspection(traces: list[LayerTrace]) -> str:
+    """A text table: one row per layer with shapes, parameters and activation/gradient statistics."""
+    header = ("Layer (type)", "Output Shape", "Param #", "act mean", "act std", "zeros", "dead",
+              "grad|out| L2", "grad|params| L2")
+    rows = [header]
+    for trace in traces:
+        stats = trace.activation_stats
+        grad_out = "-" if trace.output_gradient_stats is None else f"{trace.output_gradient_stats.norm:.3e}"
+        grad_params = "-" if not trace.param_gradient_stats else f"{_total_norm(trace.param_gradient_stats):.3e}"
+        rows.append((f"{trace.name} ({trace.layer_type})", str((None, *trace.output_shape)),
+                     f"{trace.param_count:,}", f"{stats.mean:.4f}", f"{stats.std:.4f}",
+                     f"{stats.zero_fraction:.1%}", "-" if trace.dead_fraction is None else f"{trace.dead_fraction:.1%}",
+                     grad_out, grad_params))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) if i == 0 else cell.rjust(width) for i, (cell, width)
+                       in enumerate(zip(row, widths, strict=True))) for row in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    mode = "training mode, one backward pass" if traces and traces[0].output_gradient is not None else \
+        "inference mode"
+    lines.append(f"({mode}; batch of {len(traces[0].activations) if traces else 0})")
+    return "\n".join(lines)
+
+
+def _total_norm(stats: dict[str, TensorStats]) -> float:
+    return float(np.sqrt(sum(s.norm ** 2 for s in stats.values())))
+
+
+def plot_inspection(traces: list[LayerTrace], path: str | os.PathLike) -> Path:
+    """Save a PNG with one row per layer: histograms of activations, of dL/d(output) and of dL/d(params).
+
+    Counts are on a log scale, so that a spike of zeros (ReLU) does not hide the rest of the distribution.
+    """
+    if not traces:
+        raise ValueError("plot_inspection needs at least one LayerTrace. Received an empty list")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with_gradients = traces[0].output_gradient is not None
+    columns = 3 if with_gradients else 1
+    figure, axes = plt.subplots(len(traces), columns, squeeze=False,
+                                figsize=(PANEL_WIDTH_INCHES * columns, PANEL_HEIGHT_INCHES * len(traces)))
+    for row, trace in zip(axes, traces, strict=True):
+        summary = f"{trace.name} ({trace.layer_type}) {(None, *trace.output_shape)}, {trace.param_count:,} params"
+        zeros = f"zeros {trace.activation_stats.zero_fraction:.0%}"
+        if trace.dead_fraction is not None:
+            zeros += f", dead {trace.dead_fraction:.0%}"
+        _histogram(row[0], {"output": trace.activations}, f"{summary}\nactivations ({zeros})")
+        if with_gradients:
+            _histogram(row[1], {"dL/d output": trace.output_gradient}, "gradient at the output")
+            if trace.param_gradients:
+                _histogram(row[2], trace.param_gradients, "parameter gradients")
+            else:
+                row[2].axis("off")
+                row[2].text(0.5, 0.5, "no parameters", ha="center", va="center", transform=row[2].transAxes)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=FIGURE_DPI)
+    plt.close(figure)
+    return path
+
+
+def _histogram(axis, arrays: dict[str, np.ndarray], title: str) -> None:
+    flat = {label: np.asarray(values, dtype=np.float64).reshape(-1) for label, values in arrays.items()}
+    edges = np.histogram_bin_edges(np.concatenate(list(flat.values())), bins=HISTOGRAM_BINS)  # shared bins
+    for label, values in flat.items():
+        axis.hist(values, bins=edges, alpha=0.6, label=label, log=True)
+    if len(arrays) > 1:
+        axis.legend(fontsize="small")
+    axis.set_title(title, fontsize="small")
+    axis.tick_params(labelsize="x-small")
