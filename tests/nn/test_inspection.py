@@ -100,6 +100,27 @@ def test_output_gradients_match_finite_differences_through_the_rest_of_the_model
         assert trace.training
 
 
+def test_convolutional_model_gradients_and_batch_norm_statistics_are_left_alone():
+    model = models.Sequential(seed=0, dtype="float64")
+    model.add(layers.Conv2D(2, 3, padding="same", activation="relu", input_shape=(5, 5, 1)))
+    model.add(layers.BatchNormalization())
+    model.add(layers.MaxPooling2D(2))
+    model.add(layers.Flatten())
+    model.add(layers.Dense(2, activation="softmax"))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((4, 5, 5, 1)), np.array([0, 1, 1, 0])
+    moving = {key: value.copy() for key, value in model.layers[1].state.items()}
+
+    traces = inspection.inspect(model, x, y)
+
+    assert [t.output_shape for t in traces] == [(5, 5, 2), (5, 5, 2), (2, 2, 2), (8,), (2,)]
+    assert all(np.array_equal(moving[key], model.layers[1].state[key]) for key in moving)
+    kernel = model.layers[0].params["kernel"]
+    numeric = gradcheck.numeric_gradient(lambda: model.loss(y, model.forward(x, training=True)), kernel)
+    assert gradcheck.relative_error(traces[0].param_gradients["kernel"], numeric) < 1e-6
+
+
 def test_unfused_loss_gives_the_same_kind_of_trace():
     model = models.Sequential.from_sizes((3, 4, 2), activation="sigmoid", seed=0, dtype="float64")
     model.compile(optimizer="sgd", loss="mse")
@@ -177,3 +198,5 @@ def test_plot_and_table(tmp_path):
     lines = table.splitlines()
     assert lines[0].startswith("Layer (type)") and len(lines) == 2 + len(model.layers) + 1
     assert "dense_1 (Dense)" in table and "(None, 6)" in table and "training mode" in lines[-1]
+    line = str(inspection.inspect(model, x, y)[0])
+    assert line.startswith("dense_1 (Dense) (None, 6): 30 params;") and "|dL/d kernel|" in line

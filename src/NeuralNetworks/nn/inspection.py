@@ -73,6 +73,19 @@ class LayerTrace:
     param_gradients: dict[str, np.ndarray] = field(default_factory=dict)
     param_gradient_stats: dict[str, TensorStats] = field(default_factory=dict)
 
+    def __str__(self) -> str:
+        """One line: name, type, shape, parameters, activation statistics and gradient norms."""
+        stats = self.activation_stats
+        text = (f"{self.name} ({self.layer_type}) {(None, *self.output_shape)}: {self.param_count:,} params; "
+                f"activations mean {stats.mean:.4g}, std {stats.std:.4g}, zeros {stats.zero_fraction:.1%}")
+        if self.dead_fraction is not None:
+            text += f", dead units {self.dead_fraction:.1%}"
+        if self.output_gradient_stats is not None:
+            text += f"; |dL/d output| {self.output_gradient_stats.norm:.3e}"
+        for key, grad_stats in self.param_gradient_stats.items():
+            text += f", |dL/d {key}| {grad_stats.norm:.3e}"
+        return text
+
 
 def _random_generators(model: Sequential) -> list[np.random.Generator]:
     """The model's generator and any a layer holds (Dropout with its own seed), each once."""
