@@ -16,6 +16,7 @@ from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from ._inputs import as_samples, as_targets
+from ._threads import blas_threads_for
 from ._validation import positive_int, real_in_range
 from .layers import REGISTRY as LAYER_REGISTRY
 from .layers import Dense, Layer
@@ -263,16 +264,17 @@ class Sequential:
         for callback in all_callbacks:
             callback.on_train_begin()
         try:
-            for epoch in range(epochs):
-                for callback in all_callbacks:
-                    callback.on_epoch_begin(epoch)
-                logs = self._train_epoch(x, y, train_index, batch_size, shuffle, all_callbacks)
-                if x_val is not None:
-                    logs.update({f"val_{k}": v for k, v in self._evaluate_arrays(x_val, y_val).items()})
-                for callback in all_callbacks:
-                    callback.on_epoch_end(epoch, logs)
-                if self.stop_training:
-                    break
+            with blas_threads_for(self.layers, batch_size):
+                for epoch in range(epochs):
+                    for callback in all_callbacks:
+                        callback.on_epoch_begin(epoch)
+                    logs = self._train_epoch(x, y, train_index, batch_size, shuffle, all_callbacks)
+                    if x_val is not None:
+                        logs.update({f"val_{k}": v for k, v in self._evaluate_arrays(x_val, y_val).items()})
+                    for callback in all_callbacks:
+                        callback.on_epoch_end(epoch, logs)
+                    if self.stop_training:
+                        break
         finally:
             for callback in all_callbacks:
                 callback.on_train_end()
@@ -327,8 +329,9 @@ class Sequential:
         x, _ = self._prepare(x, None)
         size = batch_size or INFERENCE_BATCH_SIZE
         output = np.empty((len(x), *self.output_shape), dtype=self.dtype)
-        for start in range(0, len(x), size):
-            output[start:start + size] = self.forward(np.asarray(x[start:start + size], dtype=self.dtype))
+        with blas_threads_for(self.layers, min(size, len(x))):
+            for start in range(0, len(x), size):
+                output[start:start + size] = self.forward(np.asarray(x[start:start + size], dtype=self.dtype))
         return output
 
     def __call__(self, data: object) -> tuple[str | int, dict[str | int, float]] | list:
