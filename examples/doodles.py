@@ -1,7 +1,8 @@
 """Doodle classification of Quick, Draw! bicycles, cats and flowers with the library's canonical API sequence.
 
 Each ``<class>.npy`` in the data folder holds 28x28 drawings flattened to 784 uint8 values (0 = background,
-255 = ink). They are split per class into training, validation and test sets, scaled to [0, 1] and fed to the
+255 = ink). ``NeuralNetworks.data.quickdraw.load_quickdraw`` splits each class into training, validation and
+test sets; the drawings are scaled to [0, 1] and fed to the
 Flatten -> Dense(64) -> Dense(16) -> Dense(3, softmax) network trained with AdaGrad; the model is saved with
 its labels, loaded back and asked about one drawing with ``model(data=img)``.
 
@@ -18,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from NeuralNetworks.data.quickdraw import load_quickdraw
 from NeuralNetworks.nn import layers, losses, metrics, models, optimizers
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "quickdraw"
 LABELS = ["bicycle", "cat", "flower"]
-IMAGE_SHAPE = (28, 28, 1)
 PIXEL_SCALE = 1 / 255
 VALIDATION_FRACTION = TEST_FRACTION = 0.1
 EPOCHS, FAST_EPOCHS = 20, 2
@@ -32,27 +33,14 @@ FAST_SAMPLES_PER_CLASS = 300
 SEED = 0
 
 
-def load_doodles(data_dir: Path, per_class: int | None, rng: np.random.Generator) -> dict[str, tuple]:
-    """Split each class's drawings into train/validation/test; returns ``{split: (images, one_hot)}``."""
-    parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"train": [], "validation": [], "test": []}
-    for index, name in enumerate(LABELS):
-        path = data_dir / f"{name}.npy"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} not found (expected one <class>.npy per class: {', '.join(LABELS)})")
-        drawings = np.load(path, mmap_mode="r", allow_pickle=False)
-        order = rng.permutation(len(drawings))[:per_class]
-        n_val, n_test = round(len(order) * VALIDATION_FRACTION), round(len(order) * TEST_FRACTION)
-        pieces = {"validation": order[:n_val], "test": order[n_val:n_val + n_test],
-                  "train": order[n_val + n_test:]}
-        for split, rows in pieces.items():
-            images = np.asarray(drawings[np.sort(rows)], dtype=np.float32).reshape(-1, *IMAGE_SHAPE)
-            parts[split].append((images * np.float32(PIXEL_SCALE), np.full(len(rows), index)))
-    result = {}
-    for split, pieces_of_split in parts.items():
-        images = np.concatenate([images for images, _ in pieces_of_split])
-        classes = np.concatenate([classes for _, classes in pieces_of_split])
-        result[split] = (images, np.eye(len(LABELS), dtype=np.float32)[classes])
-    return result
+def load_doodles(data_dir: Path, per_class: int | None, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{split: (images in [0, 1] (n, 28, 28, 1), one-hot labels)}`` for train, validation and test."""
+    dataset = load_quickdraw(data_dir, classes=LABELS, max_per_class=per_class, test_fraction=TEST_FRACTION,
+                             seed=seed).with_validation(VALIDATION_FRACTION, seed=seed)
+    scale = np.float32(PIXEL_SCALE)
+    return {"train": (dataset.x_train * scale, dataset.y_train_one_hot),
+            "validation": (dataset.x_val * scale, dataset.y_val_one_hot),
+            "test": (dataset.x_test * scale, dataset.y_test_one_hot)}
 
 
 def plot(history: dict[str, list[float]], path: str) -> None:
@@ -74,8 +62,7 @@ def plot(history: dict[str, list[float]], path: str) -> None:
 
 def run(data_dir: Path, model_dir: Path, fast: bool, seed: int, plot_path: str | None) -> int:
     started = time.perf_counter()
-    rng = np.random.default_rng(seed)
-    data = load_doodles(data_dir, FAST_SAMPLES_PER_CLASS if fast else None, rng)
+    data = load_doodles(data_dir, FAST_SAMPLES_PER_CLASS if fast else None, seed)
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = data["train"], data["validation"], data["test"]
     print(f"data: {len(x_train)} training, {len(x_val)} validation, {len(x_test)} test drawings of "
           f"{', '.join(LABELS)}")

@@ -1,10 +1,12 @@
 """MNIST from the four IDX files: train until the validation loss plateaus, save, reload, test.
 
 The IDX format is tiny: a big-endian magic number (0x803 for images, 0x801 for labels), one big-endian uint32
-per dimension, then the raw uint8 values. A 784-128-64-10 ReLU network with a softmax output trains with Adam
-on 90% of the training set; ``EarlyStopping(monitor="val_loss", restore_best_weights=True)`` stops it once the
-loss on the other 10% has not improved for a few epochs and puts back the best epoch's weights. The model is
-saved to one ``.npz`` file, loaded into a fresh model and scored on the 10,000 test images.
+per dimension, then the raw uint8 values; ``NeuralNetworks.data.mnist.load_mnist`` reads the four files (gzipped
+or not) and checks them. A 784-128-64-10 ReLU network with a softmax output, which scales the uint8 pixels to
+[0, 1] itself, trains with Adam on 90% of the training set;
+``EarlyStopping(monitor="val_loss", restore_best_weights=True)`` stops it once the loss on the other 10% has not
+improved for a few epochs and puts back the best epoch's weights. The model is saved to one ``.npz`` file,
+loaded into a fresh model and scored on the 10,000 test images.
 
     python examples/mnist_idx.py [--data-dir ../shared/data/mnist] [--save mnist_mlp.npz] [--fast]
 """
@@ -12,7 +14,6 @@ saved to one ``.npz`` file, loaded into a fresh model and scored on the 10,000 t
 from __future__ import annotations
 
 import argparse
-import gzip
 import sys
 import tempfile
 import time
@@ -20,15 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from NeuralNetworks.data.mnist import load_mnist
 from NeuralNetworks.nn import callbacks, layers, losses, metrics, models, optimizers
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "mnist"
-FILES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
-IMAGES_MAGIC, LABELS_MAGIC = 0x803, 0x801
 CLASSES = 10
 PIXEL_SCALE = 1 / 255
 MAX_EPOCHS, FAST_MAX_EPOCHS = 30, 3
@@ -40,36 +37,19 @@ FAST_TRAIN_SAMPLES, FAST_TEST_SAMPLES = 2000, 500
 SEED = 0
 
 
-def read_idx(path: Path, expected_magic: int) -> np.ndarray:
-    """One IDX file (gzipped or raw) as a uint8 array of the shape its header announces."""
-    raw = path.read_bytes()
-    data = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
-    magic = int.from_bytes(data[:4], "big")
-    if magic != expected_magic:
-        raise ValueError(f"{path}: magic number 0x{magic:x}, expected 0x{expected_magic:x}")
-    ndim = magic & 0xFF
-    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-def find_file(data_dir: Path, stem: str) -> Path:
-    for name in (f"{stem}.gz", stem):
-        if (data_dir / name).is_file():
-            return data_dir / name
-    raise FileNotFoundError(f"{data_dir}: missing {stem}.gz (or {stem})")
-
-
-def load_split(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(images (n, 28, 28) float32 in [0, 1], labels (n,) int)`` for "train" or "test"."""
-    images_stem, labels_stem = FILES[split]
-    images = read_idx(find_file(data_dir, images_stem), IMAGES_MAGIC)
-    labels = read_idx(find_file(data_dir, labels_stem), LABELS_MAGIC)
-    return images.astype(np.float32) * np.float32(PIXEL_SCALE), labels.astype(np.intp)
+def load(data_dir: Path, fast: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``x_train, y_train, x_test, y_test``: uint8 images (n, 28, 28, 1) and integer labels (n,)."""
+    dataset = load_mnist(data_dir)  # reads the IDX headers and checks every size against them
+    if not fast:
+        return dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test
+    return (dataset.x_train[:FAST_TRAIN_SAMPLES], dataset.y_train[:FAST_TRAIN_SAMPLES],
+            dataset.x_test[:FAST_TEST_SAMPLES], dataset.y_test[:FAST_TEST_SAMPLES])
 
 
 def build_model(seed: int) -> models.Sequential:
     model = models.Sequential(name="mnist_mlp", seed=seed)
-    model.add(layers.Flatten(input_shape=(28, 28)))
+    model.add(layers.Rescaling(PIXEL_SCALE, input_shape=(28, 28, 1)))  # uint8 pixels -> [0, 1], inside the model
+    model.add(layers.Flatten())
     model.add(layers.Dense(128, activation="relu"))
     model.add(layers.Dense(64, activation="relu"))
     model.add(layers.Dense(CLASSES, activation="softmax"))
@@ -98,11 +78,7 @@ def plot(history: dict[str, list[float]], best_epoch: int, path: str) -> None:
 
 def run(data_dir: Path, save_path: Path, fast: bool, seed: int, plot_path: str | None) -> int:
     started = time.perf_counter()
-    x_train, y_train = load_split(data_dir, "train")
-    x_test, y_test = load_split(data_dir, "test")
-    if fast:
-        x_train, y_train = x_train[:FAST_TRAIN_SAMPLES], y_train[:FAST_TRAIN_SAMPLES]
-        x_test, y_test = x_test[:FAST_TEST_SAMPLES], y_test[:FAST_TEST_SAMPLES]
+    x_train, y_train, x_test, y_test = load(data_dir, fast)
     print(f"data: {len(x_train)} training and {len(x_test)} test images from {data_dir}")
 
     model = build_model(seed)
