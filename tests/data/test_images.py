@@ -192,3 +192,121 @@ def test_image_without_ink_asks_to_draw_something(blank):
 def test_bad_images_are_rejected_with_a_clear_message(image, error, message):
     with pytest.raises(error, match=message):
         preprocess_image(image)
+
+
+# -- consistency with the datasets: the app's paths must not change what the model sees ---------------------
+TRAIN_PER_CLASS = 600
+CHECK_PER_CLASS = 25
+# Share of predictions through the app's paths that match those on the raw dataset arrays. Strokes traced from
+# a 28x28 bitmap lose filled blobs and doubled lines, so that path cannot reach the canvas path's agreement.
+MIN_AGREEMENT = {"canvas": 0.9, "strokes": 0.8}
+
+
+def train_small_model(x: np.ndarray, y: np.ndarray, classes: int):
+    """A quick 784-96-classes MLP: enough to make predictions that depend on the pixels in detail."""
+    from NeuralNetworks.nn import layers, models
+
+    model = models.Sequential(seed=0)
+    model.add(layers.Rescaling(1 / 255, input_shape=(28, 28)))
+    model.add(layers.Flatten())
+    model.add(layers.Dense(96, activation="relu"))
+    model.add(layers.Dense(classes, activation="softmax"))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=6, batch_size=64, verbose=0)
+    return model
+
+
+def browser_canvases(bitmaps: np.ndarray, seed: int = 0) -> list[Image.Image]:
+    """Each bitmap drawn smoothly at a random size and place on a 400 px black-on-white canvas."""
+    rng = np.random.default_rng(seed)
+    pages = []
+    for bitmap in bitmaps:
+        size = int(rng.integers(120, 360))
+        corner = (int(rng.integers(0, 400 - size)), int(rng.integers(0, 400 - size)))
+        pages.append(canvas_of(bitmap, size=size, corner=corner))
+    return pages
+
+
+def skeleton_strokes(bitmap: np.ndarray, upscale: int = 4) -> list[list[tuple[float, float]]]:
+    """Vector strokes traced from a bitmap: walks along its Zhang-Suen skeleton, each link used once."""
+    big = np.asarray(Image.fromarray(bitmap).resize((28 * upscale,) * 2, Image.Resampling.BILINEAR)) >= 128
+    skeleton = np.pad(big, 1)
+    while True:
+        changed = False
+        for step in (0, 1):
+            p = skeleton
+            n = [np.roll(p, shift, axis=(0, 1)) for shift in
+                 [(1, 0), (1, -1), (0, -1), (-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1)]]  # P2..P9 clockwise
+            neighbours = sum(a.astype(int) for a in n)
+            transitions = sum((~n[i] & n[(i + 1) % 8]).astype(int) for i in range(8))
+            first = n[0] & n[2] & (n[4] if step == 0 else n[6])
+            second = n[2] & n[4] & n[6] if step == 0 else n[0] & n[4] & n[6]
+            remove = p & (neighbours >= 2) & (neighbours <= 6) & (transitions == 1) & ~first & ~second
+            if remove.any():
+                skeleton = p & ~remove
+                changed = True
+        if not changed:
+            break
+    ys, xs = np.nonzero(skeleton)
+    pixels = set(zip(xs.tolist(), ys.tolist(), strict=True))
+    links = {p: [(p[0] + dx, p[1] + dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)
+                 if (dx or dy) and (p[0] + dx, p[1] + dy) in pixels] for p in pixels}
+    used, strokes = set(), []
+    for start in sorted(pixels, key=lambda p: len(links[p])):  # from line ends first: fewer, longer strokes
+        stroke = [start]
+        while True:
+            free = [q for q in links[stroke[-1]] if frozenset((stroke[-1], q)) not in used]
+            if not free:
+                break
+            used.add(frozenset((stroke[-1], free[0])))
+            stroke.append(free[0])
+        if len(stroke) > 1 or not links[start]:  # isolated pixels stay as dots
+            strokes.append([((x + 0.5) / upscale, (y + 0.5) / upscale) for x, y in stroke])
+    return strokes
+
+
+def agreement(model, raw: np.ndarray, through_app: np.ndarray) -> float:
+    return float(np.mean(model.predict(raw).argmax(axis=1) == model.predict(through_app).argmax(axis=1)))
+
+
+def quickdraw_split(quickdraw_dir):
+    files = sorted(quickdraw_dir.glob("*.npy"))
+    bitmaps = [np.load(path, allow_pickle=False).reshape(-1, 28, 28) for path in files]
+    x_train = np.concatenate([b[:TRAIN_PER_CLASS] for b in bitmaps])
+    y_train = np.repeat(np.arange(len(files)), TRAIN_PER_CLASS)
+    x_check = np.concatenate([b[-CHECK_PER_CLASS:] for b in bitmaps])  # rows the model never saw
+    return x_train, y_train, x_check, len(files)
+
+
+def mnist_split(mnist_dir):
+    import gzip
+
+    def idx(name: str, offset: int) -> np.ndarray:
+        return np.frombuffer(gzip.open(mnist_dir / name).read(), dtype=np.uint8, offset=offset)
+
+    x_train = idx("train-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)[:3000]
+    y_train = idx("train-labels-idx1-ubyte.gz", 8)[:3000]
+    x_check = idx("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)[:250]
+    return x_train, y_train, x_check, 10
+
+
+@pytest.mark.parametrize("dataset", ["quickdraw", "mnist"])
+def test_app_paths_agree_with_the_raw_dataset_arrays(dataset, request, record_property):
+    data_dir = request.getfixturevalue(f"{dataset}_dir")
+    x_train, y_train, x_check, classes = (quickdraw_split if dataset == "quickdraw" else mnist_split)(data_dir)
+    model = train_small_model(x_train, y_train, classes)
+    style = "mnist" if dataset == "mnist" else "quickdraw"
+    via_canvas = np.stack([preprocess_image(page, style=style) for page in browser_canvases(x_check)])
+    via_strokes = np.stack([preprocess_strokes(skeleton_strokes(bitmap), style=style) for bitmap in x_check])
+    rates = {"canvas": agreement(model, x_check, via_canvas), "strokes": agreement(model, x_check, via_strokes)}
+    record_property("agreement", rates)
+    print(f"{dataset}: agreement with raw-array predictions over {len(x_check)} held-back images: {rates}")
+    assert all(rates[path] >= MIN_AGREEMENT[path] for path in rates), rates
+
+
+def test_strokes_traced_from_quickdraw_bitmaps_render_back_to_them(quickdraw_dir):
+    """Line width and margins fit the real bitmaps (apple): 12- or 20-unit lines or a 292-unit frame fail here."""
+    bitmaps = np.load(sorted(quickdraw_dir.glob("*.npy"))[0], allow_pickle=False).reshape(-1, 28, 28)[-100:]
+    rendered = np.stack([render_strokes(skeleton_strokes(bitmap)) for bitmap in bitmaps]).astype(np.float64)
+    assert np.abs(rendered - bitmaps).mean() < 17  # measured 16.0; 12-unit lines 17.7, 20: 18.2, 292 frame: 28
+    assert abs(rendered.mean() - bitmaps.mean()) < 5  # same ink: measured -1.6; 12-unit lines -10.5, 20: +7.3
