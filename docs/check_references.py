@@ -6,13 +6,17 @@
 - any other relative link: the file or folder exists.
 
 Prints one line per broken link and exits 1 if there is any; ``python docs/check_references.py``.
+With ``--run-snippets`` it also runs every ```python block of the pages, each in a fresh interpreter in a
+temporary folder, and reports those that fail.
 """
 
 from __future__ import annotations
 
 import ast
 import re
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
@@ -20,6 +24,8 @@ LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
 CODE_NAME = re.compile(r"^`([A-Za-z_][\w.]*)`$")
 HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*$", re.MULTILINE)
 FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
+PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
+SNIPPET_TIMEOUT_SECONDS = 120
 
 
 def github_anchor(heading: str) -> str:
@@ -71,12 +77,28 @@ def problems_in(page: Path) -> list[str]:
     return found
 
 
-def main() -> int:
+def failing_snippets(page: Path) -> list[str]:
+    """Run each python block of ``page`` on its own; describe the ones that exit non-zero."""
+    failures = []
+    for number, code in enumerate(PYTHON_BLOCK.findall(page.read_text(encoding="utf-8")), start=1):
+        with tempfile.TemporaryDirectory() as folder:
+            completed = subprocess.run([sys.executable, "-c", code], cwd=folder, capture_output=True, text=True,
+                                       timeout=SNIPPET_TIMEOUT_SECONDS, check=False)
+        if completed.returncode:
+            last_line = (completed.stderr.strip().splitlines() or ["(no message)"])[-1]
+            failures.append(f"{page.name}: python block {number} failed: {last_line}")
+    return failures
+
+
+def main(argv: list[str] | None = None) -> int:
+    run_snippets = "--run-snippets" in (sys.argv[1:] if argv is None else argv)
     problems = [problem for page in sorted(DOCS.glob("*.md")) for problem in problems_in(page)]
+    if run_snippets:
+        problems += [failure for page in sorted(DOCS.glob("*.md")) for failure in failing_snippets(page)]
     for problem in problems:
         print(problem)
     checked = len(list(DOCS.glob("*.md")))
-    print(f"{checked} pages, {len(problems)} broken link(s)")
+    print(f"{checked} pages, {len(problems)} problem(s)")
     return 1 if problems else 0
 
 
