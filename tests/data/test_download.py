@@ -190,3 +190,27 @@ def test_download_mnist_from_local_mirrors_with_real_checksums(server, tmp_path,
     assert load_mnist(out).class_counts("test").sum() == 10_000
     with pytest.raises(DownloadError, match="gzip"):
         download_mnist(tmp_path / "again", mirrors=[server.url + "/broken/"], progress=False)
+
+
+def test_download_by_name_lands_where_load_looks(server, tmp_path, monkeypatch):
+    from NeuralNetworks import data
+    from NeuralNetworks.data.download import download
+
+    server.serve("/bitmaps/cat.npy", "range", npy_bytes(tmp_path, np.full((5, 784), 3, np.uint8)))
+    monkeypatch.chdir(tmp_path)
+    paths = download("doodle", classes=["cat"], mirrors=[server.url + "/bitmaps/"], progress=False)
+    assert paths == [Path("datasets/doodle/cat.npy")]
+    assert data.load("doodle").class_names == ["cat"]
+
+
+@pytest.mark.parametrize("name, options, message", [
+    ("shapes", {}, "nothing to download"),
+    ("doodle", {}, "needs class names"),
+    ("fashion-mnist", {}, "not supported"),
+    ("cifar", {}, "Unknown dataset 'cifar'"),
+])
+def test_download_by_name_refusals(name, options, message):
+    from NeuralNetworks.data.download import download
+
+    with pytest.raises(ValueError, match=message):
+        download(name, **options)
