@@ -156,6 +156,11 @@ def test_corrupt_gzip(tmp_path):
     path.write_bytes(gzip.compress(idx_bytes(np.zeros((2, 28, 28), np.uint8)))[:40])
     with pytest.raises(DataError, match=r"broken\.gz: unreadable or corrupt file"):
         read_idx(path, IDX_IMAGES_MAGIC)
+    scrambled = bytearray(gzip.compress(idx_bytes(np.arange(5000, dtype=np.uint8).reshape(5, 1000) % 7)))
+    scrambled[12:40] = bytes(byte ^ 0x5A for byte in scrambled[12:40])  # damage the deflate stream itself
+    path.write_bytes(bytes(scrambled))
+    with pytest.raises(DataError, match=r"broken\.gz: unreadable or corrupt file"):
+        read_idx(path)
 
 
 def test_count_mismatch(tmp_path):

@@ -155,3 +155,10 @@ def test_real_quickdraw(quickdraw_dir):
     assert dataset.class_counts("test").tolist() == [round(0.2 * REAL_ROWS[name]) for name in dataset.class_names]
     subset = load_quickdraw(quickdraw_dir, classes=["cat", "tree"], max_per_class=100)
     assert subset.class_counts("train").tolist() == [80, 80] and subset.x_test.shape == (40, 28, 28, 1)
+
+
+def test_npz_archive_under_npy_name(tmp_path):
+    with open(tmp_path / "fake.npy", "wb") as stream:
+        np.savez(stream, x=np.zeros((2, 784), np.uint8))
+    with pytest.raises(DataError, match=r"fake\.npy: expected a \.npy array of shape \(N, 784\), found an \.npz"):
+        load_quickdraw(tmp_path)

@@ -15,6 +15,7 @@ import os
 import urllib.error
 import urllib.parse
 import urllib.request
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -72,7 +73,7 @@ def check_gunzipped_sha256(expected: str) -> Verifier:
         try:
             with gzip.open(path, "rb") as stream:
                 actual = hashlib.file_digest(stream, "sha256").hexdigest()
-        except (OSError, EOFError) as error:
+        except (OSError, EOFError, zlib.error) as error:
             raise DataError(f"{path}: not a valid gzip file ({error})") from None
         if actual != expected:
             raise DataError(f"{path}: SHA-256 of the decompressed data {actual}, expected {expected}")

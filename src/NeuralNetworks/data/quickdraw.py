@@ -54,7 +54,8 @@ def open_bitmaps(path: str | os.PathLike) -> np.ndarray:
         bitmaps = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:
         raise DataError(f"{path}: not a readable .npy file ({error})") from None
-    if isinstance(bitmaps, np.lib.npyio.NpzFile) or not isinstance(bitmaps, np.ndarray):
+    if not isinstance(bitmaps, np.ndarray):  # an .npz archive under a .npy name
+        bitmaps.close()
         raise DataError(f"{path}: expected a .npy array of shape (N, {BITMAP_PIXELS}), found an .npz archive")
     if bitmaps.ndim == 3 and bitmaps.shape[1:] == (IMAGE_SIDE, IMAGE_SIDE):
         bitmaps = bitmaps.reshape(len(bitmaps), BITMAP_PIXELS)
