@@ -1,10 +1,11 @@
 """Datasets as uint8 image arrays: the built-in shapes doodles, MNIST, Fashion-MNIST and Quick, Draw!.
 
->>> from NeuralNetworks import data
->>> dataset = data.load("shapes")                       # generated offline, deterministic for a seed
->>> dataset = data.load("mnist", "datasets/mnist")      # mnist.npz or the four IDX files
->>> dataset.x_train.shape, dataset.y_train.shape, dataset.label_dict[0]
-((60000, 28, 28, 1), (60000,), '0')
+Usage::
+
+    from NeuralNetworks import data
+    dataset = data.load("shapes")                     # generated offline, deterministic for a seed
+    dataset = data.load("mnist", "datasets/mnist")    # mnist.npz or the four IDX files
+    dataset.x_train.shape, dataset.y_train.shape      # (60000, 28, 28, 1) uint8, (60000,) int64
 
 Every loader returns a ``Dataset`` and raises ``DataError`` (a ValueError) for a missing or malformed file.
 """
