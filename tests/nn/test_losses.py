@@ -69,6 +69,13 @@ def test_fused_softmax_gradient_equals_the_unfused_chain(loss):
     np.testing.assert_allclose(loss.logits_gradient(y_true, probs), unfused, atol=1e-12)
 
 
+def test_fused_gradient_is_exact_for_targets_that_do_not_sum_to_one():
+    logits = RNG.standard_normal((4, 3))
+    multi_hot = np.array([[1.0, 1, 0], [0.5, 0, 0], [0, 0, 1], [0.2, 0.3, 0.1]])
+    result = gradcheck.check_loss(losses.CategoricalCrossentropy(from_logits=True), multi_hot, logits)
+    assert result.passed, str(result)
+
+
 def test_softmax_cross_entropy_is_finite_for_logits_of_magnitude_1e4():
     layer = layers.Dense(3, activation="softmax")
     layer.build((2,), np.random.default_rng(0), np.dtype(np.float32))

@@ -123,7 +123,6 @@ def test_reduce_lr_on_plateau_inside_fit():
     assert model.optimizer.learning_rate == pytest.approx(0.1 * 0.5**2)
 
 
-@pytest.mark.xfail(strict=True, reason="History records the logs before ReduceLROnPlateau adds learning_rate")
 def test_reduce_lr_on_plateau_rate_is_in_the_history():
     model = compiled_model(0.1)
     callback = callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, min_delta=1e9)
@@ -131,7 +130,6 @@ def test_reduce_lr_on_plateau_rate_is_in_the_history():
     assert history.history["learning_rate"] == pytest.approx([0.1, 0.05, 0.025])
 
 
-@pytest.mark.xfail(strict=True, reason="ReduceLROnPlateau keeps best/wait from a previous fit (Keras resets them)")
 def test_reduce_lr_on_plateau_starts_afresh_in_each_fit():
     model = compiled_model(0.1)
     callback = callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, min_delta=1e9)

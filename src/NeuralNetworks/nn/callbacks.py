@@ -115,7 +115,7 @@ class EarlyStopping(_MonitorMixin, Callback):
                 self.best_weights = self.model.get_weights()
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= self.patience:
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
@@ -155,13 +155,17 @@ class ReduceLROnPlateau(_MonitorMixin, Callback):
         self.min_lr = float(min_lr)
         self.wait = 0
 
+    def on_train_begin(self, logs=None):
+        self._init_monitor(self.monitor, self.mode, self.min_delta)
+        self.wait = 0
+
     def on_epoch_end(self, epoch, logs=None):
         value = self._current(logs)
         if self._improved(value):
             self.best, self.wait = value, 0
-            return
-        self.wait += 1
-        if self.wait >= self.patience:
+        else:
+            self.wait += 1
+        if self.wait and self.wait >= self.patience:
             optimizer = self.model.optimizer
             if callable(optimizer.learning_rate):
                 raise ValueError("ReduceLROnPlateau cannot change a learning-rate schedule; use a float rate")

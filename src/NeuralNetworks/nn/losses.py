@@ -96,7 +96,8 @@ class CategoricalCrossentropy(Loss):
         return -y_true / np.clip(y_pred, EPSILON, 1.0) / len(y_pred)
 
     def logits_gradient(self, y_true, y_prob):
-        return (y_prob - y_true) / len(y_prob)
+        # dL/dz = (y_hat * sum_k y_k - y) / m, which is the familiar (y_hat - y) / m for rows summing to 1.
+        return (y_prob * y_true.sum(axis=-1, keepdims=True) - y_true) / len(y_prob)
 
     def get_config(self):
         return {"from_logits": self.from_logits}

@@ -251,7 +251,8 @@ class Sequential:
             x_val, y_val = x[val_index], y[val_index]
         steps = -(-len(train_index) // batch_size)
         history = callbacks_module.History()
-        all_callbacks = [history, *(callbacks or [])]
+        # History and the progress display come last, so they record what the user's callbacks added to the logs.
+        all_callbacks = [*(callbacks or []), history]
         if verbose == 1:
             all_callbacks.append(callbacks_module.ProgressBar())
         elif verbose == 2:
