@@ -1,0 +1,205 @@
+"""The doodle web app: a JSON API, the classic form post and the drawing page, served by FastAPI + uvicorn.
+
+``create_app`` builds the app (models loaded at start-up, so a bad file fails now, not at the first request);
+``run`` serves it on 127.0.0.1:5000 by default, never in debug or reload mode.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+from fastapi import FastAPI, Form, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+
+from ..data.images import EmptyDrawingError, preprocess_image, preprocess_strokes
+from . import registry
+from .inputs import BadInputError, decode_data_url, pixels_bitmap, png_data_url
+from .limits import MAX_BODY_BYTES, BodySizeLimit
+from .registry import ServedModel
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+RESULT_MARKER = "<!--server-result-->"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5000
+SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; "
+                               "base-uri 'none'; frame-ancestors 'none'",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
+
+Point = tuple[float, float]
+
+
+class PredictRequest(BaseModel):
+    """One drawing to classify: exactly one of ``strokes``, ``image`` or ``pixels``."""
+
+    model: str | None = Field(None, description="Model name from /api/models; the first model if omitted")
+    strokes: list[list[Point]] | None = Field(None, description="Strokes of [x, y] points, y down, any unit")
+    image: str | None = Field(None, description="A PNG/JPEG data URL of a canvas or an upload")
+    pixels: list[list[float]] | None = Field(None, description="A 28x28 array, 0 background to 255 ink")
+
+
+class Score(BaseModel):
+    label: str
+    probability: float
+
+
+class Prediction(BaseModel):
+    model: str
+    style: str
+    label: str
+    scores: list[Score]
+    preview: list[list[int]] = Field(description="The 28x28 uint8 image the model saw, white ink on black")
+
+
+class InputProblem(Exception):
+    """A request the app cannot answer with a prediction: carries the HTTP status and the message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _validation_message(error: RequestValidationError) -> str:
+    problems = []
+    for item in error.errors()[:3]:
+        where = ".".join(str(part) for part in item.get("loc", ()) if part != "body") or "body"
+        problems.append(f"{where}: {item.get('msg', 'invalid')}")
+    return "Invalid request: " + "; ".join(problems)
+
+
+def _choose(served: Mapping[str, ServedModel], name: str | None) -> ServedModel:
+    if name is None:
+        return next(iter(served.values()))
+    if name not in served:
+        raise InputProblem(422, f"Unknown model {name!r}. Expected one of: {', '.join(served)}")
+    return served[name]
+
+
+def _bitmap(request: PredictRequest, style: str) -> np.ndarray:
+    given = [key for key in ("strokes", "image", "pixels") if getattr(request, key) is not None]
+    if len(given) != 1:
+        raise InputProblem(422, "Send exactly one of `strokes`, `image` or `pixels`. "
+                                f"Received: {', '.join(given) or 'none of them'}")
+    try:
+        if request.strokes is not None:
+            return preprocess_strokes(request.strokes, style=style)
+        if request.image is not None:
+            return preprocess_image(decode_data_url(request.image), style=style)
+        bitmap = pixels_bitmap(request.pixels)
+        if not bitmap.any():
+            raise EmptyDrawingError("The image has no ink: draw something")
+        return bitmap
+    except EmptyDrawingError as error:
+        raise InputProblem(422, str(error)) from None
+    except (BadInputError, ValueError, TypeError) as error:
+        raise InputProblem(400, str(error)) from None
+
+
+def _predict(served: ServedModel, bitmap: np.ndarray) -> Prediction:
+    top = served.predict(bitmap)
+    return Prediction(model=served.name, style=served.style, label=top[0][0],
+                      scores=[Score(label=label, probability=p) for label, p in top], preview=bitmap.tolist())
+
+
+def _result_html(prediction: Prediction | None, error: str | None) -> str:
+    if error is not None:
+        return f'<section class="server-result" id="server-result"><p class="error">{html.escape(error)}</p></section>'
+    items = "".join(f"<li><span>{html.escape(score.label)}</span> <b>{score.probability:.1%}</b></li>"
+                    for score in prediction.scores)
+    preview = png_data_url(np.asarray(prediction.preview, dtype=np.uint8))
+    return ('<section class="server-result" id="server-result">'
+            f'<h2>{html.escape(prediction.model)} says: <em>{html.escape(prediction.label)}</em></h2>'
+            f'<ol>{items}</ol><img class="server-preview" src="{preview}" width="112" height="112" '
+            'alt="The 28x28 image the model saw"></section>')
+
+
+def create_app(model_paths: Mapping[str, str | os.PathLike] | None = None) -> FastAPI:
+    """The web app serving ``model_paths`` (name -> model file); the shipped doodle and digit models if None."""
+    served = registry.load_models(model_paths if model_paths is not None else registry.model_paths())
+    page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    app = FastAPI(title="NeuralNetworks doodle app", version="1",
+                  description="Draw, and watch a NumPy-only neural network guess.")
+    app.state.models = served
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):
+        response = await call_next(request)
+        for header, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(header, value)
+        return response
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(error.detail)}, status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        return _error(422, _validation_message(error))
+
+    @app.exception_handler(InputProblem)
+    async def input_problem(request: Request, error: InputProblem) -> JSONResponse:
+        return _error(error.status, error.message)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index() -> HTMLResponse:
+        return HTMLResponse(page.replace(RESULT_MARKER, ""))
+
+    @app.get("/api/models", summary="The models this app serves")
+    def list_models() -> list[dict[str, object]]:
+        return [model.describe() for model in served.values()]
+
+    @app.post("/api/predict", response_model=Prediction, summary="Classify a drawing",
+              responses={400: {"description": "Unusable input"}, 413: {"description": "Body too large"},
+                         422: {"description": "Empty drawing, unknown model or malformed request"}})
+    def predict(request: PredictRequest) -> Prediction:
+        model = _choose(served, request.model)
+        return _predict(model, _bitmap(request, model.style))
+
+    @app.post("/doodle", response_class=HTMLResponse, summary="The classic form post: field `img`, a PNG data URL")
+    def doodle(request: Request, img: Annotated[str | None, Form()] = None,
+               model: Annotated[str | None, Form()] = None) -> Response:
+        wants_html = "text/html" in request.headers.get("accept", "")
+        try:
+            if not img:
+                raise InputProblem(422, "Missing form field `img`: a PNG data URL of the drawing")
+            chosen = _choose(served, model)
+            prediction = _predict(chosen, _bitmap(PredictRequest(image=img), chosen.style))
+        except InputProblem as problem:
+            if not wants_html:
+                return _error(problem.status, problem.message)
+            return HTMLResponse(page.replace(RESULT_MARKER, _result_html(None, problem.message)),
+                                status_code=problem.status)
+        return HTMLResponse(page.replace(RESULT_MARKER, _result_html(prediction, None)))
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def run(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+        model_paths: Mapping[str, str | os.PathLike] | None = None,
+        extra_models: Iterable[str | os.PathLike] = ()) -> None:
+    """Serve the app until interrupted: ``model_paths`` (default: the shipped models) plus ``extra_models``."""
+    import uvicorn
+
+    app = create_app(registry.model_paths(extra_models, base=model_paths))
+    shown_host = f"[{host}]" if ":" in host else host
+    print(f"NeuralNetworks app: serving {', '.join(app.state.models)} on http://{shown_host}:{port} "
+          "(Ctrl-C to stop)", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", reload=False, access_log=False)

@@ -1,0 +1,289 @@
+// The drawing board: captures strokes as vectors with pointer events and asks /api/predict while drawing.
+"use strict";
+
+(() => {
+  const PREDICT_EVERY_MS = 150;   // at most one request per interval while drawing
+  const MIN_STEP_PX = 1.5;        // skip pointer samples closer than this to the previous point
+  const PEN_FRACTION = 0.035;     // on-screen pen width, relative to the board; the model's input does not depend on it
+  const STORAGE_KEY = "nn-doodle-model";
+
+  const pad = document.getElementById("pad");
+  const ctx = pad.getContext("2d");
+  const hint = document.getElementById("hint");
+  const modelSelect = document.getElementById("model");
+  const list = document.getElementById("predictions");
+  const statusLine = document.getElementById("status");
+  const preview = document.getElementById("preview");
+  const labelsLine = document.getElementById("labels");
+  const upload = document.getElementById("upload");
+  const ctxPreview = preview.getContext("2d");
+
+  let models = [];
+  let strokes = [];          // [[[x, y], ...], ...] in board pixels
+  let uploaded = null;       // {image: HTMLImageElement, dataUrl} when an uploaded file is shown instead
+  let activePointer = null;
+  let timer = null;
+  let inFlight = false;
+  let pending = false;
+  let boardWidth = 0;        // CSS width the strokes were captured at, to rescale them when the board resizes
+
+  // -- board ----------------------------------------------------------------------------------------------
+  function resize() {
+    const ratio = window.devicePixelRatio || 1;
+    const box = pad.getBoundingClientRect();
+    if (boardWidth > 0 && box.width > 0 && box.width !== boardWidth) {
+      const scale = box.width / boardWidth;
+      strokes = strokes.map((stroke) => stroke.map(([x, y]) => [x * scale, y * scale]));
+    }
+    boardWidth = box.width;
+    pad.width = Math.round(box.width * ratio);
+    pad.height = Math.round(box.height * ratio);
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    redraw();
+  }
+
+  function penWidth() {
+    return Math.max(4, pad.getBoundingClientRect().width * PEN_FRACTION);
+  }
+
+  function redraw() {
+    const box = pad.getBoundingClientRect();
+    ctx.clearRect(0, 0, box.width, box.height);
+    if (uploaded) {
+      const scale = Math.min(box.width / uploaded.image.width, box.height / uploaded.image.height);
+      const w = uploaded.image.width * scale, h = uploaded.image.height * scale;
+      ctx.drawImage(uploaded.image, (box.width - w) / 2, (box.height - h) / 2, w, h);
+    }
+    ctx.lineCap = "round";
+    ctx.lineJoin = "round";
+    ctx.strokeStyle = "#1f2433";
+    ctx.fillStyle = "#1f2433";
+    ctx.lineWidth = penWidth();
+    for (const stroke of strokes) drawStroke(stroke);
+    hint.classList.toggle("hidden", strokes.length > 0 || uploaded !== null);
+  }
+
+  function drawStroke(stroke) {
+    if (stroke.length === 1) {
+      ctx.beginPath();
+      ctx.arc(stroke[0][0], stroke[0][1], ctx.lineWidth / 2, 0, 2 * Math.PI);
+      ctx.fill();
+      return;
+    }
+    ctx.beginPath();
+    ctx.moveTo(stroke[0][0], stroke[0][1]);
+    for (const [x, y] of stroke.slice(1)) ctx.lineTo(x, y);
+    ctx.stroke();
+  }
+
+  function pointOf(event) {
+    const box = pad.getBoundingClientRect();
+    return [Math.round((event.clientX - box.left) * 10) / 10, Math.round((event.clientY - box.top) * 10) / 10];
+  }
+
+  pad.addEventListener("pointerdown", (event) => {
+    if (activePointer !== null || (event.pointerType === "mouse" && event.button !== 0)) return;
+    event.preventDefault();
+    activePointer = event.pointerId;
+    pad.setPointerCapture(event.pointerId);
+    if (uploaded) { uploaded = null; }
+    strokes.push([pointOf(event)]);
+    redraw();
+    schedulePrediction();
+  });
+
+  pad.addEventListener("pointermove", (event) => {
+    if (event.pointerId !== activePointer) return;
+    event.preventDefault();
+    const stroke = strokes[strokes.length - 1];
+    const samples = event.getCoalescedEvents ? event.getCoalescedEvents() : [event];
+    for (const sample of samples.length ? samples : [event]) {
+      const point = pointOf(sample);
+      const last = stroke[stroke.length - 1];
+      if (Math.hypot(point[0] - last[0], point[1] - last[1]) < MIN_STEP_PX) continue;
+      stroke.push(point);
+      ctx.beginPath();
+      ctx.moveTo(last[0], last[1]);
+      ctx.lineTo(point[0], point[1]);
+      ctx.stroke();
+    }
+    schedulePrediction();
+  });
+
+  function endStroke(event) {
+    if (event.pointerId !== activePointer) return;
+    activePointer = null;
+    redraw();
+    predictNow();
+  }
+  pad.addEventListener("pointerup", endStroke);
+  pad.addEventListener("pointercancel", endStroke);
+
+  function undo() {
+    if (uploaded) uploaded = null; else strokes.pop();
+    redraw();
+    predictNow();
+  }
+
+  function clear() {
+    strokes = [];
+    uploaded = null;
+    upload.value = "";
+    redraw();
+    predictNow();
+  }
+
+  document.getElementById("undo").addEventListener("click", undo);
+  document.getElementById("clear").addEventListener("click", clear);
+  document.addEventListener("keydown", (event) => {
+    if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z") { event.preventDefault(); undo(); }
+    if (event.key === "Escape") clear();
+  });
+
+  upload.addEventListener("change", () => {
+    const file = upload.files && upload.files[0];
+    if (!file) return;
+    const reader = new FileReader();
+    reader.onload = () => {
+      const image = new Image();
+      image.onload = () => {
+        strokes = [];
+        uploaded = { image, dataUrl: reader.result };
+        redraw();
+        predictNow();
+      };
+      image.onerror = () => showError("That file is not an image this browser can read.");
+      image.src = reader.result;
+    };
+    reader.readAsDataURL(file);
+  });
+
+  // -- predictions -----------------------------------------------------------------------------------------
+  function schedulePrediction() {
+    if (timer === null) timer = setTimeout(() => { timer = null; predict(); }, PREDICT_EVERY_MS);
+  }
+
+  function predictNow() {
+    if (timer !== null) { clearTimeout(timer); timer = null; }
+    predict();
+  }
+
+  function pointCount() {
+    return strokes.reduce((total, stroke) => total + stroke.length, 0);
+  }
+
+  async function predict() {
+    if (inFlight) { pending = true; return; }   // one request at a time; the latest drawing goes next
+    if (!uploaded && pointCount() < 2) { showEmpty(); return; }
+    const body = { model: modelSelect.value };
+    if (uploaded) body.image = uploaded.dataUrl; else body.strokes = strokes;
+    inFlight = true;
+    try {
+      const response = await fetch("/api/predict", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+      });
+      const data = await response.json().catch(() => ({ error: `The server answered ${response.status}` }));
+      if (!pending) {
+        if (response.ok) showPrediction(data);
+        else if (response.status === 422 && /draw something/i.test(data.error || "")) showEmpty(data.error);
+        else showError(data.error || `The server answered ${response.status}`);
+      }
+    } catch (error) {
+      if (!pending) showError("The app's server cannot be reached. Is it still running?");
+    } finally {
+      inFlight = false;
+      if (pending) { pending = false; predict(); }
+    }
+  }
+
+  function showPrediction(data) {
+    list.replaceChildren(...data.scores.map((score) => {
+      const item = document.createElement("li");
+      const label = document.createElement("span");
+      label.className = "label";
+      label.textContent = score.label;
+      const pct = document.createElement("span");
+      pct.className = "pct";
+      pct.textContent = `${(100 * score.probability).toFixed(1)}%`;
+      const bar = document.createElement("span");
+      bar.className = "bar";
+      const fill = document.createElement("span");
+      fill.className = "fill";
+      bar.append(fill);
+      item.append(label, pct, bar);
+      requestAnimationFrame(() => { fill.style.width = `${Math.max(1, 100 * score.probability)}%`; });
+      return item;
+    }));
+    setStatus(`${data.model}: ${confidence(data.scores[0].probability)}`);
+    showPreview(data.preview);
+  }
+
+  function confidence(p) {
+    if (p > 0.9) return "quite sure.";
+    if (p > 0.6) return "fairly sure.";
+    return "not sure yet — keep drawing.";
+  }
+
+  function showPreview(rows) {
+    const image = ctxPreview.createImageData(28, 28);
+    rows.flat().forEach((value, index) => {
+      image.data.set([value, value, value, 255], index * 4);
+    });
+    ctxPreview.putImageData(image, 0, 0);
+    preview.dataset.shown = "true";
+  }
+
+  function showEmpty(message) {
+    list.replaceChildren();
+    ctxPreview.fillStyle = "#000";
+    ctxPreview.fillRect(0, 0, 28, 28);
+    delete preview.dataset.shown;
+    setStatus(message ? "Draw something first: the canvas is empty." : "Draw something and the network will guess what it is.");
+  }
+
+  function showError(message) {
+    setStatus(message, true);
+  }
+
+  function setStatus(message, isError = false) {
+    statusLine.textContent = message;
+    statusLine.classList.toggle("error", isError);
+  }
+
+  // -- models ----------------------------------------------------------------------------------------------
+  function showLabels() {
+    const model = models.find((m) => m.name === modelSelect.value);
+    labelsLine.textContent = model ? model.labels.join(", ") : "…";
+  }
+
+  modelSelect.addEventListener("change", () => {
+    try { localStorage.setItem(STORAGE_KEY, modelSelect.value); } catch (error) { /* private mode */ }
+    showLabels();
+    predictNow();
+  });
+
+  async function loadModels() {
+    try {
+      const response = await fetch("/api/models");
+      models = await response.json();
+    } catch (error) {
+      showError("Could not load the list of models from the server.");
+      return;
+    }
+    let saved = null;
+    try { saved = localStorage.getItem(STORAGE_KEY); } catch (error) { /* private mode */ }
+    modelSelect.replaceChildren(...models.map((model) => {
+      const option = document.createElement("option");
+      option.value = model.name;
+      option.textContent = model.name;
+      return option;
+    }));
+    if (saved && models.some((m) => m.name === saved)) modelSelect.value = saved;
+    showLabels();
+  }
+
+  window.addEventListener("resize", resize);
+  resize();
+  showEmpty();
+  loadModels();
+})();
