@@ -18,6 +18,7 @@ EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 DATASETS = ("shapes", "mnist", "fashion-mnist", "quickdraw", "doodle")
+SEEDED_DATASETS = ("shapes", "quickdraw")  # generated or split by the package, so a seed applies
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad")
 DEFAULT_LEARNING_RATE = {"adam": 1e-3, "adamw": 1e-3, "sgd": 0.05, "rmsprop": 1e-3, "adagrad": 0.01}
 SAMPLE_GRID_SIZE = 32
@@ -34,7 +35,7 @@ def _add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
                         help="built-in 'shapes' (offline default), mnist, fashion-mnist or quickdraw/doodle")
     parser.add_argument("--data-dir", type=Path, help="folder with the dataset files")
     parser.add_argument("--classes", nargs="+", help="QuickDraw classes to use (default: every file present)")
-    parser.add_argument("--max-per-class", type=int, help="QuickDraw: at most this many drawings per class")
+    parser.add_argument("--max-per-class", type=int, help="at most this many images per class (QuickDraw, shapes)")
     parser.add_argument("--seed", type=int, default=0, help="seed for splits, initial weights and shuffling")
 
 
@@ -74,8 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--plot", type=Path, help="PNG of activation and gradient histograms")
 
     download = commands.add_parser("download", help="fetch MNIST or QuickDraw classes (checksummed, resumable)")
-    download.add_argument("--dataset", choices=("mnist", "fashion-mnist", "quickdraw"), required=True)
-    download.add_argument("--data-dir", type=Path, help="destination folder (default: datasets/<dataset>)")
+    download.add_argument("dataset", choices=("mnist", "quickdraw"), help="what to download")
+    download.add_argument("--data-dir", type=Path, help="destination folder (default: where train looks)")
     download.add_argument("--classes", nargs="+", help="QuickDraw classes to download")
 
     app = commands.add_parser("app", help="serve the doodle web app (the default command)")
@@ -86,15 +87,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # -- commands --------------------------------------------------------------------------------------------
-def _load_dataset(args: argparse.Namespace, split: str = "all"):
+def _load_dataset(args: argparse.Namespace, test_only: bool = False):
     from . import data
 
-    options = {"seed": args.seed}
+    options: dict = {"test_only": test_only}
+    if data.dataset_name(args.dataset) in SEEDED_DATASETS:
+        options["seed"] = args.seed
     if args.classes:
         options["classes"] = args.classes
     if args.max_per_class:
-        options["max_per_class"] = args.max_per_class
-    return data.load(args.dataset, data_dir=args.data_dir, split=split, **options)
+        size_option = "samples_per_class" if data.dataset_name(args.dataset) == "shapes" else "max_per_class"
+        options[size_option] = args.max_per_class
+    return data.load(args.dataset, data_dir=args.data_dir, **options)
 
 
 def _build_model(arch: str, input_shape: tuple[int, ...], num_classes: int, seed: int):
@@ -155,7 +159,7 @@ def command_test(args: argparse.Namespace) -> int:
     from .nn import metrics
 
     model = _load_model(args.model)
-    dataset = _load_dataset(args, split="test")
+    dataset = _load_dataset(args, test_only=True)
     if tuple(dataset.input_shape) != tuple(model.input_shape):
         raise CommandError(f"{args.model}: the model expects images of shape {model.input_shape}, "
                            f"the {dataset.name} images are {dataset.input_shape}")
@@ -186,10 +190,12 @@ def command_test(args: argparse.Namespace) -> int:
 def command_predict(args: argparse.Namespace) -> int:
     from PIL import Image, UnidentifiedImageError
 
+    from .app.registry import style_for
     from .data import images
 
     model = _load_model(args.model)
-    style = images.style_for_labels(model.labels)
+    labels = [str((model.labels or {}).get(i, i)) for i in range(model.output_shape[-1])]
+    style = style_for(labels)
     for path in args.images:
         try:
             with Image.open(path) as image:
@@ -215,11 +221,13 @@ def command_inspect(args: argparse.Namespace) -> int:
     from .nn import inspection
 
     model = _load_model(args.model)
-    dataset = _load_dataset(args, split="test")
+    dataset = _load_dataset(args, test_only=True)
     batch = slice(0, args.batch)
-    traces = model.inspect(dataset.x_test[batch], dataset.y_test[batch] if model.loss else None)
-    for trace in traces:
-        print(trace)
+    labels = dataset.y_test[batch]
+    if model.loss is not None and not model.loss.sparse_labels:
+        labels = dataset.y_test_one_hot[batch]
+    traces = model.inspect(dataset.x_test[batch], labels if model.loss is not None else None)
+    print(inspection.format_inspection(traces))
     if args.plot:
         print(f"saved plot to {inspection.plot_inspection(traces, args.plot)}")
     return EXIT_OK
@@ -228,8 +236,7 @@ def command_inspect(args: argparse.Namespace) -> int:
 def command_download(args: argparse.Namespace) -> int:
     from .data import download
 
-    destination = args.data_dir or Path("datasets") / args.dataset
-    for path in download.download(args.dataset, destination, classes=args.classes):
+    for path in download.download(args.dataset, args.data_dir, classes=args.classes):
         print(f"ok: {path}")
     return EXIT_OK
 
@@ -237,7 +244,7 @@ def command_download(args: argparse.Namespace) -> int:
 def command_app(args: argparse.Namespace) -> int:
     from .app import server
 
-    server.run(host=args.host, port=args.port, model_paths=args.model)
+    server.run(host=args.host, port=args.port, extra_models=args.model)
     return EXIT_OK
 
 

@@ -22,6 +22,7 @@ FORMAT_VERSION = 1
 CONFIG_KEY = "__config__"
 DEFAULT_FILENAME = "model.npz"
 SUFFIX = ".npz"
+ZIP_MAGIC = b"PK\x03\x04"  # every .npz is a zip archive and starts with this local-file header
 
 
 class ModelFileError(ValueError):
@@ -68,6 +69,9 @@ def read(path: str | os.PathLike) -> tuple[Path, dict[str, Any], dict[str, np.nd
     target = resolve_path(path, for_writing=False)
     if not target.is_file():
         raise ModelFileError(f"{target}: no such model file")
+    with open(target, "rb") as handle:
+        if handle.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
+            raise ModelFileError(f"{target}: not a NeuralNetworks model file (expected a .npz archive)")
     try:
         with np.load(target, allow_pickle=False) as archive:
             if CONFIG_KEY not in archive.files:

@@ -1,0 +1,128 @@
+"""The command line through ``main(argv) -> int``: train, test, predict, info, the classic flags and errors."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from NeuralNetworks import cli, run
+from NeuralNetworks.nn import models
+
+SMALL = ["--max-per-class", "60", "--epochs", "3", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A model trained by the CLI on a small built-in shapes set."""
+    folder = tmp_path_factory.mktemp("cli")
+    out = folder / "shapes.npz"
+    assert cli.main(["train", *SMALL, "--out", str(out), "--plot", str(folder / "curves.png")]) == 0
+    return out
+
+
+def test_train_saves_the_model_with_labels_and_plots_curves(trained, capsys):
+    assert trained.exists() and (trained.parent / "curves.png").stat().st_size > 0
+    model = models.load(trained)
+    assert list(model.labels.values())[:4] == ["circle", "square", "triangle", "star"]
+    assert cli.main(["info", str(trained)]) == 0
+    out = capsys.readouterr().out
+    assert "Labels: circle, square, triangle, star" in out and "Total params" in out
+
+
+def test_test_reports_accuracy_per_class_and_writes_figures(trained, capsys, tmp_path):
+    confusion, samples = tmp_path / "c.png", tmp_path / "s.png"
+    assert cli.main(["test", "--model", str(trained), "--max-per-class", "60", "--confusion", str(confusion),
+                     "--samples", str(samples)]) == 0
+    out = capsys.readouterr().out
+    accuracy = float(out.split("test accuracy: ")[1].split()[0])
+    assert accuracy > 0.5  # 8 classes: far above chance after 3 short epochs
+    assert "precision  recall  support" in out and "circle" in out
+    assert confusion.stat().st_size > 0 and samples.stat().st_size > 0
+
+
+def test_predict_prints_label_and_top3(trained, tmp_path, capsys):
+    from NeuralNetworks.data import load
+
+    image = load("shapes", samples_per_class=5, seed=1).x_test[0, :, :, 0]
+    path = tmp_path / "drawing.png"
+    Image.fromarray(255 - image).resize((280, 280)).save(path)  # black ink on white, as a person draws
+    assert cli.main(["predict", "--model", str(trained), str(path)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{path}: ") and line.count(",") == 2  # label (three scores)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["info", "missing.npz"], "missing.npz: no such model file"),
+        (["train", "--dataset", "mnist", "--data-dir", "{tmp}"], "no MNIST files found"),
+        (["train", "--dataset", "quickdraw", "--data-dir", "{tmp}/qd", "--classes", "dog"], "unknown QuickDraw class"),
+        (["train", "--dataset", "mnist", "--data-dir", "{tmp}/badmagic"], "magic"),
+        (["train", "--epochs", "0"], "--epochs must be a positive integer"),
+        (["predict", "--model", "{model}", "{tmp}/not-an-image.png"], "not-an-image.png: not an image file"),
+        (["info", "{tmp}/not-a-model.npz"], "not-a-model.npz: not a NeuralNetworks model file"),
+    ],
+    ids=["missing-model", "missing-data", "unknown-class", "wrong-magic", "bad-epochs", "not-an-image", "not-a-model"],
+)
+def test_errors_are_one_line_with_exit_status_2(argv, message, tmp_path, trained, capsys):
+    (tmp_path / "qd").mkdir()
+    np.save(tmp_path / "qd" / "cat.npy", np.zeros((5, 784), np.uint8))
+    (tmp_path / "badmagic").mkdir()
+    for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        with gzip.open(tmp_path / "badmagic" / f"{stem}.gz", "wb") as handle:
+            handle.write((0x0801).to_bytes(4, "big") + (1).to_bytes(4, "big") + b"\x00")
+    (tmp_path / "not-an-image.png").write_text("hello")
+    (tmp_path / "not-a-model.npz").write_text("hello")
+    argv = [arg.format(tmp=tmp_path, model=trained) for arg in argv]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err and "Traceback" not in err
+
+
+def test_ctrl_c_during_training_saves_the_best_weights_and_exits_130(tmp_path, monkeypatch, capsys):
+    def interrupted_fit(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(models.Sequential, "fit", interrupted_fit)
+    out = tmp_path / "m.npz"
+    assert cli.main(["train", *SMALL, "--out", str(out)]) == 130
+    assert models.load(out).labels and "interrupted" in capsys.readouterr().err
+
+
+def test_no_argument_starts_the_app(monkeypatch):
+    from NeuralNetworks.app import server
+
+    calls = []
+    monkeypatch.setattr(server, "run", lambda **kwargs: calls.append(kwargs))
+    assert cli.main([]) == 0
+    assert calls == [{"host": "127.0.0.1", "port": 5000, "extra_models": []}]
+
+
+def test_classic_flags_translate_to_the_new_commands():
+    argv = ["--mode", "train", "--datasets", "mnist", "--epochs", "10", "--lr", "0.01", "--batch", "16",
+            "--model_dir", "m.npz"]
+    assert run.translate(argv) == ["train", "--dataset", "mnist", "--data-dir", "datasets/mnist",
+                                   "--optimizer", "adagrad", "--epochs", "10", "--lr", "0.01", "--batch", "16",
+                                   "--out", "m.npz"]
+    assert run.translate(["--mode", "test", "--datasets", "doodle", "--model_dir", "m.npz"]) == [
+        "test", "--dataset", "quickdraw", "--data-dir", "datasets/doodle", "--model", "m.npz"]
+    assert run.translate(["train", "--epochs", "2"]) == ["train", "--epochs", "2"]
+
+
+def test_classic_doodle_training_runs_from_datasets_doodle(tmp_path, monkeypatch, capsys):
+    from NeuralNetworks.data import load
+
+    shapes = load("shapes", samples_per_class=40, seed=0)
+    folder = tmp_path / "datasets" / "doodle"
+    folder.mkdir(parents=True)
+    for index, name in shapes.label_dict.items():
+        np.save(folder / f"{name}.npy", shapes.x_train[shapes.y_train == index].reshape(-1, 784))
+    monkeypatch.chdir(tmp_path)
+    assert run.run(["--mode", "train", "--datasets", "doodle", "--epochs", "1", "--lr", "0.05", "--batch", "16",
+                    "--model_dir", "doodle.npz"]) == 0
+    assert models.load(tmp_path / "doodle.npz").labels[0] == "circle"
+    assert "test accuracy" in capsys.readouterr().out
