@@ -1,0 +1,151 @@
+"""End to end: the page in headless Chromium (Debian's package, driven by Playwright) against a real server."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOT = Path(os.environ.get("NN_APP_SCREENSHOT", "/tmp/doodle_app.png"))
+SERVER_START_SECONDS = 20
+WAIT_MS = 15_000
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (apt-get install chromium)"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def base_url(model_files):
+    """The app served by uvicorn in a thread on 127.0.0.1, stopped after the module's tests."""
+    import uvicorn
+
+    from NeuralNetworks.app import create_app
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(model_files), host="127.0.0.1", port=port,
+                                           log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + SERVER_START_SECONDS
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("the app's server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def page(base_url, tmp_path):
+    """A fresh Chromium profile and page; any request leaving 127.0.0.1 is blocked and recorded."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1100, "height": 820})
+        page = context.pages[0] if context.pages else context.new_page()
+        page.outside_requests, page.console_errors = [], []
+
+        def guard(route):
+            if route.request.url.startswith(base_url):
+                route.continue_()
+            else:
+                page.outside_requests.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", guard)
+        page.on("console", lambda message: message.type == "error" and page.console_errors.append(message.text))
+        page.on("pageerror", lambda error: page.console_errors.append(str(error)))
+        page.set_default_timeout(WAIT_MS)
+        try:
+            yield page
+        finally:
+            context.close()
+
+
+def draw(page, points: list[tuple[float, float]]) -> None:
+    """Drag the mouse through ``points`` given as fractions of the drawing board."""
+    box = page.locator("#pad").bounding_box()
+    at = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
+    page.mouse.move(*at[0])
+    page.mouse.down()
+    for x, y in at[1:]:
+        page.mouse.move(x, y, steps=3)
+    page.mouse.up()
+
+
+def circle(steps: int = 40) -> list[tuple[float, float]]:
+    return [(0.5 + 0.3 * math.cos(2 * math.pi * i / steps), 0.5 + 0.3 * math.sin(2 * math.pi * i / steps))
+            for i in range(steps + 1)]
+
+
+def preview_ink(page) -> int:
+    return page.evaluate("""() => {
+        const data = document.getElementById('preview').getContext('2d').getImageData(0, 0, 28, 28).data;
+        let total = 0; for (let i = 0; i < data.length; i += 4) total += data[i]; return total; }""")
+
+
+def expect_count(page, selector: str, count: int) -> None:
+    """Wait for ``count`` matches (locator assertions work under the page's Content-Security-Policy)."""
+    from playwright.sync_api import expect
+
+    expect(page.locator(selector)).to_have_count(count, timeout=WAIT_MS)
+
+
+def open_app(page, base_url: str) -> None:
+    page.goto(base_url)
+    expect_count(page, "#model option", 2)
+
+
+def test_drawing_with_the_mouse_shows_predictions_and_the_28x28_preview(page, base_url):
+    open_app(page, base_url)
+    assert page.locator("#predictions li").count() == 0 and preview_ink(page) == 0
+    draw(page, circle())
+    expect_count(page, "#predictions li", 3)
+    expect_count(page, "#preview[data-shown]", 1)
+    labels = page.locator("#predictions .label").all_inner_texts()
+    assert labels[0] in ("apple", "diamond", "fish", "house") and len(set(labels)) == 3
+    assert preview_ink(page) > 0
+    widths = page.eval_on_selector_all("#predictions .fill", "els => els.map(e => parseFloat(e.style.width))")
+    assert len(widths) == 3 and widths == sorted(widths, reverse=True)
+    page.wait_for_timeout(500)  # let the probability bars finish their transition before the screenshot
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+    page.click("#undo")  # the only stroke is gone: back to the empty state, no guess
+    expect_count(page, "#predictions li", 0)
+    assert "Draw something" in page.inner_text("#status") and preview_ink(page) == 0
+
+    page.select_option("#model", "digits")
+    draw(page, [(0.5, 0.2), (0.5, 0.8)])
+    expect_count(page, "#predictions li", 3)
+    assert page.locator("#predictions .label").first.inner_text() in [str(d) for d in range(10)]
+    assert "digits" in page.inner_text("#status")
+    page.click("#clear")
+    expect_count(page, "#predictions li", 0)
+    assert page.outside_requests == [] and page.console_errors == []
+
+
+def test_a_click_without_a_stroke_asks_to_draw_something(page, base_url):
+    open_app(page, base_url)
+    box = page.locator("#pad").bounding_box()
+    page.mouse.click(box["x"] + 50, box["y"] + 50)  # one point: not a drawing
+    page.wait_for_timeout(400)
+    assert page.locator("#predictions li").count() == 0 and "Draw something" in page.inner_text("#status")
+    assert page.console_errors == []
