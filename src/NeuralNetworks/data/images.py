@@ -40,6 +40,7 @@ QUICKDRAW_SIMPLIFY_EPSILON = 2.0  # Ramer-Douglas-Peucker tolerance Google appli
 MNIST_BOX = 20.0  # the ink's bounding box is scaled to fit this square
 MNIST_PEN_WIDTH = 3.0  # measured: a vertical "1" in the MNIST test set is ~3.0 px wide (median row ink / 255)
 MNIST_CENTER = 14.0  # row/column index the centre of mass lands on (test-set mean: 13.99, 14.01)
+MNIST_SIMPLIFY_EPSILON = 0.1  # output pixels: drops redundant points of dense pointer input, invisibly
 
 BOX_THRESHOLD = 0.5  # ink level (of the brightest ink) at an antialiased edge: where the drawing's box ends
 NOISE_FLOOR = 0.05  # ink below this fraction of the brightest ink is background noise (JPEG, paper texture)
@@ -175,7 +176,8 @@ def render_strokes_mnist(strokes: Sequence[Sequence[tuple[float, float]]]) -> np
     scale = centerline_box / extent if extent > 0 else 1.0
     radius = MNIST_PEN_WIDTH * SUPERSAMPLING / 2
     side = SIZE * SUPERSAMPLING
-    placed = [(points - low) * scale + radius + 1 for points in arrays]  # fits: 20 px box < 28 px side
+    epsilon = MNIST_SIMPLIFY_EPSILON * SUPERSAMPLING
+    placed = [simplify((points - low) * scale + radius + 1, epsilon) for points in arrays]  # 20 px box < 28 px
     return _reduce(_center_by_mass(_coverage(placed, radius, side)))
 
 
