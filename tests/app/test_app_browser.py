@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from PIL import Image, ImageDraw
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -142,10 +143,18 @@ def test_drawing_with_the_mouse_shows_predictions_and_the_28x28_preview(page, ba
     assert page.outside_requests == [] and page.console_errors == []
 
 
-def test_a_click_without_a_stroke_asks_to_draw_something(page, base_url):
+def test_a_click_without_a_stroke_asks_to_draw_something_and_uploads_work(page, base_url, tmp_path):
     open_app(page, base_url)
+    assert page.eval_on_selector("#pad", "pad => getComputedStyle(pad).touchAction") == "none"
     box = page.locator("#pad").bounding_box()
     page.mouse.click(box["x"] + 50, box["y"] + 50)  # one point: not a drawing
     page.wait_for_timeout(400)
     assert page.locator("#predictions li").count() == 0 and "Draw something" in page.inner_text("#status")
+    upload = tmp_path / "drawing.png"
+    image = Image.new("RGB", (240, 240), "white")
+    ImageDraw.Draw(image).polygon([(120, 20), (200, 120), (120, 220), (40, 120)], outline="black", width=8)
+    image.save(upload)
+    page.set_input_files("#upload", str(upload))
+    expect_count(page, "#predictions li", 3)
+    assert preview_ink(page) > 0
     assert page.console_errors == []
