@@ -14,7 +14,7 @@ from PIL import Image
 from NeuralNetworks.app import create_app, registry, server
 from NeuralNetworks.app.inputs import MAX_IMAGE_SIDE
 from NeuralNetworks.app.limits import MAX_BODY_BYTES
-from NeuralNetworks.data.images import preprocess_image, render_strokes, render_strokes_mnist
+from NeuralNetworks.data.images import MAX_POINTS, preprocess_image, render_strokes, render_strokes_mnist
 from NeuralNetworks.nn import layers, models, saving
 
 TRIANGLE = [[[10, 80], [50, 10], [90, 80], [10, 80]]]
@@ -146,6 +146,7 @@ def blank(mode: str = "RGB", size: int = 200) -> str:
     ({"image": png_data_url(Image.new("L", (5000, 5000)))}, 400, f"too large.*{MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE}"),
     ({"pixels": [[0] * 27] * 28}, 400, r"28x28 array. Received shape \(28, 27\)"),
     ({"pixels": [[300] * 28] * 28}, 400, "from 0 .* to 255"),
+    ({"strokes": [[[i % 7, i % 5] for i in range(MAX_POINTS + 1)]]}, 400, f"more than {MAX_POINTS} points"),
     ({"strokes": [[[0, 0, 0], [1, 1, 1]]]}, 422, "strokes"),
     ({"strokes": "circle"}, 422, "strokes"),
     ({"strokes": [[["a", "b"], [1, 1]]]}, 422, "strokes"),
@@ -199,6 +200,12 @@ def test_bad_form_posts_get_json_errors_or_the_page_with_the_error(client, form,
     page = client.post("/doodle", data=form, headers={"accept": "text/html,*/*"})
     assert page.status_code == status and page.headers["content-type"].startswith("text/html")
     assert re.search(f'<p class="error">[^<]*({pattern})', page.text.replace("&#x27;", "'"))
+
+
+def test_a_form_field_over_the_form_parsers_part_limit_gets_a_json_error(client):
+    oversized = "data:image/png;base64," + "A" * (1536 * 1024)  # under the body cap, over a form part's limit
+    assert_json_error(client.post("/doodle", files={"img": (None, oversized)}), 400, "exceeded maximum size")
+    assert_json_error(client.post("/doodle", data={"img": oversized}), 400, "exceeded maximum size")
 
 
 def test_unknown_routes_and_methods_get_json_errors(client):

@@ -104,6 +104,11 @@ def test_bad_strokes_are_rejected_with_a_clear_message(strokes, error, message):
         render_strokes(strokes)
 
 
+def test_drawings_with_too_many_points_are_refused_before_any_rendering():
+    with pytest.raises(ValueError, match=f"more than {images.MAX_POINTS} points"):
+        render_strokes([[(i % 3, i % 5)] for i in range(images.MAX_POINTS + 1)])
+
+
 def test_bad_line_width_and_style_are_rejected():
     with pytest.raises(ValueError, match="line_width"):
         render_strokes(SQUARE, line_width=0)

@@ -45,7 +45,7 @@ MNIST_SIMPLIFY_EPSILON = 0.1  # output pixels: drops redundant points of dense p
 BOX_THRESHOLD = 0.5  # ink level (of the brightest ink) at an antialiased edge: where the drawing's box ends
 NOISE_FLOOR = 0.05  # ink below this fraction of the brightest ink is background noise (JPEG, paper texture)
 MIN_IMAGE_SIDE = 8  # pixels; smaller images cannot hold a drawing
-MAX_POINTS = 100_000  # bound on the work one drawing can ask for
+MAX_POINTS = 10_000  # bounds one drawing's work (worst case ~1 s); a long, busy doodle has ~2,000
 
 
 class EmptyDrawingError(ValueError):
