@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from NeuralNetworks.nn import gradcheck, layers, models, optimizers
+from NeuralNetworks.nn import gradcheck, layers, models, optimizers, presets
 from NeuralNetworks.nn.layers.convolution import output_length, padding_amounts
 
 ACTIVATIONS = ["linear", "relu", "leaky_relu", "sigmoid", "tanh", "softmax"]
@@ -228,3 +228,24 @@ def test_save_and_load_round_trip_every_new_layer(tmp_path):
         np.testing.assert_array_equal(loaded.get_weights()[key], value, err_msg=key)
     np.testing.assert_array_equal(loaded.layers[2].state["moving_variance"], batch_norm.state["moving_variance"])
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
+def test_default_cnn_learns_a_spatial_task_and_stays_small(tmp_path):
+    model = presets.default_cnn((28, 28, 1), 2, seed=0)
+    assert model.output_shape == (2,)
+    assert any(isinstance(layer, layers.Conv2D) for layer in model.layers)
+    rng = np.random.default_rng(0)
+    # An end-to-end check of the preset (fit, evaluate, save, load); the layers' maths is checked above.
+    # Class 1: a vertical stroke in the left half; class 0: in the right half.
+    x = rng.integers(0, 60, (96, 28, 28, 1)).astype(np.uint8)
+    y = rng.integers(0, 2, 96)
+    for image, label in zip(x, y, strict=True):
+        column = rng.integers(2, 10) if label else rng.integers(18, 26)
+        image[4:24, column:column + 3] = 255
+    model.compile(optimizer=optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x[:64], y[:64], epochs=4, batch_size=16, verbose=0)
+    _, accuracy = model.evaluate(x[64:], y[64:])
+    assert accuracy >= 0.9
+    path = model.save(tmp_path / "cnn")  # optimizer slots included, as the command line saves it
+    assert path.stat().st_size < 2_000_000
+    assert models.load(path).count_params() == model.count_params()
