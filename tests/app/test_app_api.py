@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+import socket
 
 import numpy as np
 import pytest
@@ -243,8 +244,23 @@ def test_run_prints_the_address_and_serves_without_reload(monkeypatch, capsys, m
     calls = []
     monkeypatch.setattr("uvicorn.run", lambda app, **options: calls.append((app, options)))
     extra = save_untrained(tmp_path / "cats.npz", ["cat", "dog"])
-    server.run(port=5123, model_paths={"doodles": model_files["doodles"]}, extra_models=[extra])
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server.run(port=port, model_paths={"doodles": model_files["doodles"]}, extra_models=[extra])
     app, options = calls[0]
     assert list(app.state.models) == ["doodles", "cats"]
-    assert options["host"] == "127.0.0.1" and options["port"] == 5123 and options["reload"] is False
-    assert "http://127.0.0.1:5123" in capsys.readouterr().out
+    assert options["host"] == "127.0.0.1" and options["port"] == port and options["reload"] is False
+    assert f"http://127.0.0.1:{port}" in capsys.readouterr().out
+
+
+def test_run_refuses_a_port_in_use_or_out_of_range_before_serving(monkeypatch, model_files):
+    monkeypatch.setattr("uvicorn.run", lambda app, **options: pytest.fail("must not serve"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ValueError, match=f"Cannot serve on 127.0.0.1:{port}"):
+            server.run(port=port, model_paths=model_files)
+    with pytest.raises(ValueError, match="from 1 to 65535. Received: port=70000"):
+        server.run(port=70000, model_paths=model_files)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import os
+import socket
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated
@@ -192,12 +193,27 @@ def create_app(model_paths: Mapping[str, str | os.PathLike] | None = None) -> Fa
     return app
 
 
+def _check_address(host: str, port: int) -> None:
+    """Fail with a clear message, before loading anything, if ``host:port`` cannot be listened on."""
+    if not isinstance(port, int) or not 0 < port < 65536:
+        raise ValueError(f"`port` must be an integer from 1 to 65535. Received: port={port!r}")
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            probe.bind(address)
+    except OSError as error:
+        raise ValueError(f"Cannot serve on {host}:{port} ({error.strerror or error}): "
+                         "choose another --host or --port") from None
+
+
 def run(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
         model_paths: Mapping[str, str | os.PathLike] | None = None,
         extra_models: Iterable[str | os.PathLike] = ()) -> None:
     """Serve the app until interrupted: ``model_paths`` (default: the shipped models) plus ``extra_models``."""
     import uvicorn
 
+    _check_address(host, port)
     app = create_app(registry.model_paths(extra_models, base=model_paths))
     shown_host = f"[{host}]" if ":" in host else host
     print(f"NeuralNetworks app: serving {', '.join(app.state.models)} on http://{shown_host}:{port} "
