@@ -1,0 +1,46 @@
+"""The speed benchmark runs end to end in its tiny --quick mode and prints every table; no timing is asserted."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+TIMEOUT_SECONDS = 300
+TRAINING_ROW = re.compile(r"^\| (mlp16-sgd|wide128-adam|cnn64-adam) +\| \d+ +\| [\d,]+ ")
+
+
+@pytest.fixture(scope="module")
+def quick_output() -> str:
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "speed.py"), "--quick", "--threads", "1",
+         "--cases", "mlp16-sgd", "wide128-adam", "cnn", "infer-mlp", "memory"],
+        capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed.stdout
+
+
+def test_header_reports_the_machine_and_the_matmul_peak(quick_output):
+    assert re.search(r"float32 matmul peak .*: \d+\.\d GFLOP/s", quick_output)
+    assert re.search(r"Data: (MNIST train set from|RANDOM data of MNIST shape)", quick_output)
+    assert "BLAS:" in quick_output
+
+
+def test_every_requested_case_has_a_row_with_a_library_rate(quick_output):
+    rows = [line for line in quick_output.splitlines() if TRAINING_ROW.match(line)]
+    assert [row.split("|")[1].strip() for row in rows] == ["mlp16-sgd", "wide128-adam", "cnn64-adam"]
+    assert re.search(r"^\| infer-mlp +\| \d+\.\d ", quick_output, re.MULTILINE)
+    assert re.search(r"^\| nn +\| \d+\.\d ", quick_output, re.MULTILINE)  # the memory table
+    assert "mlp32" not in quick_output  # --cases selects
+
+
+def test_an_unknown_case_is_rejected_with_the_known_names():
+    completed = subprocess.run([sys.executable, str(BENCHMARKS / "speed.py"), "--cases", "mlp7"],
+                               capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False)
+    assert completed.returncode == 2
+    assert "unknown case(s) mlp7" in completed.stderr and "mlp16-sgd" in completed.stderr
