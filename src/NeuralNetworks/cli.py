@@ -18,6 +18,7 @@ EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 DATASETS = ("shapes", "mnist", "fashion-mnist", "quickdraw", "doodle")
+PREPROCESSING = {"mnist": "mnist", "fashion-mnist": "mnist"}  # how the app turns drawings into these inputs
 SEEDED_DATASETS = ("shapes", "quickdraw")  # generated or split by the package, so a seed applies
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad")
 DEFAULT_LEARNING_RATE = {"adam": 1e-3, "adamw": 1e-3, "sgd": 0.05, "rmsprop": 1e-3, "adagrad": 0.01}
@@ -121,6 +122,7 @@ def command_train(args: argparse.Namespace) -> int:
             raise CommandError(f"--{name} must be a positive integer, got {getattr(args, name)}")
     dataset = _load_dataset(args)
     out = args.out or Path(f"{args.dataset}-{args.arch}.npz")
+    preprocessing = PREPROCESSING.get(dataset.name, "quickdraw")
     print(f"{dataset.name}: {len(dataset.x_train)} training and {len(dataset.x_test)} test images, "
           f"{dataset.num_classes} classes ({', '.join(dataset.label_dict.values())})")
     model = _build_model(args.arch, dataset.input_shape, dataset.num_classes, args.seed)
@@ -138,10 +140,10 @@ def command_train(args: argparse.Namespace) -> int:
         model.fit(dataset.x_train, dataset.y_train, epochs=args.epochs, batch_size=args.batch,
                   callbacks=[slower, stopper], verbose=2 if args.quiet else 1, **validation)
     except KeyboardInterrupt:
-        path = model.save(out, labels=dataset.label_dict)
+        path = model.save(out, labels=dataset.label_dict, preprocessing=preprocessing)
         print(f"\ninterrupted: saved the best weights so far to {path}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    path = model.save(out, labels=dataset.label_dict)
+    path = model.save(out, labels=dataset.label_dict, preprocessing=preprocessing)
     if stopper.best_epoch is not None:
         print(f"best epoch: {stopper.best_epoch + 1} (val_loss {stopper.best:.4f}); its weights were kept")
     loss, accuracy = model.evaluate(dataset.x_test, dataset.y_test)
@@ -194,12 +196,11 @@ def command_test(args: argparse.Namespace) -> int:
 def command_predict(args: argparse.Namespace) -> int:
     from PIL import Image, UnidentifiedImageError
 
-    from .app.registry import style_for
+    from .app.registry import load_model
     from .data import images
 
-    model = _load_model(args.model)
-    labels = [str((model.labels or {}).get(i, i)) for i in range(model.output_shape[-1])]
-    style = style_for(labels)
+    served = load_model(args.model.stem, args.model)
+    model, style = served.model, served.style
     for path in args.images:
         try:
             with Image.open(path) as image:

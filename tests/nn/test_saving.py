@@ -40,6 +40,12 @@ def test_save_then_load_gives_identical_predictions_labels_and_training(tmp_path
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
 
 
+def test_preprocessing_is_saved_for_the_app(tmp_path):
+    model, _, _ = trained_model()
+    model.save(tmp_path / "m.npz", preprocessing="mnist")
+    assert models.load(tmp_path / "m.npz").preprocessing == "mnist"
+
+
 def test_saving_into_a_folder_and_list_labels(tmp_path):
     model, x, _ = trained_model()
     path = model.save(tmp_path, labels=["a", "b", "c"])

@@ -59,6 +59,7 @@ class Sequential:
         self.rng = np.random.default_rng(seed)
         self.layers: list[Layer] = []
         self.labels: Labels | None = None
+        self.preprocessing: str | None = None  # how raw images become inputs ("quickdraw", "mnist"), if known
         self.optimizer: optimizers_module.Optimizer | None = None
         self.loss: losses_module.Loss | None = None
         self.metrics: list[tuple[str, metrics_module.Metric]] = []
@@ -394,18 +395,22 @@ class Sequential:
         }
 
     def save(self, model_dir: str | os.PathLike, labels: Labels | Sequence[str] | None = None,
-             include_optimizer: bool = True) -> Path:
+             include_optimizer: bool = True, preprocessing: str | None = None) -> Path:
         """Write the model (architecture, weights, labels, compile settings) to one file, atomically.
 
         ``model_dir`` may be a file path (".npz" is appended if missing) or an existing folder, which then
-        holds ``model.npz``. Returns the path written.
+        holds ``model.npz``. ``preprocessing`` names how raw drawings become inputs ("quickdraw" or "mnist"),
+        for the app and ``NeuralNetworks predict``. Returns the path written.
         """
         if not self.built:
             raise RuntimeError("Cannot save a model that is not built: fit it or give input_shape first")
         if labels is not None:
             self.labels = _as_labels(labels)
+        if preprocessing is not None:
+            self.preprocessing = str(preprocessing)
         config = {"format": saving.FORMAT_NAME, "version": saving.FORMAT_VERSION, "model": self.get_config(),
                   "labels": None if self.labels is None else {str(k): v for k, v in self.labels.items()},
+                  "preprocessing": self.preprocessing,
                   "rng_state": self.rng.bit_generator.state}
         arrays = self.get_weights()
         if self.loss is not None:
@@ -446,6 +451,7 @@ def _from_file_config(config: dict[str, Any], arrays: dict[str, np.ndarray]) -> 
     optimizer_arrays = {k: v for k, v in arrays.items() if k.startswith("optimizer/")}
     model.set_weights({k: v for k, v in arrays.items() if k not in optimizer_arrays}, source="weights")
     model.labels = _as_labels(config.get("labels"))
+    model.preprocessing = config.get("preprocessing")
     if config.get("rng_state"):  # shuffling and dropout resume exactly where the saved run stopped
         model.rng.bit_generator.state = config["rng_state"]
     compile_config = config.get("compile")
