@@ -1,4 +1,4 @@
-"""The default CNN on the real MNIST: Conv-Pool-Conv-Pool-Dropout-Dense, Adam with a cosine learning-rate decay.
+"""The default CNN on the real MNIST (Conv-Pool-Conv-Pool-Dropout-Dense), Adam with a cosine learning-rate decay.
 
     python examples/mnist_cnn.py [--data-dir ../shared/data/mnist] [--epochs 8] [--fast]
 

@@ -20,17 +20,18 @@ def default_mlp(input_shape: tuple[int, ...], num_classes: int, seed: int | None
 
 
 def default_cnn(input_shape: tuple[int, ...], num_classes: int, seed: int | None = None) -> Sequential:
-    """A small CNN for 28x28 images: Conv(32, 3x3)-MaxPool-Conv(64, 3x3)-MaxPool-Dropout(0.5)-Dense(classes).
+    """A small CNN for 28x28 images: Conv(32, 3x3, same)-MaxPool-Conv(64, 3x3, same)-MaxPool-Dropout(0.5)-
+    Dense(classes, softmax), rescaling uint8 pixels to [0, 1] itself like ``default_mlp``.
 
-    Chosen by measurement on 2 CPU cores: >= 99.2% on the MNIST test set and ~94% on the ten QuickDraw classes
-    (the default MLP: ~87%) after a few minutes of training, with 34,826 weights (a 0.4 MB file, optimizer
-    included). It rescales uint8 pixels to [0, 1] itself, like ``default_mlp``.
+    Chosen by measurement on 2 CPU cores among a few small CNNs (with/without BatchNormalization, a hidden
+    Dense layer, "valid" padding): 94.2% on the ten QuickDraw classes after 12 epochs (default MLP: 87.4%),
+    with 50,186 weights, a 0.6 MB file optimizer included. "same" padding keeps strokes at the border.
     """
     model = Sequential(name="cnn", seed=seed)
     model.add(layers.Rescaling(PIXEL_SCALE, input_shape=input_shape))
-    model.add(layers.Conv2D(32, 3, activation="relu"))
+    model.add(layers.Conv2D(32, 3, padding="same", activation="relu"))
     model.add(layers.MaxPooling2D(2))
-    model.add(layers.Conv2D(64, 3, activation="relu"))
+    model.add(layers.Conv2D(64, 3, padding="same", activation="relu"))
     model.add(layers.MaxPooling2D(2))
     model.add(layers.Flatten())
     model.add(layers.Dropout(0.5))
