@@ -220,7 +220,11 @@ class Conv2D(ActivatedLayer):
         # block is then contiguous, so col2im adds whole blocks (3x faster than strided columns of cols).
         kh, kw = self.kernel_size
         kernel_stack = np.ascontiguousarray(kernel.reshape(kh * kw, g.channels, self.filters).transpose(0, 2, 1))
-        grad_blocks = self._buffers.get("grad_blocks", (kh * kw, len(grad_z), g.channels), grad_z.dtype)
+        # cols is spent once dL/dkernel is known, and has exactly the size of the blocks: reuse its memory.
+        grad_blocks = self._cols.reshape(kh * kw, len(grad_z), g.channels)
+        self._cols = None  # one backward per training forward
+        if grad_blocks.dtype != grad_z.dtype:
+            grad_blocks = np.empty(grad_blocks.shape, grad_z.dtype)
         np.matmul(grad_z, kernel_stack, out=grad_blocks)
         grad_blocks = grad_blocks.reshape(kh, kw, n, g.out_height, g.out_width, g.channels)
         grad_padded = np.zeros((n, g.padded_height, g.padded_width, g.channels), dtype=grad_z.dtype)
