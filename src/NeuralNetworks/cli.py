@@ -8,6 +8,7 @@ during training saves the best weights so far and exits with 130.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, help="model file to write (default: <dataset>-<arch>.npz)")
     train.add_argument("--plot", type=Path, help="PNG of the loss and accuracy curves")
     train.add_argument("--quiet", action="store_true", help="one line per epoch instead of progress bars")
+    train.add_argument("--threads", type=int,
+                       help="BLAS threads (default: automatic; 1 is fastest when other programs keep the cores busy)")
 
     test = commands.add_parser("test", help="accuracy, per-class precision/recall, confusion matrix, samples")
     test.add_argument("--model", type=Path, required=True, help="model file")
@@ -117,6 +120,8 @@ def command_train(args: argparse.Namespace) -> int:
     from . import plots
     from .nn import callbacks, losses, optimizers
 
+    if args.threads is not None and args.threads < 1:
+        raise CommandError(f"--threads must be a positive integer, got {args.threads}")
     for name in ("epochs", "batch", "patience"):
         if getattr(args, name) < (0 if name == "patience" else 1):
             raise CommandError(f"--{name} must be a positive integer, got {getattr(args, name)}")
@@ -136,9 +141,15 @@ def command_train(args: argparse.Namespace) -> int:
         validation = {"validation_data": (dataset.x_val, dataset.y_val)}
     else:
         validation = {"validation_split": 0.1}
+    threads = contextlib.nullcontext()
+    if args.threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        threads = threadpool_limits(limits=args.threads, user_api="blas")
     try:
-        model.fit(dataset.x_train, dataset.y_train, epochs=args.epochs, batch_size=args.batch,
-                  callbacks=[slower, stopper], verbose=2 if args.quiet else 1, **validation)
+        with threads:
+            model.fit(dataset.x_train, dataset.y_train, epochs=args.epochs, batch_size=args.batch,
+                      callbacks=[slower, stopper], verbose=2 if args.quiet else 1, **validation)
     except KeyboardInterrupt:
         path = model.save(out, labels=dataset.label_dict, preprocessing=preprocessing)
         print(f"\ninterrupted: saved the best weights so far to {path}", file=sys.stderr)

@@ -52,6 +52,12 @@ class History(Callback):
             self.history.setdefault(key, []).append(value)
 
 
+def _non_negative_int(owner: str, name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{owner} expects a non-negative integer `{name}`. Received: {name}={value!r}")
+    return value
+
+
 def _monitor_mode(monitor: str, mode: str) -> str:
     if mode not in ("auto", "min", "max"):
         raise ValueError(f"`mode` must be 'auto', 'min' or 'max'. Received: mode={mode!r}")
@@ -94,9 +100,7 @@ class EarlyStopping(_MonitorMixin, Callback):
     def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0, mode: str = "auto",
                  restore_best_weights: bool = False) -> None:
         self._init_monitor(monitor, mode, min_delta)
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise ValueError(f"EarlyStopping expects a non-negative integer `patience`. Received: {patience!r}")
-        self.patience = patience
+        self.patience = _non_negative_int("EarlyStopping", "patience", patience)
         self.restore_best_weights = bool(restore_best_weights)
         self.wait = 0
         self.stopped_epoch: int | None = None
@@ -151,8 +155,8 @@ class ReduceLROnPlateau(_MonitorMixin, Callback):
                  min_lr: float = 0.0, mode: str = "auto") -> None:
         self._init_monitor(monitor, mode, min_delta)
         self.factor = real_in_range("ReduceLROnPlateau", "factor", factor, 0.0, 1.0, low_open=True, high_open=True)
-        self.patience = patience
-        self.min_lr = float(min_lr)
+        self.patience = _non_negative_int("ReduceLROnPlateau", "patience", patience)
+        self.min_lr = real_in_range("ReduceLROnPlateau", "min_lr", min_lr, 0.0, math.inf)
         self.wait = 0
 
     def on_train_begin(self, logs=None):
