@@ -46,9 +46,12 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def _child(framework: str, data_dir: Path, samples: int | None) -> dict[str, float]:
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
+def _child(framework: str, data_dir: Path, samples: int | None, threads: int | None) -> dict[str, float]:
     from _contestants import SEED, load_data
+    from speed import set_threads
+
+    if threads:
+        set_threads(threads)
 
     from NeuralNetworks.nn import losses, optimizers, presets
 
@@ -99,11 +102,13 @@ def _torch_training(model, images: np.ndarray, labels: np.ndarray) -> Callable[[
     return train
 
 
-def measure(framework: str, data_dir: Path, quick: bool) -> dict[str, float] | None:
+def measure(framework: str, data_dir: Path, quick: bool, threads: int | None) -> dict[str, float] | None:
     """Run one child process; None when it fails (e.g. PyTorch missing), with its error printed."""
     command = [sys.executable, str(Path(__file__).resolve()), "--child", framework, "--data", str(data_dir)]
     if quick:
         command.append("--quick")
+    if threads:
+        command += ["--threads", str(threads)]
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         lines = completed.stderr.strip().splitlines()
@@ -116,13 +121,14 @@ def _mib(value: float | None) -> str:
     return "-" if value is None else f"{value / MIB:.1f}"
 
 
-def report(data_dir: Path, quick: bool, print_table: Callable[[list[str], list[list[str]]], None]) -> None:
+def report(data_dir: Path, quick: bool, print_table: Callable[[list[str], list[list[str]]], None],
+           threads: int | None = None) -> None:
     from _contestants import HAS_TORCH
 
     frameworks = ["nn", "torch"] if HAS_TORCH else ["nn"]
     rows = []
     for framework in frameworks:
-        result = measure(framework, data_dir, quick)
+        result = measure(framework, data_dir, quick, threads)
         if result is None:
             continue
         allowance = result["model_state_bytes"] + ACTIVATION_BATCHES * result["batch_bytes"]
@@ -141,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=None, help="folder of the MNIST files")
     parser.add_argument("--quick", action="store_true", help=f"train on {QUICK_SAMPLES} samples only")
+    parser.add_argument("--threads", type=int, default=None, help="BLAS and PyTorch threads (default: theirs)")
     parser.add_argument("--child", choices=("nn", "torch"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -149,9 +156,9 @@ def main(argv: list[str] | None = None) -> int:
 
     data_dir = args.data or DEFAULT_DATA
     if args.child:
-        print(json.dumps(_child(args.child, data_dir, QUICK_SAMPLES if args.quick else None)))
+        print(json.dumps(_child(args.child, data_dir, QUICK_SAMPLES if args.quick else None, args.threads)))
         return 0
-    report(data_dir, args.quick, print_table)
+    report(data_dir, args.quick, print_table, args.threads)
     return 0
 
 

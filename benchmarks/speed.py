@@ -48,6 +48,7 @@ PEAK_MATMUL_SIZE = 2048
 PEAK_REPEATS = 10
 WARMUP_STEPS = 20
 MIN_TIMED_STEPS = 8
+BUSY_LOAD = 0.5  # 1-minute load average above which the machine is not idle
 QUICK_SAMPLES = 512  # samples the --quick smoke run uses
 QUICK_SECONDS = 0.01
 QUICK_PEAK_SIZE = 256
@@ -250,6 +251,14 @@ def load_average() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg()) if hasattr(os, "getloadavg") else "unknown"
 
 
+def busy_warning() -> str:
+    """A warning when other work keeps the cores busy: multi-threaded BLAS and PyTorch then collapse."""
+    if not hasattr(os, "getloadavg") or os.getloadavg()[0] < BUSY_LOAD:
+        return ""
+    return (f"- WARNING: load average {os.getloadavg()[0]:.2f} >= {BUSY_LOAD}: other processes use the CPU, so "
+            "multi-threaded runs are unreliable (use an idle machine, or --threads 1)")
+
+
 def print_header(args: argparse.Namespace, data: Data, peak: float) -> None:
     print(f"# NeuralNetworks speed benchmark, {time.strftime('%Y-%m-%d %H:%M')}\n")
     print(f"- CPU: {cpu_model()}, {os.cpu_count()} cores; load average (1, 5, 15 min) before: {load_average()}")
@@ -263,7 +272,9 @@ def print_header(args: argparse.Namespace, data: Data, peak: float) -> None:
     print(f"- PyTorch: {torch_text}; scikit-learn: {sklearn_text}")
     print(f"- Data: {data.source} ({len(data.labels):,} samples)")
     print(f"- float32 matmul peak ({args.peak_size}x{args.peak_size}, best of {PEAK_REPEATS}): {peak:.1f} GFLOP/s")
-    print(f"- Runs: {args.repeats} interleaved repeats of ~{args.seconds:g} s per contestant; medians\n")
+    print(f"- Runs: {args.repeats} interleaved repeats of ~{args.seconds:g} s per contestant; medians")
+    print(busy_warning() or "- Machine idle at start (load average below 0.5)")
+    print()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -286,8 +297,10 @@ def main(argv: list[str] | None = None) -> int:
         print_table(["case", "NN predict", "NN model(data)", "torch", "torch/NN", "calls", "target"], rows)
         print()
     if selected(args.cases, "memory"):
-        memory.report(args.data, quick=args.quick, print_table=print_table)
+        memory.report(args.data, quick=args.quick, print_table=print_table, threads=args.threads)
     print(f"Load average after: {load_average()}")
+    if busy_warning():
+        print(busy_warning())
     return 0
 
 
