@@ -40,6 +40,17 @@ def test_save_then_load_gives_identical_predictions_labels_and_training(tmp_path
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
 
 
+def test_saved_file_has_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    model, _, _ = trained_model()
+    path = model.save(tmp_path / "m.npz")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
 def test_preprocessing_is_saved_for_the_app(tmp_path):
     model, _, _ = trained_model()
     model.save(tmp_path / "m.npz", preprocessing="mnist")

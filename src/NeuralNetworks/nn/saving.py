@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,9 @@ def write(path: str | os.PathLike, config: dict[str, Any], arrays: dict[str, np.
         if key == CONFIG_KEY:
             raise ValueError(f"{CONFIG_KEY!r} is reserved and cannot name a weight")
         payload[key] = value
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    tmp_name = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    # os.open with mode 0o666 honours the umask, so the model gets ordinary permissions (mkstemp would give 0600).
+    fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
             np.savez(handle, **payload)
