@@ -13,3 +13,14 @@ def test_doc_references_resolve_and_snippets_run():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.main(["--run-snippets"]) == 0
+
+
+def test_readme_api_example_runs(tmp_path, monkeypatch, capsys):
+    import re
+
+    readme = (DOCS.parent / "README.md").read_text()
+    code = re.findall(r"```python\n(.*?)```", readme, re.S)[0]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    label, scores = eval(capsys.readouterr().out.strip().splitlines()[-1])  # the printed (label, scores)
+    assert label == max(scores, key=scores.get) and (tmp_path / "doodles.npz").exists()
