@@ -16,11 +16,12 @@ def test_doc_references_resolve_and_snippets_run():
 
 
 def test_readme_api_example_runs(tmp_path, monkeypatch, capsys):
+    import ast
     import re
 
     readme = (DOCS.parent / "README.md").read_text()
     code = re.findall(r"```python\n(.*?)```", readme, re.S)[0]
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {})
-    label, scores = eval(capsys.readouterr().out.strip().splitlines()[-1])  # the printed (label, scores)
+    label, scores = ast.literal_eval(capsys.readouterr().out.strip().splitlines()[-1])  # the printed result
     assert label == max(scores, key=scores.get) and (tmp_path / "doodles.npz").exists()
