@@ -126,3 +126,12 @@ def test_classic_doodle_training_runs_from_datasets_doodle(tmp_path, monkeypatch
                     "--model_dir", "doodle.npz"]) == 0
     assert models.load(tmp_path / "doodle.npz").labels[0] == "circle"
     assert "test accuracy" in capsys.readouterr().out
+
+
+def test_inspect_prints_a_row_per_layer_and_plots(trained, tmp_path, capsys):
+    plot = tmp_path / "inside.png"
+    assert cli.main(["inspect", "--model", str(trained), "--max-per-class", "20", "--batch", "8",
+                     "--plot", str(plot)]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("rescaling_1", "flatten_1", "dense_1", "dense_3")) and "grad" in out
+    assert plot.stat().st_size > 0
