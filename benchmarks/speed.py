@@ -48,7 +48,8 @@ PEAK_MATMUL_SIZE = 2048
 PEAK_REPEATS = 10
 WARMUP_STEPS = 20
 MIN_TIMED_STEPS = 8
-BUSY_LOAD = 0.5  # 1-minute load average above which the machine is not idle
+IDLE_SAMPLE_SECONDS = 1.0
+IDLE_ENOUGH_PERCENT = 90  # below this share of idle CPU time the machine is busy
 QUICK_SAMPLES = 512  # samples the --quick smoke run uses
 QUICK_SECONDS = 0.01
 QUICK_PEAK_SIZE = 256
@@ -251,17 +252,56 @@ def load_average() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg()) if hasattr(os, "getloadavg") else "unknown"
 
 
-def busy_warning() -> str:
-    """A warning when other work keeps the cores busy: multi-threaded BLAS and PyTorch then collapse."""
-    if not hasattr(os, "getloadavg") or os.getloadavg()[0] < BUSY_LOAD:
-        return ""
-    return (f"- WARNING: load average {os.getloadavg()[0]:.2f} >= {BUSY_LOAD}: other processes use the CPU, so "
-            "multi-threaded runs are unreliable (use an idle machine, or --threads 1)")
+def cpu_seconds() -> tuple[float, float] | None:
+    """(busy, total) CPU seconds of the whole machine since boot, summed over cores (Linux), else None."""
+    try:
+        fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields) - idle) / ticks, sum(fields) / ticks
+
+
+def own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def others_share(start: tuple[float, float] | None, own_start: float) -> float | None:
+    """Percent of the machine's CPU time used by other processes since ``start``: the load we measured under."""
+    end = cpu_seconds()
+    if start is None or end is None:
+        return None
+    others = (end[0] - start[0]) - (own_cpu_seconds() - own_start)
+    return max(0.0, 100 * others / max(end[1] - start[1], 1e-9))
+
+
+def idle_percent(seconds: float = IDLE_SAMPLE_SECONDS) -> float | None:
+    """Share of CPU time the whole machine spent idle over ``seconds``, None where /proc/stat is missing."""
+    start = cpu_seconds()
+    time.sleep(seconds)
+    end = cpu_seconds()
+    if start is None or end is None:
+        return None
+    return 100 - 100 * (end[0] - start[0]) / max(end[1] - start[1], 1e-9)
+
+
+def machine_state() -> str:
+    """Whether other work keeps the cores busy: multi-threaded BLAS and PyTorch then collapse."""
+    idle = idle_percent()
+    if idle is None:
+        return f"- Load average before: {load_average()}"
+    state = f"- CPU idle over {IDLE_SAMPLE_SECONDS:g} s before the run: {idle:.0f}%; load average {load_average()}"
+    if idle < IDLE_ENOUGH_PERCENT:
+        state += ("\n- WARNING: other processes use the CPU, so multi-threaded runs are unreliable "
+                  "(use an idle machine, or --threads 1)")
+    return state
 
 
 def print_header(args: argparse.Namespace, data: Data, peak: float) -> None:
     print(f"# NeuralNetworks speed benchmark, {time.strftime('%Y-%m-%d %H:%M')}\n")
-    print(f"- CPU: {cpu_model()}, {os.cpu_count()} cores; load average (1, 5, 15 min) before: {load_average()}")
+    print(f"- CPU: {cpu_model()}, {os.cpu_count()} cores")
     print(f"- Python {platform.python_version()}, NumPy {np.__version__}, BLAS: {blas_description()}")
     torch_text = "not installed"
     if HAS_TORCH:
@@ -273,11 +313,12 @@ def print_header(args: argparse.Namespace, data: Data, peak: float) -> None:
     print(f"- Data: {data.source} ({len(data.labels):,} samples)")
     print(f"- float32 matmul peak ({args.peak_size}x{args.peak_size}, best of {PEAK_REPEATS}): {peak:.1f} GFLOP/s")
     print(f"- Runs: {args.repeats} interleaved repeats of ~{args.seconds:g} s per contestant; medians")
-    print(busy_warning() or "- Machine idle at start (load average below 0.5)")
+    print(machine_state())
     print()
 
 
 def main(argv: list[str] | None = None) -> int:
+    machine_start, own_start = cpu_seconds(), own_cpu_seconds()
     args = parse_args(argv)
     set_threads(args.threads)
     data = load_data(args.data, args.samples)
@@ -298,9 +339,10 @@ def main(argv: list[str] | None = None) -> int:
         print()
     if selected(args.cases, "memory"):
         memory.report(args.data, quick=args.quick, print_table=print_table, threads=args.threads)
-    print(f"Load average after: {load_average()}")
-    if busy_warning():
-        print(busy_warning())
+    others = others_share(machine_start, own_start)
+    if others is not None:
+        print(f"Other processes used {others:.0f}% of the machine's CPU time during the run.")
+    print(f"Load average (1, 5, 15 min) after the run, which itself counts: {load_average()}")
     return 0
 
 
