@@ -308,7 +308,11 @@ def print_header(args: argparse.Namespace, data: Data, peak: float) -> None:
         import torch
 
         torch_text = f"{torch.__version__}, {torch.get_num_threads()} threads"
-    sklearn_text = f"computes in {sklearn_dtype(data)}" if HAS_SKLEARN else "not installed"
+    sklearn_text = "not installed"
+    if HAS_SKLEARN:
+        import sklearn
+
+        sklearn_text = f"{sklearn.__version__}, computes in {sklearn_dtype(data)}"
     print(f"- PyTorch: {torch_text}; scikit-learn: {sklearn_text}")
     print(f"- Data: {data.source} ({len(data.labels):,} samples)")
     print(f"- float32 matmul peak ({args.peak_size}x{args.peak_size}, best of {PEAK_REPEATS}): {peak:.1f} GFLOP/s")
