@@ -14,6 +14,9 @@ from collections.abc import Iterable
 from .layers.base import Layer
 
 SMALL_PRODUCT_MULTIPLY_ADDS = 1_000_000  # measured here: 16x784x64 is faster on 1 thread, 64x288x64 on 2
+# Below this BLAS runs one thread by itself (1x784x64 takes 2.4 us on 1 or 2 threads) and switching the thread
+# count would cost more than the products: classifying one image must stay in microseconds.
+TINY_PRODUCT_MULTIPLY_ADDS = 100_000
 
 
 def largest_product(layers: Iterable[Layer], batch_size: int) -> int:
@@ -26,13 +29,21 @@ def largest_product(layers: Iterable[Layer], batch_size: int) -> int:
     return batch_size * max(per_sample, default=0)
 
 
-def blas_threads_for(layers: Iterable[Layer], batch_size: int) -> contextlib.AbstractContextManager:
-    """A context that limits BLAS to one thread when every product of this batch size is small."""
-    layers = list(layers)
-    if largest_product(layers, batch_size) >= SMALL_PRODUCT_MULTIPLY_ADDS:
+def blas_threads_for(largest: int, controller: object | None) -> contextlib.AbstractContextManager:
+    """A context that limits BLAS to one thread when the ``largest`` product of a batch is small but not tiny.
+
+    ``controller`` is a ``threadpoolctl.ThreadpoolController`` kept by the caller: limiting through it costs
+    about 5 us, where ``threadpool_limits()`` costs 400 us or more because it searches the loaded libraries.
+    """
+    if controller is None or not TINY_PRODUCT_MULTIPLY_ADDS <= largest < SMALL_PRODUCT_MULTIPLY_ADDS:
         return contextlib.nullcontext()
+    return controller.limit(limits=1, user_api="blas")
+
+
+def blas_controller() -> object | None:
+    """A ``threadpoolctl.ThreadpoolController``, or None without threadpoolctl (BLAS keeps its thread count)."""
     try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: without it BLAS keeps its own thread count
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    return ThreadpoolController()

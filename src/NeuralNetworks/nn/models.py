@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -16,10 +17,10 @@ from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from ._inputs import as_samples, as_targets
-from ._threads import blas_threads_for
+from ._threads import TINY_PRODUCT_MULTIPLY_ADDS, blas_controller, blas_threads_for, largest_product
 from ._validation import positive_int, real_in_range
 from .layers import REGISTRY as LAYER_REGISTRY
-from .layers import Dense, Layer
+from .layers import ActivatedLayer, Dense, Layer
 
 INFERENCE_BATCH_SIZE = 256  # predict/evaluate batch: big enough for BLAS to be efficient, small in memory
 SUPPORTED_DTYPES = ("float32", "float64")
@@ -66,6 +67,8 @@ class Sequential:
         self.stop_training = False
         self.history: callbacks_module.History | None = None
         self._name_counts: dict[str, int] = {}
+        self._blas: object | None = None  # threadpoolctl controller, made on first need (it costs ~0.4 ms)
+        self._product_per_sample: int | None = None  # multiply-adds of the largest product; reset by add/build
         for layer in layers or ():
             self.add(layer)
 
@@ -103,6 +106,7 @@ class Sequential:
         elif layer.input_shape is not None:
             self._build_layer(layer, layer.input_shape, after=None)
         self.layers.append(layer)
+        self._product_per_sample = None
 
     def _build_layer(self, layer: Layer, input_shape: tuple[int, ...], after: Layer | None) -> None:
         try:
@@ -122,6 +126,7 @@ class Sequential:
             if not layer.built:
                 self._build_layer(layer, shape, after=previous)
             shape, previous = layer.output_shape, layer
+        self._product_per_sample = None
 
     @property
     def built(self) -> bool:
@@ -189,6 +194,15 @@ class Sequential:
         return x, as_targets(y, self.loss, self.output_shape, len(x), self.dtype,
                              name="y" if name == "x" else f"{name} labels")
 
+    def _blas_threads(self, batch_size: int) -> contextlib.AbstractContextManager:
+        """One BLAS thread while this batch size's products are small (see ``_threads``)."""
+        if self._product_per_sample is None:
+            self._product_per_sample = largest_product(self.layers, 1)
+        largest = batch_size * self._product_per_sample
+        if self._blas is None and largest >= TINY_PRODUCT_MULTIPLY_ADDS:
+            self._blas = blas_controller()
+        return blas_threads_for(largest, self._blas)
+
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """Run every layer on a batch already in the model's dtype."""
         for layer in self.layers:
@@ -197,14 +211,22 @@ class Sequential:
 
     def backward(self, y_true: np.ndarray, y_pred: np.ndarray) -> None:
         """Backpropagate the loss gradient through every layer, writing each layer's grads."""
+        # Layers below the first one with weights have nothing to learn, and that layer's input gradient would
+        # go nowhere: skipping both saves a third of the first layer's work (PyTorch skips it too).
+        first = next((i for i, layer in enumerate(self.layers) if layer.params), 0)
+        last = len(self.layers) - 1
         if self._fused_softmax():
-            grad = self.layers[-1].backward_preactivation(self.loss.logits_gradient(y_true, y_pred))
-            remaining = self.layers[-2::-1]
+            grad = self.layers[-1].backward_preactivation(self.loss.logits_gradient(y_true, y_pred),
+                                                          input_gradient=last > first)
+            last -= 1
         else:
             grad = self.loss.gradient(y_true, y_pred)
-            remaining = self.layers[::-1]
-        for layer in remaining:
-            grad = layer.backward(grad)
+        for index in range(last, first - 1, -1):
+            layer = self.layers[index]
+            if index == first and isinstance(layer, ActivatedLayer):
+                layer.backward(grad, input_gradient=False)
+            else:
+                grad = layer.backward(grad)
 
     def train_on_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         """One gradient step on one batch; returns the batch loss and the predictions."""
@@ -236,7 +258,7 @@ class Sequential:
         batch_size = positive_int("fit", "batch_size", batch_size)
         validation_split = real_in_range("fit", "validation_split", validation_split, 0.0, 1.0, high_open=True)
         x, y = self._prepare(x, y)
-        train_index = np.arange(len(x))
+        train_index: np.ndarray | int = len(x)  # all samples; permutation(n) == permutation(arange(n))
         x_val = y_val = None
         if validation_data is not None:
             if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
@@ -250,7 +272,8 @@ class Sequential:
                                  f"validation out of {len(x)}")
             train_index, val_index = np.sort(order[:-n_val]), np.sort(order[-n_val:])
             x_val, y_val = x[val_index], y[val_index]
-        steps = -(-len(train_index) // batch_size)
+        samples = train_index if isinstance(train_index, int) else len(train_index)
+        steps = -(-samples // batch_size)
         history = callbacks_module.History()
         # History and the progress display come last, so they record what the user's callbacks added to the logs.
         all_callbacks = [*(callbacks or []), history]
@@ -258,7 +281,7 @@ class Sequential:
             all_callbacks.append(callbacks_module.ProgressBar())
         elif verbose == 2:
             all_callbacks.append(callbacks_module.EpochLogger())
-        params = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "samples": len(train_index)}
+        params = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "samples": samples}
         for callback in all_callbacks:
             callback.set_model(self, params)
         self.stop_training = False
@@ -266,7 +289,7 @@ class Sequential:
         for callback in all_callbacks:
             callback.on_train_begin()
         try:
-            with blas_threads_for(self.layers, batch_size):
+            with self._blas_threads(batch_size):
                 for epoch in range(epochs):
                     for callback in all_callbacks:
                         callback.on_epoch_begin(epoch)
@@ -283,7 +306,10 @@ class Sequential:
         return history
 
     def _train_epoch(self, x, y, train_index, batch_size, shuffle, all_callbacks) -> dict[str, float]:
-        order = self.rng.permutation(train_index) if shuffle else train_index
+        if shuffle:
+            order = self.rng.permutation(train_index)
+        else:
+            order = np.arange(train_index) if isinstance(train_index, int) else train_index
         totals = dict.fromkeys(["loss", *(name for name, _ in self.metrics)], 0.0)
         seen = 0
         for batch, start in enumerate(range(0, len(order), batch_size)):
@@ -330,8 +356,12 @@ class Sequential:
         """Model outputs for every sample of ``x``, computed in batches; caches nothing."""
         x, _ = self._prepare(x, None)
         size = batch_size or INFERENCE_BATCH_SIZE
+        if len(x) <= size:  # one batch (one image, say): no output buffer to fill
+            with self._blas_threads(len(x)):
+                y = self.forward(np.asarray(x, dtype=self.dtype))
+            return y.copy()  # a layer may hand back one of its reused buffers: the caller gets its own array
         output = np.empty((len(x), *self.output_shape), dtype=self.dtype)
-        with blas_threads_for(self.layers, min(size, len(x))):
+        with self._blas_threads(size):
             for start in range(0, len(x), size):
                 output[start:start + size] = self.forward(np.asarray(x[start:start + size], dtype=self.dtype))
         return output

@@ -30,6 +30,7 @@ class Optimizer:
                                                math.inf, low_open=True)
         self.iterations = 0
         self.slots: dict[str, dict[str, np.ndarray]] = {}
+        self._scratch: dict[str, np.ndarray] = {}  # one work array per parameter, so a step allocates nothing
 
     @property
     def current_learning_rate(self) -> float:
@@ -45,12 +46,17 @@ class Optimizer:
             slots = self.slots.get(key)
             if slots is None:
                 slots = self.slots[key] = self._create_slots(param)
-            self._update(param, grads[key], slots, lr)
+            scratch = self._scratch.get(key)
+            if scratch is None or scratch.shape != param.shape or scratch.dtype != param.dtype:
+                scratch = self._scratch[key] = np.empty_like(param)
+            self._update(param, grads[key], slots, lr, scratch)
 
     def _create_slots(self, param: np.ndarray) -> dict[str, np.ndarray]:
         return {name: np.zeros_like(param) for name in self.slot_names}
 
-    def _update(self, param: np.ndarray, grad: np.ndarray, slots: dict[str, np.ndarray], lr: float) -> None:
+    def _update(self, param: np.ndarray, grad: np.ndarray, slots: dict[str, np.ndarray], lr: float,
+                scratch: np.ndarray) -> None:
+        """Update ``param`` in place; ``scratch`` is a work array of its shape with no meaningful content."""
         raise NotImplementedError
 
     def get_config(self) -> dict[str, Any]:
@@ -88,15 +94,18 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         self.slot_names = ("velocity",) if self.momentum else ()
 
-    def _update(self, param, grad, slots, lr):
+    def _update(self, param, grad, slots, lr, scratch):
+        lr_grad = np.multiply(grad, lr, out=scratch)
         if not self.momentum:
-            param -= lr * grad
+            param -= lr_grad
             return
         velocity = slots["velocity"]
         velocity *= self.momentum
-        velocity -= lr * grad
+        velocity -= lr_grad
         if self.nesterov:
-            param += self.momentum * velocity - lr * grad
+            param -= lr_grad
+            np.multiply(velocity, self.momentum, out=scratch)
+            param += scratch
         else:
             param += velocity
 
@@ -120,10 +129,14 @@ class AdaGrad(Optimizer):
     def _create_slots(self, param):
         return {"accumulator": np.full_like(param, self.initial_accumulator_value)}
 
-    def _update(self, param, grad, slots, lr):
+    def _update(self, param, grad, slots, lr, scratch):
         accumulator = slots["accumulator"]
-        accumulator += grad * grad
-        param -= lr * grad / (np.sqrt(accumulator) + self.epsilon)
+        accumulator += np.multiply(grad, grad, out=scratch)
+        np.sqrt(accumulator, out=scratch)
+        scratch += self.epsilon
+        np.divide(grad, scratch, out=scratch)
+        scratch *= lr
+        param -= scratch
 
 
 class RMSprop(Optimizer):
@@ -139,11 +152,17 @@ class RMSprop(Optimizer):
         self.rho = real_in_range("RMSprop", "rho", rho, 0.0, 1.0, high_open=True)
         self.epsilon = real_in_range("RMSprop", "epsilon", epsilon, 0.0, 1.0, low_open=True)
 
-    def _update(self, param, grad, slots, lr):
+    def _update(self, param, grad, slots, lr, scratch):
         mean_square = slots["mean_square"]
         mean_square *= self.rho
-        mean_square += (1 - self.rho) * grad * grad
-        param -= lr * grad / (np.sqrt(mean_square) + self.epsilon)
+        np.multiply(grad, grad, out=scratch)
+        scratch *= 1 - self.rho
+        mean_square += scratch
+        np.sqrt(mean_square, out=scratch)
+        scratch += self.epsilon
+        np.divide(grad, scratch, out=scratch)
+        scratch *= lr
+        param -= scratch
 
 
 class Adam(Optimizer):
@@ -167,13 +186,19 @@ class Adam(Optimizer):
         self._step_size_factor = math.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
         super().apply(params, grads)
 
-    def _update(self, param, grad, slots, lr):
+    def _update(self, param, grad, slots, lr, scratch):
         m, v = slots["m"], slots["v"]
         m *= self.beta_1
-        m += (1 - self.beta_1) * grad
+        m += np.multiply(grad, 1 - self.beta_1, out=scratch)
         v *= self.beta_2
-        v += (1 - self.beta_2) * grad * grad
-        param -= (lr * self._step_size_factor) * m / (np.sqrt(v) + self.epsilon)
+        np.multiply(grad, grad, out=scratch)
+        scratch *= 1 - self.beta_2
+        v += scratch
+        np.sqrt(v, out=scratch)
+        scratch += self.epsilon
+        np.divide(m, scratch, out=scratch)
+        scratch *= lr * self._step_size_factor
+        param -= scratch
 
 
 class AdamW(Adam):
@@ -187,9 +212,9 @@ class AdamW(Adam):
         super().__init__(learning_rate, beta_1, beta_2, epsilon)
         self.weight_decay = real_in_range("AdamW", "weight_decay", weight_decay, 0.0, 1.0)
 
-    def _update(self, param, grad, slots, lr):
-        param -= (lr * self.weight_decay) * param
-        super()._update(param, grad, slots, lr)
+    def _update(self, param, grad, slots, lr, scratch):
+        param -= np.multiply(param, lr * self.weight_decay, out=scratch)
+        super()._update(param, grad, slots, lr, scratch)
 
 
 REGISTRY: dict[str, type[Optimizer]] = {

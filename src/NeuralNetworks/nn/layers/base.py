@@ -85,13 +85,16 @@ class ActivatedLayer(Layer):
         self._output = y if training else None
         return y
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+    def backward(self, grad_output: np.ndarray, input_gradient: bool = True) -> np.ndarray | None:
         if self._output is None:
             raise RuntimeError(f"{self.name}: backward() called without a forward(training=True) first")
-        return self.backward_preactivation(self.activation.backward(self._output, grad_output))
+        return self.backward_preactivation(self.activation.backward(self._output, grad_output), input_gradient)
 
-    def backward_preactivation(self, grad_z: np.ndarray) -> np.ndarray:
-        """Write grads and return dL/dx from dL/dz, the gradient at the pre-activation."""
+    def backward_preactivation(self, grad_z: np.ndarray, input_gradient: bool = True) -> np.ndarray | None:
+        """Write grads and return dL/dx from dL/dz, the gradient at the pre-activation.
+
+        With ``input_gradient=False`` (the model's first layer with weights) dL/dx is skipped: nothing uses it.
+        """
         raise NotImplementedError
 
     def get_config(self) -> dict[str, Any]:

@@ -204,7 +204,7 @@ class Conv2D(ActivatedLayer):
         self._cols = cols if training else None
         return self.activate(z.reshape(n, g.out_height, g.out_width, self.filters), training)
 
-    def backward_preactivation(self, grad_z: np.ndarray) -> np.ndarray:
+    def backward_preactivation(self, grad_z: np.ndarray, input_gradient: bool = True) -> np.ndarray | None:
         if self._cols is None:
             raise RuntimeError(f"{self.name}: backward() called without a forward(training=True) first")
         g = self.geometry
@@ -216,6 +216,8 @@ class Conv2D(ActivatedLayer):
         if self.use_bias:  # a product with ones sums the rows several times faster than np.sum(axis=0)
             ones = self._buffers.get("ones", (len(grad_z),), grad_z.dtype, fill=1)
             np.matmul(ones, grad_z, out=self.grads["bias"])
+        if not input_gradient:
+            return None
         # dL/dcols in one (batched) product, laid out (kh * kw, batch * oh * ow, channels): each window offset's
         # block is then contiguous, so col2im adds whole blocks (3x faster than strided columns of cols).
         kh, kw = self.kernel_size

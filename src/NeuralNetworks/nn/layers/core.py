@@ -57,11 +57,11 @@ class Dense(ActivatedLayer):
         self._input = x if training else None
         return self.activate(z, training)
 
-    def backward_preactivation(self, grad_z: np.ndarray) -> np.ndarray:
+    def backward_preactivation(self, grad_z: np.ndarray, input_gradient: bool = True) -> np.ndarray | None:
         np.matmul(self._input.T, grad_z, out=self.grads["kernel"])
         if self.use_bias:
-            np.sum(grad_z, axis=0, out=self.grads["bias"])
-        return grad_z @ self.params["kernel"].T
+            np.add.reduce(grad_z, axis=0, out=self.grads["bias"])
+        return grad_z @ self.params["kernel"].T if input_gradient else None
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "units": self.units, "initializer": self.initializer,
@@ -126,7 +126,7 @@ class Activation(ActivatedLayer):
     def forward(self, x, training=False):
         return self.activate(x, training)
 
-    def backward_preactivation(self, grad_z):
+    def backward_preactivation(self, grad_z, input_gradient=True):
         return grad_z
 
 
