@@ -31,8 +31,8 @@ def main() -> None:
 
     data = load_mnist(args.data_dir)
     limit = FAST_SAMPLES if args.fast else None
-    x_train, y_train = data.x_train[:limit] / 255, data.y_train_one_hot[:limit]
-    x_test, y_test = data.x_test[:limit] / 255, data.y_test_one_hot[:limit]
+    x_train, y_train = data.x_train[:limit].astype("float32") / 255, data.y_train_one_hot[:limit]
+    x_test, y_test = data.x_test[:limit].astype("float32") / 255, data.y_test_one_hot[:limit]
     input_shape = data.input_shape
     epochs = 1 if args.fast else 10
     model_dir = tempfile.mkdtemp(prefix="mnist_mlp_")
