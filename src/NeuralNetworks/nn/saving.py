@@ -13,9 +13,12 @@ import os
 import secrets
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .models import Sequential
 
 FORMAT_NAME = "NeuralNetworks.Sequential"
 FORMAT_VERSION = 1
@@ -98,3 +101,51 @@ def read(path: str | os.PathLike) -> tuple[Path, dict[str, Any], dict[str, np.nd
             f"(this library reads version {FORMAT_VERSION})"
         )
     return target, config, arrays
+
+
+def load_model(path: str | os.PathLike) -> Sequential:
+    """Rebuild the Sequential saved at ``path``: layers through the registry, weights checked against them."""
+    path, config, arrays = read(path)
+    try:
+        return _from_file_config(config, arrays)
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError) as error:
+        detail = f"missing entry {error}" if isinstance(error, KeyError) else str(error)
+        raise ModelFileError(f"{path}: invalid model file ({detail})") from None
+
+
+def _from_file_config(config: dict[str, Any], arrays: dict[str, np.ndarray]) -> Sequential:
+    from . import losses as losses_module
+    from . import optimizers as optimizers_module
+    from .layers import REGISTRY as LAYER_REGISTRY
+    from .models import Sequential, _as_labels  # models imports this module: import it when called
+
+    spec = config["model"]
+    model = Sequential(name=spec["name"], dtype=spec["dtype"], seed=spec.get("seed"))
+    for entry in spec["layers"]:
+        cls = LAYER_REGISTRY.get(entry["class_name"])
+        if cls is None:
+            raise ValueError(f"unknown layer class {entry['class_name']!r}; known: {', '.join(LAYER_REGISTRY)}")
+        model.add(cls.from_config(entry["config"]))
+    if spec.get("input_shape") is not None and not model.built:
+        model.build(spec["input_shape"])
+    optimizer_arrays = {k: v for k, v in arrays.items() if k.startswith("optimizer/")}
+    model.set_weights({k: v for k, v in arrays.items() if k not in optimizer_arrays}, source="weights")
+    model.labels = _as_labels(config.get("labels"))
+    model.preprocessing = config.get("preprocessing")
+    if config.get("rng_state"):  # shuffling and dropout resume exactly where the saved run stopped
+        model.rng.bit_generator.state = config["rng_state"]
+    compile_config = config.get("compile")
+    if compile_config:
+        loss = losses_module.REGISTRY[compile_config["loss"]](**compile_config.get("loss_config", {}))
+        optimizer = "adam"
+        if "optimizer" in compile_config:
+            spec_opt = compile_config["optimizer"]
+            optimizer = optimizers_module.REGISTRY[spec_opt["class_name"]].from_config(spec_opt["config"])
+            optimizer.iterations = int(spec_opt.get("iterations", 0))
+            for key, value in optimizer_arrays.items():
+                param_key, slot = key[len("optimizer/"):].rsplit("/", 1)
+                optimizer.slots.setdefault(param_key, {})[slot] = value.astype(model.dtype)
+        model.compile(optimizer=optimizer, loss=loss, metrics=compile_config.get("metrics"))
+    return model
