@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.images import SIZE, STYLES, Style
-from ..nn import models, saving
+from ..nn import models
 
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 SHIPPED_MODELS = {"doodles": PRETRAINED_DIR / "doodles.npz", "digits": PRETRAINED_DIR / "digits.npz"}
@@ -54,13 +54,12 @@ def load_model(name: str, path: str | os.PathLike) -> ServedModel:
     """Load one model file; raise ModelFileError/ValueError if the app cannot feed it 28x28 images."""
     path = Path(path)
     model = models.load(path)
-    _, config, _ = saving.read(path)
     if model.input_shape is None or int(np.prod(model.input_shape)) != SIZE * SIZE:
         raise ValueError(f"{path}: the app feeds {SIZE}x{SIZE} images, but model {name!r} expects input shape "
                          f"{model.input_shape}")
     outputs = int(np.prod(model.output_shape))
     labels = [str((model.labels or {}).get(index, index)) for index in range(outputs)]
-    return ServedModel(name, path, model, labels, style_for(labels, config.get("preprocessing")))
+    return ServedModel(name, path, model, labels, style_for(labels, model.preprocessing))
 
 
 def model_paths(extra: Iterable[str | os.PathLike] = (),
