@@ -13,11 +13,22 @@ from . import losses as losses_module
 NUMERIC_KINDS = "biufc"  # bool, signed and unsigned integers, floats, complex: what np.number and bool cover
 
 
-def as_samples(x: object, sample_shape: tuple[int, ...] | None, name: str = "x") -> np.ndarray:
-    """Return ``x`` as an array of samples of ``sample_shape``; a missing trailing channel of 1 is added."""
-    array = np.asarray(x)
+def _numeric(value: object, name: str) -> np.ndarray:
+    """``value`` as an array, or TypeError if its dtype is not numeric (strings, objects)."""
+    array = np.asarray(value)
     if array.dtype.kind not in NUMERIC_KINDS:  # dtype.kind: 3x cheaper than np.issubdtype on the predict path
         raise TypeError(f"`{name}` must be a numeric array. Received an array of dtype {array.dtype}")
+    return array
+
+
+def _require_finite(array: np.ndarray, name: str) -> None:
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise ValueError(f"`{name}` contains NaN or infinite values; clean or impute them before training")
+
+
+def as_samples(x: object, sample_shape: tuple[int, ...] | None, name: str = "x") -> np.ndarray:
+    """Return ``x`` as an array of samples of ``sample_shape``; a missing trailing channel of 1 is added."""
+    array = _numeric(x, name)
     if array.ndim == 0:
         raise ValueError(f"`{name}` must be an array of samples. Received a scalar")
     if sample_shape is not None and array.shape[1:] != sample_shape:
@@ -29,22 +40,18 @@ def as_samples(x: object, sample_shape: tuple[int, ...] | None, name: str = "x")
                 f"`{name}` must hold samples of shape {sample_shape} (array shape (n, {expected})). "
                 f"Received an array of shape {array.shape}"
             )
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        raise ValueError(f"`{name}` contains NaN or infinite values; clean or impute them before training")
+    _require_finite(array, name)
     return array
 
 
 def as_targets(y: object, loss: losses_module.Loss, output_shape: tuple[int, ...], n: int,
                dtype: np.dtype, name: str = "y") -> np.ndarray:
     """Return ``y`` in the form ``loss`` expects for a model with ``output_shape``, or raise saying why."""
-    array = np.asarray(y)
-    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise TypeError(f"`{name}` must be a numeric array. Received an array of dtype {array.dtype}")
+    array = _numeric(y, name)
     if array.ndim == 0 or len(array) != n:
         received = "a scalar" if array.ndim == 0 else f"{len(array)} labels"
         raise ValueError(f"`x` and `{name}` must have the same length: x has {n} samples, {name} has {received}")
-    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
-        raise ValueError(f"`{name}` contains NaN or infinite values")
+    _require_finite(array, name)
     units = output_shape[-1]
     if loss.sparse_labels:
         labels = array.reshape(n, -1)

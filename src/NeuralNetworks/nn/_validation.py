@@ -15,6 +15,13 @@ def positive_int(owner: str, name: str, value: object) -> int:
     return int(value)
 
 
+def non_negative_int(owner: str, name: str, value: object) -> int:
+    """Return ``value`` as an int, or raise naming ``owner`` and ``name`` when it is not an integer >= 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{owner} expects a non-negative integer `{name}`. Received: {name}={value!r}")
+    return int(value)
+
+
 def real_in_range(
     owner: str, name: str, value: object, low: float, high: float, *, low_open: bool = False,
     high_open: bool = False,

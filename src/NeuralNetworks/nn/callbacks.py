@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._validation import real_in_range
+from ._validation import non_negative_int, real_in_range
 
 if TYPE_CHECKING:
     from .models import Sequential
@@ -50,12 +50,6 @@ class History(Callback):
         self.epoch.append(epoch)
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(value)
-
-
-def _non_negative_int(owner: str, name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{owner} expects a non-negative integer `{name}`. Received: {name}={value!r}")
-    return value
 
 
 def _monitor_mode(monitor: str, mode: str) -> str:
@@ -100,7 +94,7 @@ class EarlyStopping(_MonitorMixin, Callback):
     def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0, mode: str = "auto",
                  restore_best_weights: bool = False) -> None:
         self._init_monitor(monitor, mode, min_delta)
-        self.patience = _non_negative_int("EarlyStopping", "patience", patience)
+        self.patience = non_negative_int("EarlyStopping", "patience", patience)
         self.restore_best_weights = bool(restore_best_weights)
         self.wait = 0
         self.stopped_epoch: int | None = None
@@ -155,7 +149,7 @@ class ReduceLROnPlateau(_MonitorMixin, Callback):
                  min_lr: float = 0.0, mode: str = "auto") -> None:
         self._init_monitor(monitor, mode, min_delta)
         self.factor = real_in_range("ReduceLROnPlateau", "factor", factor, 0.0, 1.0, low_open=True, high_open=True)
-        self.patience = _non_negative_int("ReduceLROnPlateau", "patience", patience)
+        self.patience = non_negative_int("ReduceLROnPlateau", "patience", patience)
         self.min_lr = real_in_range("ReduceLROnPlateau", "min_lr", min_lr, 0.0, math.inf)
         self.wait = 0
 
