@@ -17,6 +17,22 @@ from ._validation import real_in_range
 LearningRate = float | schedules.LearningRateSchedule
 
 
+def _moving_average(average: np.ndarray, value: np.ndarray, decay: float, scratch: np.ndarray) -> None:
+    """average <- decay average + (1 - decay) value, in place (``value`` may be ``scratch`` itself)."""
+    average *= decay
+    average += np.multiply(value, 1 - decay, out=scratch)
+
+
+def _step_by_root(param: np.ndarray, numerator: np.ndarray, squares: np.ndarray, step: float, epsilon: float,
+                  scratch: np.ndarray) -> None:
+    """param <- param - step numerator / (sqrt(squares) + epsilon), in place: AdaGrad's, RMSprop's and Adam's step."""
+    np.sqrt(squares, out=scratch)
+    scratch += epsilon
+    np.divide(numerator, scratch, out=scratch)
+    scratch *= step
+    param -= scratch
+
+
 class Optimizer:
     """Base optimizer. ``apply(params, grads)`` performs one step on dicts keyed "layer/param"."""
 
@@ -132,11 +148,7 @@ class AdaGrad(Optimizer):
     def _update(self, param, grad, slots, lr, scratch):
         accumulator = slots["accumulator"]
         accumulator += np.multiply(grad, grad, out=scratch)
-        np.sqrt(accumulator, out=scratch)
-        scratch += self.epsilon
-        np.divide(grad, scratch, out=scratch)
-        scratch *= lr
-        param -= scratch
+        _step_by_root(param, grad, accumulator, lr, self.epsilon, scratch)
 
 
 class RMSprop(Optimizer):
@@ -154,15 +166,8 @@ class RMSprop(Optimizer):
 
     def _update(self, param, grad, slots, lr, scratch):
         mean_square = slots["mean_square"]
-        mean_square *= self.rho
-        np.multiply(grad, grad, out=scratch)
-        scratch *= 1 - self.rho
-        mean_square += scratch
-        np.sqrt(mean_square, out=scratch)
-        scratch += self.epsilon
-        np.divide(grad, scratch, out=scratch)
-        scratch *= lr
-        param -= scratch
+        _moving_average(mean_square, np.multiply(grad, grad, out=scratch), self.rho, scratch)
+        _step_by_root(param, grad, mean_square, lr, self.epsilon, scratch)
 
 
 class Adam(Optimizer):
@@ -188,17 +193,9 @@ class Adam(Optimizer):
 
     def _update(self, param, grad, slots, lr, scratch):
         m, v = slots["m"], slots["v"]
-        m *= self.beta_1
-        m += np.multiply(grad, 1 - self.beta_1, out=scratch)
-        v *= self.beta_2
-        np.multiply(grad, grad, out=scratch)
-        scratch *= 1 - self.beta_2
-        v += scratch
-        np.sqrt(v, out=scratch)
-        scratch += self.epsilon
-        np.divide(m, scratch, out=scratch)
-        scratch *= lr * self._step_size_factor
-        param -= scratch
+        _moving_average(m, grad, self.beta_1, scratch)
+        _moving_average(v, np.multiply(grad, grad, out=scratch), self.beta_2, scratch)
+        _step_by_root(param, m, v, lr * self._step_size_factor, self.epsilon, scratch)
 
 
 class AdamW(Adam):
