@@ -8,7 +8,6 @@ one thread; larger products keep every core.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable
 
 from .layers.base import Layer
@@ -19,29 +18,27 @@ SMALL_PRODUCT_MULTIPLY_ADDS = 1_000_000  # measured here: 16x784x64 is faster on
 TINY_PRODUCT_MULTIPLY_ADDS = 100_000
 
 
-def largest_product(layers: Iterable[Layer], batch_size: int) -> int:
-    """Multiply-adds of the biggest per-batch product.
+def multiply_adds_per_sample(layers: Iterable[Layer]) -> int:
+    """Multiply-adds of the biggest product one sample goes through.
 
     A layer may say how many it does per sample with ``multiply_adds_per_sample()``; otherwise its weight count
     is used, which is exact for Dense.
     """
-    per_sample = [int(getattr(layer, "multiply_adds_per_sample", layer.count_params)()) for layer in layers]
-    return batch_size * max(per_sample, default=0)
+    return max((int(getattr(layer, "multiply_adds_per_sample", layer.count_params)()) for layer in layers),
+               default=0)
 
 
-def blas_threads_for(largest: int, controller: object | None) -> contextlib.AbstractContextManager:
-    """A context that limits BLAS to one thread when the ``largest`` product of a batch is small but not tiny.
-
-    ``controller`` is a ``threadpoolctl.ThreadpoolController`` kept by the caller: limiting through it costs
-    about 5 us, where ``threadpool_limits()`` costs 400 us or more because it searches the loaded libraries.
-    """
-    if controller is None or not TINY_PRODUCT_MULTIPLY_ADDS <= largest < SMALL_PRODUCT_MULTIPLY_ADDS:
-        return contextlib.nullcontext()
-    return controller.limit(limits=1, user_api="blas")
+def wants_one_thread(largest_product: int) -> bool:
+    """True when a batch's ``largest_product`` is small but not tiny: one BLAS thread is then the faster choice."""
+    return TINY_PRODUCT_MULTIPLY_ADDS <= largest_product < SMALL_PRODUCT_MULTIPLY_ADDS
 
 
 def blas_controller() -> object | None:
-    """A ``threadpoolctl.ThreadpoolController``, or None without threadpoolctl (BLAS keeps its thread count)."""
+    """A ``threadpoolctl.ThreadpoolController``, or None without threadpoolctl (BLAS keeps its thread count).
+
+    Keep it: limiting through it costs about 5 us, where ``threadpool_limits()`` costs 400 us or more because
+    it searches the loaded libraries every time.
+    """
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:

@@ -17,7 +17,7 @@ from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
 from ._inputs import as_samples, as_targets
-from ._threads import TINY_PRODUCT_MULTIPLY_ADDS, blas_controller, blas_threads_for, largest_product
+from ._threads import blas_controller, multiply_adds_per_sample, wants_one_thread
 from ._validation import positive_int, real_in_range
 from .layers import ActivatedLayer, Dense, Layer
 
@@ -196,11 +196,12 @@ class Sequential:
     def _blas_threads(self, batch_size: int) -> contextlib.AbstractContextManager:
         """One BLAS thread while this batch size's products are small (see ``_threads``)."""
         if self._product_per_sample is None:
-            self._product_per_sample = largest_product(self.layers, 1)
-        largest = batch_size * self._product_per_sample
-        if self._blas is None and largest >= TINY_PRODUCT_MULTIPLY_ADDS:
+            self._product_per_sample = multiply_adds_per_sample(self.layers)
+        if not wants_one_thread(batch_size * self._product_per_sample):
+            return contextlib.nullcontext()
+        if self._blas is None:
             self._blas = blas_controller()
-        return blas_threads_for(largest, self._blas)
+        return contextlib.nullcontext() if self._blas is None else self._blas.limit(limits=1, user_api="blas")
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """Run every layer on a batch already in the model's dtype."""
