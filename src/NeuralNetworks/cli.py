@@ -132,9 +132,8 @@ def command_train(args: argparse.Namespace) -> int:
           f"{dataset.num_classes} classes ({', '.join(dataset.label_dict.values())})")
     model = _build_model(args.arch, dataset.input_shape, dataset.num_classes, args.seed)
     model.summary()
-    optimizer_cls = {cls.__name__.lower(): cls for cls in optimizers.REGISTRY.values()}[args.optimizer]
-    model.compile(optimizer=optimizer_cls(learning_rate=args.lr or DEFAULT_LEARNING_RATE[args.optimizer]),
-                  loss=losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
+    optimizer = optimizers.get(args.optimizer, learning_rate=args.lr or DEFAULT_LEARNING_RATE[args.optimizer])
+    model.compile(optimizer=optimizer, loss=losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
     stopper = callbacks.EarlyStopping(monitor="val_loss", patience=args.patience, restore_best_weights=True)
     slower = callbacks.ReduceLROnPlateau(monitor="val_loss", factor=LR_PLATEAU_FACTOR, patience=LR_PLATEAU_PATIENCE)
     if dataset.x_val is not None:

@@ -89,6 +89,13 @@ def test_bad_optimizer_arguments(make, message):
         make()
 
 
+def test_get_builds_a_named_optimizer_with_options():
+    optimizer = optimizers.get("AdaGrad", learning_rate=0.05)
+    assert isinstance(optimizer, optimizers.AdaGrad) and optimizer.learning_rate == 0.05
+    with pytest.raises(TypeError, match="apply to an optimizer name"):
+        optimizers.get(optimizers.SGD(), learning_rate=0.1)
+
+
 def test_sgd_momentum_zero_is_valid():
     assert optimizers.SGD(momentum=0).momentum == 0.0
 

@@ -219,14 +219,16 @@ REGISTRY: dict[str, type[Optimizer]] = {
 }
 
 
-def get(identifier: str | Optimizer) -> Optimizer:
-    """Resolve an Optimizer instance or a name ("adam", "AdaGrad") with default settings."""
+def get(identifier: str | Optimizer, **options: Any) -> Optimizer:
+    """Resolve an Optimizer instance, or a name ("adam", "AdaGrad") built with ``options`` (else its defaults)."""
     if isinstance(identifier, Optimizer):
+        if options:
+            raise TypeError(f"Options {sorted(options)} apply to an optimizer name, not to {identifier!r}")
         return identifier
     if isinstance(identifier, str):
         for name, cls in REGISTRY.items():
             if name.lower() == identifier.lower():
-                return cls()
+                return cls(**options)
     raise ValueError(
         f"Unknown optimizer {identifier!r}. Expected an Optimizer instance or one of: {', '.join(REGISTRY)}"
     )
