@@ -113,13 +113,13 @@ def test_same_seed_gives_bit_identical_runs():
     for _ in range(2):
         model = small_classifier(seed=42, dropout=0.3)
         history = model.fit(x, y, epochs=2, batch_size=8, validation_split=0.25, verbose=0)
-        runs.append((model.get_weights(), history.history))
+        runs.append((model.get_named_weights(), history.history))
     (w1, h1), (w2, h2) = runs
     assert h1 == h2
     assert all(np.array_equal(w1[k], w2[k]) for k in w1)
     other = small_classifier(seed=43, dropout=0.3)
     other.fit(x, y, epochs=2, batch_size=8, validation_split=0.25, verbose=0)
-    assert not np.array_equal(other.get_weights()["dense_1/kernel"], w1["dense_1/kernel"])
+    assert not np.array_equal(other.get_named_weights()["dense_1/kernel"], w1["dense_1/kernel"])
 
 
 def test_float32_by_default_and_float64_on_request():
@@ -187,7 +187,7 @@ class Sabotage(callbacks.Callback):
                     param += rng.normal(0, 1.0, param.shape).astype(param.dtype)
 
     def on_epoch_end(self, epoch, logs=None):
-        self.weights_after_epoch.append(self.model.get_weights())
+        self.weights_after_epoch.append(self.model.get_named_weights())
 
 
 def test_restore_best_weights_also_when_training_runs_to_the_last_epoch():
@@ -199,7 +199,7 @@ def test_restore_best_weights_also_when_training_runs_to_the_last_epoch():
     assert stopper.stopped_epoch is None and len(history.epoch) == 3  # never stopped early
     best = int(np.argmin(history.history["val_loss"]))
     assert best == 0
-    final = model.get_weights()
+    final = model.get_named_weights()
     assert all(np.array_equal(final[k], sabotage.weights_after_epoch[best][k]) for k in final)
 
 
