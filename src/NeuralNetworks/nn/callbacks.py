@@ -51,25 +51,25 @@ class CallbackList:
         """True when a callback acts after every batch (so the loop must compute the running logs)."""
         return bool(self._on_batch)
 
-    def on_train_begin(self, logs: Logs | None = None) -> None:
+    def on_train_begin(self) -> None:
         for callback in self.callbacks:
-            callback.on_train_begin(logs)
+            callback.on_train_begin()
 
-    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
+    def on_epoch_begin(self, epoch: int) -> None:
         for callback in self.callbacks:
-            callback.on_epoch_begin(epoch, logs)
+            callback.on_epoch_begin(epoch)
 
-    def on_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+    def on_batch_end(self, batch: int, logs: Logs) -> None:
         for callback in self._on_batch:
             callback.on_batch_end(batch, logs)
 
-    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+    def on_epoch_end(self, epoch: int, logs: Logs) -> None:
         for callback in self.callbacks:
             callback.on_epoch_end(epoch, logs)
 
-    def on_train_end(self, logs: Logs | None = None) -> None:
+    def on_train_end(self) -> None:
         for callback in self.callbacks:
-            callback.on_train_end(logs)
+            callback.on_train_end()
 
 
 class History(Callback):

@@ -6,6 +6,7 @@ training loop lives in ``training``, the packed weight buffers in ``weights``, t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -261,7 +262,7 @@ class Sequential:
                                           validation_data=validation_data, validation_split=validation_split,
                                           shuffle=shuffle, callbacks=callbacks, verbose=verbose)
 
-    def blas_threads(self, batch_size: int):
+    def blas_threads(self, batch_size: int) -> contextlib.AbstractContextManager:
         """The context a loop over batches of ``batch_size`` runs in: one BLAS thread while products are small."""
         return self._threads.limit(batch_size)
 

@@ -101,7 +101,7 @@ class Trainer:
         samples = train_index if isinstance(train_index, int) else len(train_index)
         history = History()
         # History and the progress display come last, so they record what the user's callbacks added to the logs.
-        display = {1: [ProgressBar()], 2: [EpochLogger()]}.get(verbose, [])
+        display = [ProgressBar()] if verbose == 1 else [EpochLogger()] if verbose == 2 else []
         callback_list = CallbackList([*(callbacks or []), history, *display], model,
                                      {"epochs": epochs, "steps": -(-samples // batch_size),
                                       "batch_size": batch_size, "samples": samples})
