@@ -65,8 +65,9 @@ class FlatWeights:
 
     def _bind(self, layer: Layer, kind: str, key: str, view: np.ndarray) -> None:
         arrays = getattr(layer, kind)
-        view[...] = arrays[key]  # the current values move into the buffer, then the layer uses the view
-        arrays[key] = view
+        if key in arrays:  # the current values move into the buffer (a missing gradient starts at zero)
+            view[...] = arrays[key]
+        arrays[key] = view  # from now on the layer reads and writes the buffer
         self._bindings.append((layer, kind, key, view))
 
     @property
