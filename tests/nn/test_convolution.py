@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from NeuralNetworks.nn import gradcheck, layers, models, optimizers, presets
-from NeuralNetworks.nn.layers.convolution import output_length, padding_amounts
+from NeuralNetworks.nn.layers.windows import output_length, padding_amounts
 
 ACTIVATIONS = ["linear", "relu", "leaky_relu", "sigmoid", "tanh", "softmax"]
 
@@ -224,8 +224,8 @@ def test_save_and_load_round_trip_every_new_layer(tmp_path):
     loaded = models.load(model.save(tmp_path / "cnn"))
     assert [type(layer) for layer in loaded.layers] == [type(layer) for layer in model.layers]
     assert [layer.get_config() for layer in loaded.layers] == [layer.get_config() for layer in model.layers]
-    for key, value in model.get_weights().items():
-        np.testing.assert_array_equal(loaded.get_weights()[key], value, err_msg=key)
+    for key, value in model.get_named_weights().items():
+        np.testing.assert_array_equal(loaded.get_named_weights()[key], value, err_msg=key)
     np.testing.assert_array_equal(loaded.layers[2].state["moving_variance"], batch_norm.state["moving_variance"])
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
 

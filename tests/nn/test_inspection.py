@@ -136,16 +136,17 @@ def test_inspection_changes_neither_weights_nor_optimizer_nor_state():
     model.add(RunningMean())
     x, y = batch()
     model.fit(x, y, epochs=1, batch_size=4, verbose=0)  # so that the optimizer has slots and iterations
-    weights = model.get_weights()
+    weights = model.get_named_weights()
     iterations = model.optimizer.iterations
-    slots = {key: {name: value.copy() for name, value in s.items()} for key, s in model.optimizer.slots.items()}
+    slots = [{name: value.copy() for name, value in s.items()} for s in model.optimizer.slots]
 
     inspection.inspect(model, x, y)
 
-    after = model.get_weights()
+    after = model.get_named_weights()
     assert all(np.array_equal(weights[key], after[key]) for key in weights)  # includes the moving mean
     assert model.optimizer.iterations == iterations
-    assert all(np.array_equal(slots[k][n], model.optimizer.slots[k][n]) for k in slots for n in slots[k])
+    assert len(slots) == len(model.optimizer.slots) == 1  # one flat buffer of all the parameters
+    assert all(np.array_equal(s[n], model.optimizer.slots[i][n]) for i, s in enumerate(slots) for n in s)
     assert all(getattr(layer, "_input", None) is None for layer in model.layers)  # no batch kept alive
 
 
@@ -161,7 +162,7 @@ def test_inspection_does_not_change_a_later_training_run(dropout_seed):
             traces = inspection.inspect(model, x, y)
             assert traces[1].activation_stats.zero_fraction > 0  # dropout really was active while inspecting
         model.fit(x, y, epochs=2, batch_size=8, verbose=0)
-        return model.get_weights()
+        return model.get_named_weights()
 
     plain, inspected = trained(False), trained(True)
     assert all(np.array_equal(plain[key], inspected[key]) for key in plain)

@@ -125,3 +125,42 @@ def test_initializer_defaults_follow_the_activation():
     assert layers.Dense(3, activation="relu").initializer == "he_normal"
     assert layers.Dense(3, activation="tanh").initializer == "glorot_uniform"
     assert layers.Dense(3, activation="relu", initializer="zeros").initializer == "zeros"
+
+
+def test_every_layer_has_one_backward_signature():
+    import inspect
+
+    for name, cls in layers.REGISTRY.items():
+        parameters = list(inspect.signature(cls.backward).parameters)
+        assert parameters[:3] == ["self", "grad_output", "input_gradient"], name
+
+
+def test_add_weight_makes_the_weight_and_its_zero_gradient():
+    class Affine(layers.Layer):
+        def build(self, input_shape, rng, dtype):
+            shape = super().build(input_shape, rng, dtype)
+            self.add_weight("kernel", (input_shape[0], 3), "glorot_uniform", rng=rng)
+            self.add_weight("count", (1,), "zeros", trainable=False)
+            return shape
+
+    layer = Affine(name="affine")
+    layer.build((4,), np.random.default_rng(0), np.dtype(np.float32))
+    assert layer.params["kernel"].shape == (4, 3) and layer.params["kernel"].dtype == np.float32
+    assert np.array_equal(layer.grads["kernel"], np.zeros((4, 3))) and set(layer.state) == {"count"}
+    limit = np.sqrt(6 / (4 + 3))  # glorot_uniform with the fans of a (4, 3) kernel
+    assert np.abs(layer.params["kernel"]).max() <= limit
+    with pytest.raises(ValueError, match="already has a weight named 'kernel'"):
+        layer.add_weight("kernel", (1,))
+    with pytest.raises(ValueError, match="draws random numbers: pass the rng"):
+        layer.add_weight("other", (1,), "he_normal")
+    with pytest.raises(RuntimeError, match=r"belongs in build\(\)"):
+        Affine().add_weight("kernel", (1,))
+
+
+def test_a_seeded_dense_draws_the_same_kernel_through_add_weight():
+    from NeuralNetworks.nn import initializers
+
+    layer = layers.Dense(5, activation="relu")
+    layer.build((7,), np.random.default_rng(3), np.dtype(np.float64))
+    expected = initializers.he_normal((7, 5), 7, 5, np.random.default_rng(3), np.float64)
+    np.testing.assert_array_equal(layer.params["kernel"], expected)

@@ -1,74 +1,15 @@
-"""Sequential end to end: the README snippet, XOR, a hand-worked step, callbacks, reproducibility, bad input."""
+"""Sequential end to end: XOR, a hand-worked step, callbacks, reproducibility, weights, calls, bad input."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
+from nn_test_data import bars_dataset
 
 from NeuralNetworks.nn import callbacks, layers, losses, models, optimizers
 
 XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
 XOR_Y = np.array([[0], [1], [1], [0]], dtype=np.float32)
-
-
-def bars_dataset(n_per_class: int = 60, seed: int = 0):
-    """Three classes of 28x28x1 images (horizontal bar, vertical bar, diagonal) with noise, one-hot labels."""
-    rng = np.random.default_rng(seed)
-    images, labels = [], []
-    for label in range(3):
-        for _ in range(n_per_class):
-            image = rng.uniform(0, 0.2, (28, 28)).astype(np.float32)
-            k = rng.integers(6, 22)
-            if label == 0:
-                image[k - 1:k + 2, 4:24] = 1.0
-            elif label == 1:
-                image[4:24, k - 1:k + 2] = 1.0
-            else:
-                idx = np.arange(4, 24)
-                image[idx, idx] = 1.0
-                image[idx[:-1], idx[1:]] = 1.0
-            images.append(image[..., None])
-            labels.append(label)
-    x, y = np.stack(images), np.eye(3, dtype=np.float32)[labels]
-    order = rng.permutation(len(x))
-    return x[order], y[order]
-
-
-def test_readme_snippet_runs_verbatim(tmp_path, capsys):
-    x_all, y_all = bars_dataset(n_per_class=200)
-    x_train, y_train, x_test, y_test = x_all[:450], y_all[:450], x_all[450:], y_all[450:]
-    data = SimpleNamespace(label_dict={0: "bicycle", 1: "cat", 2: "flower"})
-    input_shape = (28, 28, 1)
-    model_dir = str(tmp_path / "model")
-    img = x_test[0]
-    # --- the snippet, verbatim ---
-    model = models.Sequential()
-    model.add(layers.Flatten(input_shape=input_shape))
-    model.add(layers.Dense(units=64, activation="Relu"))
-    model.add(layers.Dense(units=16, activation="Relu"))
-    model.add(layers.Dense(units=len(data.label_dict), activation="Softmax"))
-    model.summary()
-    model.compile(optimizer=optimizers.AdaGrad(learning_rate=0.01),
-                  loss=losses.CategoricalCrossentropy())
-    model.fit(x_train, y_train, epochs=10, batch_size=16, validation_data=(x_test, y_test))
-    model.save(model_dir=model_dir, labels=data.label_dict)
-
-    model = models.load(model_dir)
-    results = model(data=img)   # img: one (28, 28, 1) image -> (label, {label: score, ...})
-    print(results)
-    # --- checks ---
-    out = capsys.readouterr()
-    assert "dense_3 (Dense)" in out.out and "(None, 3)" in out.out and "Total params: 51,331" in out.out
-    assert "val_loss" in out.err  # the live progress bar
-    label, scores = results
-    assert label in scores
-    assert set(scores) == {"bicycle", "cat", "flower"}
-    assert sum(scores.values()) == pytest.approx(1.0, abs=1e-5)
-    assert max(scores, key=scores.get) == label
-    model.compile(optimizer="adam", loss=losses.CategoricalCrossentropy(), metrics=["accuracy"])
-    assert model.evaluate(x_test, y_test, return_dict=True)["accuracy"] >= 0.9
 
 
 def test_xor_reaches_error_below_1e_3():
@@ -113,13 +54,13 @@ def test_same_seed_gives_bit_identical_runs():
     for _ in range(2):
         model = small_classifier(seed=42, dropout=0.3)
         history = model.fit(x, y, epochs=2, batch_size=8, validation_split=0.25, verbose=0)
-        runs.append((model.get_weights(), history.history))
+        runs.append((model.get_named_weights(), history.history))
     (w1, h1), (w2, h2) = runs
     assert h1 == h2
     assert all(np.array_equal(w1[k], w2[k]) for k in w1)
     other = small_classifier(seed=43, dropout=0.3)
     other.fit(x, y, epochs=2, batch_size=8, validation_split=0.25, verbose=0)
-    assert not np.array_equal(other.get_weights()["dense_1/kernel"], w1["dense_1/kernel"])
+    assert not np.array_equal(other.get_named_weights()["dense_1/kernel"], w1["dense_1/kernel"])
 
 
 def test_float32_by_default_and_float64_on_request():
@@ -187,7 +128,7 @@ class Sabotage(callbacks.Callback):
                     param += rng.normal(0, 1.0, param.shape).astype(param.dtype)
 
     def on_epoch_end(self, epoch, logs=None):
-        self.weights_after_epoch.append(self.model.get_weights())
+        self.weights_after_epoch.append(self.model.get_named_weights())
 
 
 def test_restore_best_weights_also_when_training_runs_to_the_last_epoch():
@@ -199,7 +140,7 @@ def test_restore_best_weights_also_when_training_runs_to_the_last_epoch():
     assert stopper.stopped_epoch is None and len(history.epoch) == 3  # never stopped early
     best = int(np.argmin(history.history["val_loss"]))
     assert best == 0
-    final = model.get_weights()
+    final = model.get_named_weights()
     assert all(np.array_equal(final[k], sabotage.weights_after_epoch[best][k]) for k in final)
 
 
@@ -275,3 +216,67 @@ def test_sparse_labels_train_and_are_range_checked():
     assert history.history["accuracy"][-1] > 0.9
     with pytest.raises(ValueError, match=r"labels outside \[0, 2\]"):
         model.fit(x, y.argmax(axis=1) + 1, verbose=0)
+
+
+def test_calling_the_model_on_an_array_returns_outputs_and_on_data_classifies():
+    x, _ = bars_dataset(5)
+    model = small_classifier(dropout=0.5)
+    model.labels = {0: "horizontal", 1: "vertical", 2: "diagonal"}
+    outputs = model(x)
+    np.testing.assert_array_equal(outputs, model.predict(x))
+    assert not np.array_equal(model(x, training=True), outputs)  # dropout is active in training mode
+    label, scores = model(data=x[0])
+    assert label == max(scores, key=scores.get) and set(scores) == {"horizontal", "vertical", "diagonal"}
+    assert scores[label] == pytest.approx(float(outputs[0].max()))
+    with pytest.raises(TypeError, match=r"model\(x\), or on samples to classify, model\(data=...\)"):
+        model()
+    with pytest.raises(TypeError, match="model\\(x\\)"):
+        model(x, data=x[0])
+
+
+def test_weights_follow_keras_order_and_the_keyed_form_stays():
+    model = models.Sequential(seed=0)
+    model.add(layers.Dense(4, input_shape=(3,)))
+    model.add(layers.BatchNormalization())
+    model.add(layers.Dense(2, use_bias=False))
+    names = list(model.get_named_weights())
+    assert names == ["dense_1/kernel", "dense_1/bias", "batch_normalization_1/gamma", "batch_normalization_1/beta",
+                     "batch_normalization_1/moving_mean", "batch_normalization_1/moving_variance", "dense_2/kernel"]
+    weights = model.get_weights()
+    assert [w.shape for w in weights] == [(3, 4), (4,), (4,), (4,), (4,), (4,), (4, 2)]
+    replaced = [np.full_like(w, index) for index, w in enumerate(weights)]
+    model.set_weights(replaced)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), replaced, strict=True))
+    assert np.all(model.layers[1].state["moving_mean"] == 4)  # non-trainable arrays come after gamma and beta
+    model.set_named_weights(dict(zip(names, weights, strict=True)))
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), weights, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("weights", "error", "message"),
+    [
+        (lambda w: w[:-1], ValueError, r"set_weights expects 7 arrays \(dense_1/kernel, .*\)\. Received 6"),
+        (lambda w: [w[1], *w[1:]], ValueError, r"shape mismatch for dense_1/kernel: model expects \(3, 4\), got \(4,\)"),
+        (lambda w: [np.full((3, 4), np.nan), *w[1:]], ValueError, r"dense_1/kernel must hold finite"),
+        (lambda w: {"dense_1/kernel": w[0]}, TypeError, r"list of arrays in layer order.*set_named_weights"),
+    ],
+    ids=["count", "shape", "nan", "dict"],
+)
+def test_set_weights_names_what_does_not_fit(weights, error, message):
+    model = models.Sequential(seed=0)
+    model.add(layers.Dense(4, input_shape=(3,)))
+    model.add(layers.BatchNormalization())
+    model.add(layers.Dense(2, use_bias=False))
+    with pytest.raises(error, match=message):
+        model.set_weights(weights(model.get_weights()))
+
+
+def test_metrics_are_logged_under_their_own_names():
+    x, y = bars_dataset(5)
+    model = small_classifier()
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["acc", "mse", "mean_absolute_error"])
+    history = model.fit(x, y, epochs=1, validation_data=(x, y), verbose=0)
+    assert set(history.history) == {"loss", "acc", "mse", "mean_absolute_error",
+                                    "val_loss", "val_acc", "val_mse", "val_mean_absolute_error"}
+    y_pred = model.predict(x)
+    assert history.history["val_mse"][0] == pytest.approx(float(np.mean((y_pred - y) ** 2)), rel=1e-5)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from NeuralNetworks.nn import gradcheck, layers
-from NeuralNetworks.nn.layers.convolution import output_length, padding_amounts
+from NeuralNetworks.nn.layers.windows import output_length, padding_amounts
 
 
 def naive_pool(x, pool_size, strides, padding, reduce):

@@ -145,3 +145,51 @@ def test_saving_an_unbuilt_model_is_refused(tmp_path):
     model.add(layers.Dense(3))
     with pytest.raises(RuntimeError, match="not built"):
         model.save(tmp_path / "m.npz")
+
+
+@pytest.mark.parametrize("name", ["doodles", "digits"])
+def test_the_shipped_pretrained_models_still_load_and_save_alike(tmp_path, name):
+    from pathlib import Path
+
+    import NeuralNetworks
+
+    shipped = Path(NeuralNetworks.__file__).parent / "pretrained" / f"{name}.npz"
+    if not shipped.exists():
+        pytest.skip("the shipped pretrained models are not there")
+    model = models.load(shipped)
+    assert model.built and model.labels and model.optimizer is not None
+    label, scores = model(data=np.zeros(model.input_shape, np.float32))
+    assert label in scores and len(scores) == model.output_shape[0]
+    copy = model.save(tmp_path / name)
+    with np.load(shipped, allow_pickle=False) as before, np.load(copy, allow_pickle=False) as after:
+        assert sorted(before.files) == sorted(after.files)  # same "layer/param" and "optimizer/..." keys
+        for key in before.files:
+            if key != saving.CONFIG_KEY:
+                np.testing.assert_array_equal(after[key], before[key].astype(after[key].dtype), err_msg=key)
+
+
+def test_save_model_and_load_model_are_the_pair_behind_save_and_load(tmp_path):
+    model, x, _ = trained_model()
+    path = saving.save_model(model, tmp_path / "pair")
+    loaded = saving.load_model(path, models.Sequential)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    for slot in ("m", "v"):
+        np.testing.assert_array_equal(loaded.optimizer.slots[0][slot], model.optimizer.slots[0][slot])
+
+
+def test_save_takes_the_path_once(tmp_path):
+    model, _, _ = trained_model()
+    assert model.save(model_dir=tmp_path / "a", labels=["x", "y", "z"]) == tmp_path / "a.npz"
+    assert model.save(filepath=tmp_path / "b") == tmp_path / "b.npz"
+    with pytest.raises(TypeError, match=r"model.save\(filepath\) or model.save\(model_dir=...\)"):
+        model.save()
+    with pytest.raises(TypeError, match="takes the file path once"):
+        model.save(tmp_path / "c", model_dir=tmp_path / "d")
+
+
+def test_an_optimizer_entry_for_no_parameter_is_rejected(tmp_path):
+    model, _, _ = trained_model()
+    path = model.save(tmp_path / "m.npz")
+    rewrite(path, edit_arrays=lambda a: a.update({"optimizer/dense_9/kernel/m": np.zeros(3, np.float32)}))
+    with pytest.raises(saving.ModelFileError, match=r"unexpected optimizer entry optimizer/dense_9/kernel/m"):
+        models.load(path)

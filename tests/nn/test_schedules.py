@@ -58,10 +58,11 @@ def test_schedules_reject_bad_arguments(cls, kwargs, message):
 def test_an_optimizer_with_a_schedule_changes_its_rate_every_step():
     optimizer = optimizers.SGD(schedules.StepDecay(0.1, step_size=1, drop=0.5))
     weight = np.zeros(1)
+    optimizer.build([weight])
     rates = []
     for _ in range(4):
         rates.append(optimizer.current_learning_rate)
-        optimizer.apply({"layer/w": weight}, {"layer/w": np.ones(1)})  # w -= lr * 1
+        optimizer.apply([np.ones(1)])  # w -= lr * 1
     assert rates == pytest.approx([0.1, 0.05, 0.025, 0.0125])
     assert weight[0] == pytest.approx(-(0.1 + 0.05 + 0.025 + 0.0125))
     assert optimizer.iterations == 4

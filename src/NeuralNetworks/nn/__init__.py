@@ -12,7 +12,9 @@ from . import (
     optimizers,
     saving,
     schedules,
+    training,
+    weights,
 )
 
 __all__ = ["activations", "callbacks", "gradcheck", "initializers", "layers", "losses", "metrics", "models",
-           "optimizers", "saving", "schedules"]
+           "optimizers", "saving", "schedules", "training", "weights"]

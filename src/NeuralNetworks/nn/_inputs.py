@@ -1,10 +1,12 @@
-"""Validation of the arrays users hand to fit, evaluate, predict and ``model(data=...)``.
+"""Validation of what users hand to fit, evaluate, predict, ``model(data=...)`` and ``save(labels=...)``.
 
 Every check raises before any computation, with a message naming the argument, what was expected and what
 was received, rather than letting a NumPy broadcasting error surface from deep inside a layer.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -81,3 +83,25 @@ def as_targets(y: object, loss: losses_module.Loss, output_shape: tuple[int, ...
                 f"shape {output_shape}. Received an array of shape {array.shape}"
             )
     return array.astype(dtype, copy=False)
+
+
+def as_classification_batch(data: object, sample_shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
+    """``model(data=...)``'s input as a batch, and whether it was one sample (then given without batch axis).
+    The trailing channel of 1 may be left out, for one sample or a batch."""
+    array = np.asarray(data)
+    single = array.shape == sample_shape or array.shape + (1,) == sample_shape
+    channel_free = sample_shape[:-1] if len(sample_shape) > 1 and sample_shape[-1] == 1 else None
+    if not single and (array.ndim == 0 or array.shape[1:] not in (sample_shape, channel_free)):
+        raise ValueError(
+            f"model(data=...) expects one sample of shape {sample_shape} or a batch of shape "
+            f"(n, {', '.join(map(str, sample_shape))}). Received an array of shape {array.shape}"
+        )
+    return (array[np.newaxis] if single else array), single
+
+
+def as_labels(labels: Mapping[int, str] | Sequence[str] | None) -> dict[int, str] | None:
+    """Class names as ``{index: name}`` from a dict (keys may be strings, as JSON stores them) or a list."""
+    if labels is None:
+        return None
+    items = labels.items() if isinstance(labels, Mapping) else enumerate(labels)
+    return {int(index): str(label) for index, label in items}

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._validation import non_negative_int, real_in_range
+from .._validation import non_negative_int, real_in_range
 
 if TYPE_CHECKING:
     from .models import Sequential
@@ -33,6 +34,42 @@ class Callback:
     def on_batch_end(self, batch: int, logs: Logs | None = None) -> None: ...
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None: ...
     def on_train_end(self, logs: Logs | None = None) -> None: ...
+
+
+class CallbackList:
+    """Several callbacks called as one, in order. Which of them act after every batch is decided once, so a
+    loop whose callbacks ignore batches (``verbose=0``) spends nothing per batch on them."""
+
+    def __init__(self, callbacks: Sequence[Callback], model: Sequential, params: dict[str, Any]) -> None:
+        self.callbacks = list(callbacks)
+        for callback in self.callbacks:
+            callback.set_model(model, params)
+        self._on_batch = [c for c in self.callbacks if type(c).on_batch_end is not Callback.on_batch_end]
+
+    @property
+    def wants_batch_logs(self) -> bool:
+        """True when a callback acts after every batch (so the loop must compute the running logs)."""
+        return bool(self._on_batch)
+
+    def on_train_begin(self) -> None:
+        for callback in self.callbacks:
+            callback.on_train_begin()
+
+    def on_epoch_begin(self, epoch: int) -> None:
+        for callback in self.callbacks:
+            callback.on_epoch_begin(epoch)
+
+    def on_batch_end(self, batch: int, logs: Logs) -> None:
+        for callback in self._on_batch:
+            callback.on_batch_end(batch, logs)
+
+    def on_epoch_end(self, epoch: int, logs: Logs) -> None:
+        for callback in self.callbacks:
+            callback.on_epoch_end(epoch, logs)
+
+    def on_train_end(self) -> None:
+        for callback in self.callbacks:
+            callback.on_train_end()
 
 
 class History(Callback):
@@ -61,12 +98,16 @@ def _monitor_mode(monitor: str, mode: str) -> str:
 
 
 class _MonitorMixin:
-    """Tracks the best value of a logged quantity."""
+    """Tracks the best value of a logged quantity. An improvement must beat the best by more than
+    ``min_delta`` (absolute, as in Keras) and by more than ``min_relative_delta`` times the best's magnitude."""
 
-    def _init_monitor(self, monitor: str, mode: str, min_delta: float) -> None:
+    def _init_monitor(self, monitor: str, mode: str, min_delta: float, min_relative_delta: float = 0.0) -> None:
+        owner = type(self).__name__
         self.monitor = monitor
         self.mode = _monitor_mode(monitor, mode)
-        self.min_delta = abs(real_in_range(type(self).__name__, "min_delta", min_delta, -math.inf, math.inf))
+        self.min_delta = abs(real_in_range(owner, "min_delta", min_delta, -math.inf, math.inf))
+        self.min_relative_delta = real_in_range(owner, "min_relative_delta", min_relative_delta, 0.0, 1.0,
+                                                high_open=True)
         self.best = math.inf if self.mode == "min" else -math.inf
 
     def _current(self, logs: Logs | None) -> float:
@@ -79,30 +120,36 @@ class _MonitorMixin:
         return float(logs[self.monitor])
 
     def _improved(self, value: float) -> bool:
+        margin = self.min_delta
+        if math.isfinite(self.best):
+            margin = max(margin, self.min_relative_delta * abs(self.best))
         if self.mode == "min":
-            return value < self.best - self.min_delta
-        return value > self.best + self.min_delta
+            return value < self.best - margin
+        return value > self.best + margin
 
 
 class EarlyStopping(_MonitorMixin, Callback):
     """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
 
-    With ``restore_best_weights`` the best epoch's weights are put back at the end of training, also when
-    training ran to its last epoch without stopping early (Keras restores only when it stops early).
+    ``min_relative_delta`` also asks for an improvement of that fraction of the best value (1e-3: 0.1%), which
+    suits a loss whose scale is not known in advance: tiny gains made once the learning rate has decayed then
+    no longer count as progress. With ``restore_best_weights`` the best epoch's weights are put back at the
+    end of training, also when training ran to its last epoch without stopping early (Keras restores only
+    when it stops early).
     """
 
     def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0, mode: str = "auto",
-                 restore_best_weights: bool = False) -> None:
-        self._init_monitor(monitor, mode, min_delta)
+                 restore_best_weights: bool = False, *, min_relative_delta: float = 0.0) -> None:
+        self._init_monitor(monitor, mode, min_delta, min_relative_delta)
         self.patience = non_negative_int("EarlyStopping", "patience", patience)
         self.restore_best_weights = bool(restore_best_weights)
         self.wait = 0
         self.stopped_epoch: int | None = None
         self.best_epoch: int | None = None
-        self.best_weights: dict[str, np.ndarray] | None = None
+        self.best_weights: list[np.ndarray] | None = None
 
     def on_train_begin(self, logs=None):
-        self._init_monitor(self.monitor, self.mode, self.min_delta)
+        self._init_monitor(self.monitor, self.mode, self.min_delta, self.min_relative_delta)
         self.wait, self.stopped_epoch, self.best_epoch, self.best_weights = 0, None, None, None
 
     def on_epoch_end(self, epoch, logs=None):
@@ -146,15 +193,15 @@ class ReduceLROnPlateau(_MonitorMixin, Callback):
     """Multiply the learning rate by ``factor`` when ``monitor`` stalls for ``patience`` epochs."""
 
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10, min_delta: float = 1e-4,
-                 min_lr: float = 0.0, mode: str = "auto") -> None:
-        self._init_monitor(monitor, mode, min_delta)
+                 min_lr: float = 0.0, mode: str = "auto", *, min_relative_delta: float = 0.0) -> None:
+        self._init_monitor(monitor, mode, min_delta, min_relative_delta)
         self.factor = real_in_range("ReduceLROnPlateau", "factor", factor, 0.0, 1.0, low_open=True, high_open=True)
         self.patience = non_negative_int("ReduceLROnPlateau", "patience", patience)
         self.min_lr = real_in_range("ReduceLROnPlateau", "min_lr", min_lr, 0.0, math.inf)
         self.wait = 0
 
     def on_train_begin(self, logs=None):
-        self._init_monitor(self.monitor, self.mode, self.min_delta)
+        self._init_monitor(self.monitor, self.mode, self.min_delta, self.min_relative_delta)
         self.wait = 0
 
     def on_epoch_end(self, epoch, logs=None):

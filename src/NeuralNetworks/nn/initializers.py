@@ -1,4 +1,4 @@
-"""Weight initializers: ``init(shape, fan_in, fan_out, rng, dtype) -> array``.
+"""Weight initializers: ``init(shape, fan_in, fan_out, rng, dtype) -> array``; ``compute_fans(shape)`` gives the fans.
 
 He initialisation keeps the variance of ReLU activations constant across layers (He et al. 2015,
 https://arxiv.org/abs/1502.01852); Glorot does the same for symmetric activations such as tanh (Glorot & Bengio
@@ -12,6 +12,17 @@ from collections.abc import Callable
 import numpy as np
 
 Initializer = Callable[[tuple[int, ...], int, int, np.random.Generator, np.dtype], np.ndarray]
+
+
+def compute_fans(shape: tuple[int, ...]) -> tuple[int, int]:
+    """(fan_in, fan_out) of a weight, as Keras computes them: ``(in, out)`` for a Dense kernel, ``(kh kw c_in,
+    kh kw c_out)`` for a convolution kernel ``(kh, kw, c_in, c_out)``, the size itself for a vector."""
+    if len(shape) == 0:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    receptive_field = int(np.prod(shape[:-2]))
+    return shape[-2] * receptive_field, shape[-1] * receptive_field
 
 
 def glorot_uniform(shape, fan_in, fan_out, rng, dtype):

@@ -1,13 +1,14 @@
 """Look inside a model: each layer's output shape, parameter count, activations and gradients on one batch.
 
-``inspect(model, x)`` runs ``x`` through the layers in inference mode and records every layer's output.
-``inspect(model, x, y)`` (compiled model) instead runs one training-mode forward pass and one backward pass,
-exactly as a training step would but without the optimizer step, and also records dL/d(output) of every layer
-and dL/d(parameter) of every weight. ``plot_inspection`` draws their histograms; ``format_inspection`` prints
-their summary statistics as a table. The math is in docs/inspection.md.
+``format_summary(model)`` is the table ``model.summary()`` prints. ``inspect(model, x)`` runs ``x`` through the
+layers in inference mode and records every layer's output. ``inspect(model, x, y)`` (compiled model) instead
+runs one training-mode forward pass and one backward pass, exactly as a training step would but without the
+optimizer step, and also records dL/d(output) of every layer and dL/d(parameter) of every weight.
+``plot_inspection`` draws their histograms; ``format_inspection`` prints their summary statistics as a table.
+The math is in docs/inspection.md.
 
 What inspecting with ``y`` leaves untouched, so that a later ``fit`` gives the same result as without it:
-the weights, the optimizer (no step, no slots), every layer's ``state`` (BatchNormalization's moving
+the weights, the optimizer (no step), every layer's ``state`` (BatchNormalization's moving
 statistics, updated by a training-mode forward, are put back) and every random generator the model or its
 layers hold (Dropout's masks draw from one; their states are put back). What it does change: each layer's
 ``grads`` (scratch space that every training step overwrites before use). Training-mode caches are cleared
@@ -124,7 +125,7 @@ def inspect(model: Sequential, x: object, y: object | None = None) -> list[Layer
     if y is not None and model.loss is None:
         raise RuntimeError("inspect(x, y) needs the loss: call model.compile(optimizer=..., loss=...) first, "
                            "or call inspect(x) for the activations alone")
-    x, y = model._prepare(x, y)
+    x, y = model.prepare_data(x, y)
     if len(x) == 0:
         raise ValueError("inspect needs at least one sample in `x`. Received an empty batch")
     batch = np.asarray(x, dtype=model.dtype)
@@ -156,11 +157,11 @@ def _forward_traces(model: Sequential, batch: np.ndarray, training: bool) -> lis
 
 
 def _backward_traces(model: Sequential, traces: list[LayerTrace], y_true: np.ndarray) -> None:
-    """Backpropagate as ``Sequential.backward`` does, recording what flows into each layer's ``backward``."""
+    """Backpropagate as ``Sequential.compute_gradients`` does, recording what flows into each layer's ``backward``."""
     y_pred = traces[-1].activations
     output_gradient = model.loss.gradient(y_true, y_pred)  # dL/dy_hat, also when the model fuses softmax
     layers = model.layers
-    if model._fused_softmax():
+    if model.fuses_softmax:
         _record_output_gradient(traces[-1], output_gradient)
         grad = layers[-1].backward_preactivation(model.loss.logits_gradient(y_true, y_pred))
         _copy_param_gradients(traces[-1], layers[-1])
@@ -182,6 +183,27 @@ def _record_output_gradient(trace: LayerTrace, output_gradient: np.ndarray) -> N
 def _copy_param_gradients(trace: LayerTrace, layer) -> None:
     trace.param_gradients = {key: value.copy() for key, value in layer.grads.items()}
     trace.param_gradient_stats = {key: TensorStats.of(value) for key, value in layer.grads.items()}
+
+
+def format_summary(model: Sequential) -> str:
+    """``model.summary()``'s table: each layer's name and type, output shape and parameter count, then totals."""
+    rows = [("Layer (type)", "Output Shape", "Param #")]
+    for layer in model.layers:
+        shape = "?" if layer.output_shape is None else str((None, *layer.output_shape))
+        rows.append((f"{layer.name} ({type(layer).__name__})", shape, f"{layer.count_params():,}"))
+    widths = [max(len(row[i]) for row in rows) + 2 for i in range(3)]
+    rule = "-" * sum(widths)
+    lines = [f'Model: "{model.name}"', rule]
+    for index, row in enumerate(rows):
+        lines.append("".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        lines.append("=" * sum(widths) if index == 0 else rule)
+    non_trainable = sum(a.size for layer in model.layers for a in layer.state.values())
+    lines += [f"Total params: {model.count_params() + non_trainable:,}",
+              f"Trainable params: {model.count_params():,}",
+              f"Non-trainable params: {non_trainable:,}"]
+    if model.labels:
+        lines.append(f"Labels: {', '.join(model.labels[i] for i in sorted(model.labels))}")
+    return "\n".join(lines)
 
 
 def format_inspection(traces: list[LayerTrace]) -> str:

@@ -1,4 +1,5 @@
-"""Metrics computed from predictions: accuracy, confusion matrix, per-class precision and recall."""
+"""Metrics computed from predictions: accuracy, mean squared/absolute error, confusion matrix, per-class
+precision and recall."""
 
 from __future__ import annotations
 
@@ -51,13 +52,27 @@ def precision_recall(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return precision, recall
 
 
-REGISTRY: dict[str, Metric] = {"accuracy": accuracy, "acc": accuracy}
+def mean_squared_error(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean of the squared differences over every element (the loss of the same name, as a metric)."""
+    diff = np.asarray(y_pred, dtype=np.float64) - np.asarray(y_true, dtype=np.float64)
+    return float(np.mean(diff * diff))
+
+
+def mean_absolute_error(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean of the absolute differences over every element."""
+    return float(np.mean(np.abs(np.asarray(y_pred, dtype=np.float64) - np.asarray(y_true, dtype=np.float64))))
+
+
+REGISTRY: dict[str, Metric] = {"accuracy": accuracy, "acc": accuracy,
+                               "mean_squared_error": mean_squared_error, "mse": mean_squared_error,
+                               "mean_absolute_error": mean_absolute_error, "mae": mean_absolute_error}
 
 
 def get(identifier: str | Metric) -> tuple[str, Metric]:
-    """Resolve a metric name (or a callable ``f(y_true, y_pred)``) to ``(name, function)``."""
+    """Resolve a metric name (or a callable ``f(y_true, y_pred)``) to ``(name, function)``; the name is what
+    the logs call it: the name as given ("acc" logs "acc", as in Keras), or the function's own name."""
     if callable(identifier):
         return getattr(identifier, "__name__", "metric"), identifier
     if isinstance(identifier, str) and identifier.lower() in REGISTRY:
-        return "accuracy", REGISTRY[identifier.lower()]
+        return identifier.lower(), REGISTRY[identifier.lower()]
     raise ValueError(f"Unknown metric {identifier!r}. Expected a callable or one of: {', '.join(REGISTRY)}")

@@ -1,27 +1,33 @@
-"""Sequential: a stack of layers with Keras' add / compile / fit / evaluate / predict / save, and ``load``."""
+"""Sequential: a stack of layers with Keras' add / compile / fit / evaluate / predict / save, and ``load``.
+
+This module builds the stack and runs it (inference, and the gradient path of one training step); the
+training loop lives in ``training``, the packed weight buffers in ``weights``, the model file in ``saving``.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import activations, saving
+from .._validation import positive_int
+from . import activations, inspection, saving, training
 from . import callbacks as callbacks_module
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
-from ._inputs import as_samples, as_targets
-from ._threads import blas_controller, multiply_adds_per_sample, wants_one_thread
-from ._validation import positive_int, real_in_range
-from .layers import ActivatedLayer, Dense, Layer
+from . import weights as weights_module
+from ._inputs import as_classification_batch, as_labels, as_samples, as_targets
+from ._threads import BlasThreads, multiply_adds_per_sample
+from .layers import REGISTRY as LAYER_REGISTRY
+from .layers import Dense, Layer
 
-INFERENCE_BATCH_SIZE = 256  # predict/evaluate batch: big enough for BLAS to be efficient, small in memory
+INFERENCE_BATCH_SIZE = training.INFERENCE_BATCH_SIZE
 SUPPORTED_DTYPES = ("float32", "float64")
 
 Labels = dict[int, str]
@@ -29,13 +35,6 @@ Labels = dict[int, str]
 
 def _snake_case(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", name).lower()
-
-
-def _as_labels(labels: Labels | Sequence[str] | None) -> Labels | None:
-    if labels is None:
-        return None
-    items = labels.items() if isinstance(labels, dict) else enumerate(labels)
-    return {int(index): str(label) for index, label in items}
 
 
 class Sequential:
@@ -47,6 +46,8 @@ class Sequential:
     >>> model.compile(optimizer=optimizers.SGD(0.1), loss=losses.MeanSquaredError())
 
     ``seed`` fixes initial weights, shuffling and dropout, so two runs with the same seed are bit-identical.
+    Once built, the weights live in ``model.flat`` (one contiguous buffer each for parameters, gradients and
+    state; see ``weights.FlatWeights``).
     """
 
     def __init__(self, layers: Iterable[Layer] | None = None, *, name: str = "sequential",
@@ -65,15 +66,16 @@ class Sequential:
         self.metrics: list[tuple[str, metrics_module.Metric]] = []
         self.stop_training = False
         self.history: callbacks_module.History | None = None
+        self.flat: weights_module.FlatWeights | None = None
+        self._plan: training.StepPlan | None = None
+        self._threads = BlasThreads()
         self._name_counts: dict[str, int] = {}
-        self._blas: object | None = None  # threadpoolctl controller, made on first need (it costs ~0.4 ms)
-        self._product_per_sample: int | None = None  # multiply-adds of the largest product; reset by add/build
         for layer in layers or ():
             self.add(layer)
 
     @classmethod
-    def from_sizes(cls, sizes: Sequence[int], activation: str = "relu", output_activation: str = "linear",
-                   **kwargs: Any) -> Sequential:
+    def from_sizes(cls, sizes: Sequence[int], activation: activations.Identifier = "relu",
+                   output_activation: activations.Identifier = "linear", **kwargs: Any) -> Sequential:
         """A plain MLP from layer sizes: ``from_sizes((2, 7, 7, 3, 1))`` is 2 inputs, three hidden, 1 output."""
         if len(sizes) < 2:
             raise ValueError(f"from_sizes needs at least an input and an output size. Received: sizes={sizes!r}")
@@ -83,6 +85,19 @@ class Sequential:
         for position, units in enumerate(sizes[2:], start=2):
             is_last = position == len(sizes) - 1
             model.add(Dense(units, activation=output_activation if is_last else activation))
+        return model
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Sequential:
+        """Rebuild an untrained model from ``get_config()``; layer classes come from ``layers.REGISTRY``."""
+        model = cls(name=config["name"], dtype=config["dtype"], seed=config.get("seed"))
+        for entry in config["layers"]:
+            layer_class = LAYER_REGISTRY.get(entry["class_name"])
+            if layer_class is None:
+                raise ValueError(f"unknown layer class {entry['class_name']!r}; known: {', '.join(LAYER_REGISTRY)}")
+            model.add(layer_class.from_config(entry["config"]))
+        if config.get("input_shape") is not None and not model.built:
+            model.build(config["input_shape"])
         return model
 
     # -- building -----------------------------------------------------------------------------------------
@@ -105,7 +120,7 @@ class Sequential:
         elif layer.input_shape is not None:
             self._build_layer(layer, layer.input_shape, after=None)
         self.layers.append(layer)
-        self._product_per_sample = None
+        self._layers_changed()
 
     def _build_layer(self, layer: Layer, input_shape: tuple[int, ...], after: Layer | None) -> None:
         try:
@@ -116,7 +131,7 @@ class Sequential:
             raise ValueError(f"Cannot add {layer.name} {where}: {error}") from None
 
     def build(self, input_shape: Sequence[int]) -> None:
-        """Build every layer for samples of ``input_shape`` (batch axis excluded)."""
+        """Build every layer for samples of ``input_shape`` (batch axis excluded), then pack the weights."""
         if not self.layers:
             raise ValueError("The model has no layers; add some before building it")
         shape: tuple[int, ...] = tuple(input_shape)
@@ -125,7 +140,15 @@ class Sequential:
             if not layer.built:
                 self._build_layer(layer, shape, after=previous)
             shape, previous = layer.output_shape, layer
-        self._product_per_sample = None
+        self._layers_changed()
+
+    def _layers_changed(self) -> None:
+        """Once every layer is built: pack the weights into ``flat`` (unless already) and size the products."""
+        self._plan = None
+        if self.built:
+            if self.flat is None or not self.flat.is_bound_to(self.layers):
+                self.flat = weights_module.FlatWeights(self.layers, self.dtype)
+            self._threads.product_per_sample = multiply_adds_per_sample(self.layers)
 
     @property
     def built(self) -> bool:
@@ -142,27 +165,11 @@ class Sequential:
     def count_params(self) -> int:
         return sum(layer.count_params() for layer in self.layers)
 
-    def summary(self, print_fn=print) -> None:
+    def summary(self, print_fn: Callable[[str], Any] = print) -> None:
         """Print each layer's name and type, output shape and parameter count, then the totals."""
-        rows = [("Layer (type)", "Output Shape", "Param #")]
-        for layer in self.layers:
-            shape = "?" if layer.output_shape is None else str((None, *layer.output_shape))
-            rows.append((f"{layer.name} ({type(layer).__name__})", shape, f"{layer.count_params():,}"))
-        widths = [max(len(row[i]) for row in rows) + 2 for i in range(3)]
-        rule = "-" * sum(widths)
-        lines = [f'Model: "{self.name}"', rule]
-        for index, row in enumerate(rows):
-            lines.append("".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-            lines.append("=" * sum(widths) if index == 0 else rule)
-        non_trainable = sum(a.size for layer in self.layers for a in layer.state.values())
-        lines += [f"Total params: {self.count_params() + non_trainable:,}",
-                  f"Trainable params: {self.count_params():,}",
-                  f"Non-trainable params: {non_trainable:,}"]
-        if self.labels:
-            lines.append(f"Labels: {', '.join(self.labels[i] for i in sorted(self.labels))}")
-        print_fn("\n".join(lines))
+        print_fn(inspection.format_summary(self))
 
-    # -- training -----------------------------------------------------------------------------------------
+    # -- compiling and the gradient path ------------------------------------------------------------------
     def compile(self, optimizer: str | optimizers_module.Optimizer = "adam",
                 loss: str | losses_module.Loss = "categorical_crossentropy",
                 metrics: Sequence[str | metrics_module.Metric] | None = None) -> None:
@@ -170,19 +177,35 @@ class Sequential:
         self.optimizer = optimizers_module.get(optimizer)
         self.loss = losses_module.get(loss)
         self.metrics = [metrics_module.get(m) for m in (metrics or [])]
+        self._plan = None
+        if self.built:
+            self.prepare_training()
 
-    def _fused_softmax(self) -> bool:
-        """True when the last layer's softmax and the loss are fused (gradient at the logits: y_hat - y)."""
-        last = self.layers[-1]
-        return (self.loss.fusable_with_softmax and not getattr(self.loss, "from_logits", False)
-                and isinstance(getattr(last, "activation", None), activations.Softmax)
-                and hasattr(last, "backward_preactivation"))
-
-    def _require_compiled(self, action: str) -> None:
+    def prepare_training(self) -> None:
+        """Decide what every training step does, if layers or compile changed since: pack the weights into
+        ``flat``, plan the backward walk, bind the optimizer to ``flat.params``. ``compile`` and ``fit`` call
+        it; call it yourself after replacing a layer in ``model.layers`` before ``compute_gradients``."""
         if self.optimizer is None or self.loss is None:
-            raise RuntimeError(f"Call model.compile(optimizer=..., loss=...) before model.{action}()")
+            raise RuntimeError("Call model.compile(optimizer=..., loss=...) before training the model")
+        if not self.built:
+            raise RuntimeError("The model is not built yet: give the first layer an input_shape or call build()")
+        if self.flat is None or not self.flat.is_bound_to(self.layers):
+            self._layers_changed()  # a layer was replaced or rebuilt since: pack again
+        if self._plan is None:
+            self._plan = training.StepPlan.of(self.layers, self.loss, self.flat)
+        if not self.optimizer.is_built_for([self.flat.params]):
+            self.optimizer.build([self.flat.params])
 
-    def _prepare(self, x: object, y: object | None, name: str = "x") -> tuple[np.ndarray, np.ndarray | None]:
+    @property
+    def fuses_softmax(self) -> bool:
+        """True when the last layer's softmax and the loss are fused (gradient at the logits: y_hat - y)."""
+        self.prepare_training()
+        return self._plan.fuses_softmax
+
+    def prepare_data(self, x: object, y: object | None = None,
+                     name: str = "x") -> tuple[np.ndarray, np.ndarray | None]:
+        """Check ``x`` (and ``y``) as ``fit`` does and return them in the form the model computes with,
+        building the model for ``x``'s sample shape if needed; raise naming what was wrong."""
         if not self.layers:
             raise ValueError("The model has no layers; add some first")
         x = as_samples(x, self.input_shape, name)
@@ -193,56 +216,38 @@ class Sequential:
         return x, as_targets(y, self.loss, self.output_shape, len(x), self.dtype,
                              name="y" if name == "x" else f"{name} labels")
 
-    def _blas_threads(self, batch_size: int) -> contextlib.AbstractContextManager:
-        """One BLAS thread while this batch size's products are small (see ``_threads``)."""
-        if self._product_per_sample is None:
-            self._product_per_sample = multiply_adds_per_sample(self.layers)
-        if not wants_one_thread(batch_size * self._product_per_sample):
-            return contextlib.nullcontext()
-        if self._blas is None:
-            self._blas = blas_controller()
-        return contextlib.nullcontext() if self._blas is None else self._blas.limit(limits=1, user_api="blas")
-
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """Run every layer on a batch already in the model's dtype."""
         for layer in self.layers:
             x = layer.forward(x, training=training)
         return x
 
-    def backward(self, y_true: np.ndarray, y_pred: np.ndarray) -> None:
-        """Backpropagate the loss gradient through every layer, writing each layer's grads."""
-        # Layers below the first one with weights have nothing to learn, and that layer's input gradient would
-        # go nowhere: skipping both saves a third of the first layer's work (PyTorch skips it too).
-        first = next((i for i, layer in enumerate(self.layers) if layer.params), 0)
-        last = len(self.layers) - 1
-        if self._fused_softmax():
-            grad = self.layers[-1].backward_preactivation(self.loss.logits_gradient(y_true, y_pred),
-                                                          input_gradient=last > first)
-            last -= 1
-        else:
-            grad = self.loss.gradient(y_true, y_pred)
-        for index in range(last, first - 1, -1):
-            layer = self.layers[index]
-            if index == first and isinstance(layer, ActivatedLayer):
-                layer.backward(grad, input_gradient=False)
-            else:
-                grad = layer.backward(grad)
-
-    def train_on_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-        """One gradient step on one batch; returns the batch loss and the predictions."""
+    def compute_gradients(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """Forward (training mode) and backward on one prepared batch: write every gradient into
+        ``flat.grads``, change no weight; return the batch loss and the predictions."""
+        if self._plan is None:
+            self.prepare_training()
+        plan = self._plan
         y_pred = self.forward(np.asarray(x, dtype=self.dtype), training=True)
         loss_value = self.loss(y, y_pred)
-        self.backward(y, y_pred)
-        self.optimizer.apply(*self._parameters_and_gradients())
+        if plan.backward:
+            grad = self.loss.logits_gradient(y, y_pred) if plan.fuses_softmax else self.loss.gradient(y, y_pred)
+            for backward in plan.backward:
+                grad = backward(grad)
         return loss_value, y_pred
 
-    def _parameters_and_gradients(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        params, grads = {}, {}
-        for layer in self.layers:
-            for key, value in layer.params.items():
-                params[f"{layer.name}/{key}"] = value
-                grads[f"{layer.name}/{key}"] = layer.grads[key]
-        return params, grads
+    def apply_gradients(self) -> None:
+        """One optimizer step from the gradients in ``flat.grads`` (as ``compute_gradients`` left them, or as
+        an engine changed them in between, e.g. averaged over processes)."""
+        if self._plan is None:
+            self.prepare_training()
+        self.optimizer.apply(self._plan.gradients)
+
+    def train_on_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """One gradient step on one prepared batch; returns the batch loss and the predictions."""
+        loss_value, y_pred = self.compute_gradients(x, y)
+        self.apply_gradients()
+        return loss_value, y_pred
 
     def fit(self, x: object, y: object, epochs: int = 1, batch_size: int = 32,
             validation_data: tuple[object, object] | None = None, validation_split: float = 0.0,
@@ -253,99 +258,22 @@ class Sequential:
         ``validation_split`` holds back that fraction of the samples, chosen after shuffling (so class-sorted
         data still gives a validation set of every class); ``validation_data`` takes precedence.
         """
-        self._require_compiled("fit")
-        epochs = positive_int("fit", "epochs", epochs)
-        batch_size = positive_int("fit", "batch_size", batch_size)
-        validation_split = real_in_range("fit", "validation_split", validation_split, 0.0, 1.0, high_open=True)
-        x, y = self._prepare(x, y)
-        train_index: np.ndarray | int = len(x)  # all samples; permutation(n) == permutation(arange(n))
-        x_val = y_val = None
-        if validation_data is not None:
-            if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
-                raise ValueError("`validation_data` must be a tuple (x_val, y_val)")
-            x_val, y_val = self._prepare(*validation_data, name="validation_data")
-        elif validation_split:
-            order = self.rng.permutation(len(x))
-            n_val = int(round(len(x) * validation_split))
-            if n_val == 0 or n_val == len(x):
-                raise ValueError(f"validation_split={validation_split} leaves no samples for training or "
-                                 f"validation out of {len(x)}")
-            train_index, val_index = np.sort(order[:-n_val]), np.sort(order[-n_val:])
-            x_val, y_val = x[val_index], y[val_index]
-        samples = train_index if isinstance(train_index, int) else len(train_index)
-        steps = -(-samples // batch_size)
-        history = callbacks_module.History()
-        # History and the progress display come last, so they record what the user's callbacks added to the logs.
-        all_callbacks = [*(callbacks or []), history]
-        if verbose == 1:
-            all_callbacks.append(callbacks_module.ProgressBar())
-        elif verbose == 2:
-            all_callbacks.append(callbacks_module.EpochLogger())
-        params = {"epochs": epochs, "steps": steps, "batch_size": batch_size, "samples": samples}
-        for callback in all_callbacks:
-            callback.set_model(self, params)
-        self.stop_training = False
-        self.history = history
-        for callback in all_callbacks:
-            callback.on_train_begin()
-        try:
-            with self._blas_threads(batch_size):
-                for epoch in range(epochs):
-                    for callback in all_callbacks:
-                        callback.on_epoch_begin(epoch)
-                    logs = self._train_epoch(x, y, train_index, batch_size, shuffle, all_callbacks)
-                    if x_val is not None:
-                        logs.update({f"val_{k}": v for k, v in self._evaluate_arrays(x_val, y_val).items()})
-                    for callback in all_callbacks:
-                        callback.on_epoch_end(epoch, logs)
-                    if self.stop_training:
-                        break
-        finally:
-            for callback in all_callbacks:
-                callback.on_train_end()
-        return history
+        return training.Trainer(self).fit(x, y, epochs=epochs, batch_size=batch_size,
+                                          validation_data=validation_data, validation_split=validation_split,
+                                          shuffle=shuffle, callbacks=callbacks, verbose=verbose)
 
-    def _train_epoch(self, x, y, train_index, batch_size, shuffle, all_callbacks) -> dict[str, float]:
-        if shuffle:
-            order = self.rng.permutation(train_index)
-        else:
-            order = np.arange(train_index) if isinstance(train_index, int) else train_index
-        totals = dict.fromkeys(["loss", *(name for name, _ in self.metrics)], 0.0)
-        seen = 0
-        for batch, start in enumerate(range(0, len(order), batch_size)):
-            index = np.sort(order[start:start + batch_size])
-            y_batch = y[index]
-            loss_value, y_pred = self.train_on_batch(x[index], y_batch)
-            if not np.isfinite(loss_value):
-                raise FloatingPointError(f"The loss became {loss_value} at batch {batch}: lower the learning rate "
-                                         "or scale the inputs (e.g. divide pixels by 255)")
-            totals["loss"] += loss_value * len(index)
-            for name, metric in self.metrics:
-                totals[name] += metric(y_batch, y_pred) * len(index)
-            seen += len(index)
-            batch_logs = {k: v / seen for k, v in totals.items()}
-            for callback in all_callbacks:
-                callback.on_batch_end(batch, batch_logs)
-        return {k: v / seen for k, v in totals.items()}
+    def blas_threads(self, batch_size: int) -> contextlib.AbstractContextManager:
+        """The context a loop over batches of ``batch_size`` runs in: one BLAS thread while products are small."""
+        return self._threads.limit(batch_size)
 
-    def _evaluate_arrays(self, x: np.ndarray, y: np.ndarray, batch_size: int | None = None) -> dict[str, float]:
-        y_pred = self.predict(x, batch_size=batch_size, verbose=0)
-        logs = {"loss": 0.0}
-        size = batch_size or INFERENCE_BATCH_SIZE
-        for start in range(0, len(x), size):  # batch means weighted by size: the exact mean over all samples
-            stop = start + size
-            logs["loss"] += self.loss(y[start:stop], y_pred[start:stop]) * len(y_pred[start:stop])
-        logs["loss"] /= len(x)
-        for name, metric in self.metrics:
-            logs[name] = metric(y, y_pred)
-        return logs
-
+    # -- inference ----------------------------------------------------------------------------------------
     def evaluate(self, x: object, y: object, batch_size: int | None = None, return_dict: bool = False,
                  verbose: int = 0) -> float | list[float] | dict[str, float]:
         """Loss and metrics on ``(x, y)``: a float (no metrics), ``[loss, *metrics]``, or a dict."""
-        self._require_compiled("evaluate")
-        x, y = self._prepare(x, y)
-        logs = self._evaluate_arrays(x, y, batch_size)
+        if self.optimizer is None or self.loss is None:
+            raise RuntimeError("Call model.compile(optimizer=..., loss=...) before model.evaluate()")
+        x, y = self.prepare_data(x, y)
+        logs = training.evaluate(self, x, y, batch_size)
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
         if return_dict:
@@ -354,108 +282,98 @@ class Sequential:
 
     def predict(self, x: object, batch_size: int | None = None, verbose: int = 0) -> np.ndarray:
         """Model outputs for every sample of ``x``, computed in batches; caches nothing."""
-        x, _ = self._prepare(x, None)
+        x, _ = self.prepare_data(x)
         size = batch_size or INFERENCE_BATCH_SIZE
         if len(x) <= size:  # one batch (one image, say): no output buffer to fill
-            with self._blas_threads(len(x)):
+            with self._threads.limit(len(x)):
                 y = self.forward(np.asarray(x, dtype=self.dtype))
             return y.copy()  # a layer may hand back one of its reused buffers: the caller gets its own array
         output = np.empty((len(x), *self.output_shape), dtype=self.dtype)
-        with self._blas_threads(size):
+        with self._threads.limit(size):
             for start in range(0, len(x), size):
                 output[start:start + size] = self.forward(np.asarray(x[start:start + size], dtype=self.dtype))
         return output
 
-    def __call__(self, data: object) -> tuple[str | int, dict[str | int, float]] | list:
-        """Classify one sample: ``(label, {label: score, ...})`` sorted by score; a batch gives a list of those."""
+    def __call__(self, x: object = None, *, data: object = None, training: bool = False) -> Any:
+        """``model(x)``: the outputs for the batch ``x``, as in Keras (``training=True`` runs dropout and batch
+        statistics). ``model(data=sample)``: classify one sample, ``(label, {label: score, ...})`` sorted by
+        score; a batch of samples gives a list of those."""
+        if (x is None) == (data is None):
+            raise TypeError("Call the model on a batch, model(x), or on samples to classify, model(data=...)")
+        if data is not None:
+            return self._classify(data)
+        if not training:
+            return self.predict(x)
+        x, _ = self.prepare_data(x)
+        return self.forward(np.asarray(x, dtype=self.dtype), training=True).copy()
+
+    def _classify(self, data: object) -> tuple[str | int, dict[str | int, float]] | list:
         if not self.built:
             raise RuntimeError("The model is not built yet: give the first layer an input_shape or fit it first")
-        array = np.asarray(data)
-        single = array.shape == self.input_shape or array.shape + (1,) == self.input_shape
-        channel_free = self.input_shape[:-1] if len(self.input_shape) > 1 and self.input_shape[-1] == 1 else None
-        if not single and (array.ndim == 0 or array.shape[1:] not in (self.input_shape, channel_free)):
-            raise ValueError(
-                f"model(data=...) expects one sample of shape {self.input_shape} or a batch of shape "
-                f"(n, {', '.join(map(str, self.input_shape))}). Received an array of shape {array.shape}"
-            )
-        scores = self.predict(array[np.newaxis] if single else array)
-        results = [self._label_scores(row) for row in scores.reshape(len(scores), -1)]
-        return results[0] if single else results
-
-    def _label_scores(self, row: np.ndarray) -> tuple[str | int, dict[str | int, float]]:
+        batch, single = as_classification_batch(data, self.input_shape)
+        scores = self.predict(batch)
         names = self.labels or {}
-        order = np.argsort(-row, kind="stable")
-        scores = {names.get(int(i), int(i)): float(row[i]) for i in order}
-        return names.get(int(order[0]), int(order[0])), scores
+        results = []
+        for row in scores.reshape(len(scores), -1):
+            order = np.argsort(-row, kind="stable")
+            ranked = {names.get(int(i), int(i)): float(row[i]) for i in order}
+            results.append((names.get(int(order[0]), int(order[0])), ranked))
+        return results[0] if single else results
 
     def inspect(self, x: object, y: object | None = None) -> list:
         """Per layer: output shape, parameter count, activations on ``x`` and (given ``y``) gradients."""
-        from .inspection import inspect
-
-        return inspect(self, x, y)
+        return inspection.inspect(self, x, y)
 
     # -- weights and files --------------------------------------------------------------------------------
-    def get_weights(self) -> dict[str, np.ndarray]:
-        """Copies of every parameter and state array, keyed "layer/name"."""
-        return {f"{layer.name}/{key}": value.copy() for layer in self.layers
-                for key, value in (*layer.params.items(), *layer.state.items())}
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of every weight array in layer order, as Keras: per layer its trainable arrays, then its
+        non-trainable ones (Dense: kernel, bias; BatchNormalization: gamma, beta, moving_mean, moving_variance)."""
+        return [value.copy() for _, value in weights_module.weight_arrays(self.layers)]
 
-    def set_weights(self, weights: dict[str, np.ndarray], source: str = "set_weights") -> None:
-        """Copy arrays into the model's parameters and state; every key and shape must match exactly."""
-        targets = {f"{layer.name}/{key}": value for layer in self.layers
-                   for key, value in (*layer.params.items(), *layer.state.items())}
-        missing, unexpected = sorted(set(targets) - set(weights)), sorted(set(weights) - set(targets))
-        if missing or unexpected:
-            raise ValueError(f"{source}: weights do not match the model (missing: {missing or 'none'}; "
-                             f"unexpected: {unexpected or 'none'})")
-        for key, target in targets.items():
-            value = np.asarray(weights[key])
-            if value.shape != target.shape:
-                raise ValueError(f"{source}: shape mismatch for {key}: model expects {target.shape}, "
-                                 f"got {value.shape}")
-            if not np.issubdtype(value.dtype, np.floating) or not np.isfinite(value).all():
-                raise ValueError(f"{source}: {key} must hold finite floating-point values")
-            target[...] = value
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        """Copy a list of arrays, in ``get_weights`` order, into the model; every shape must match."""
+        weights_module.set_weight_list(self.layers, weights)
+
+    def get_named_weights(self) -> dict[str, np.ndarray]:
+        """Copies of every weight array, keyed "layer/name" (the keys of the model file)."""
+        return {name: value.copy() for name, value in weights_module.weight_arrays(self.layers)}
+
+    def set_named_weights(self, weights: Mapping[str, np.ndarray], source: str = "set_named_weights") -> None:
+        """Copy arrays keyed "layer/name" into the model; every key and shape must match exactly."""
+        weights_module.set_named_weights(self.layers, weights, source)
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            "name": self.name, "dtype": str(self.dtype), "seed": self.seed,
-            "input_shape": None if self.input_shape is None else list(self.input_shape),
-            "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()} for layer in self.layers],
-        }
+        """The architecture as JSON-ready data; ``Sequential.from_config`` rebuilds it."""
+        layer_configs = []
+        for layer in self.layers:
+            try:
+                layer_configs.append({"class_name": type(layer).__name__, "config": layer.get_config()})
+            except activations.NotSerializableError as error:
+                raise activations.NotSerializableError(f"layer {layer.name!r}: {error}") from None
+        return {"name": self.name, "dtype": str(self.dtype), "seed": self.seed,
+                "input_shape": None if self.input_shape is None else list(self.input_shape),
+                "layers": layer_configs}
 
-    def save(self, model_dir: str | os.PathLike, labels: Labels | Sequence[str] | None = None,
-             include_optimizer: bool = True, preprocessing: str | None = None) -> Path:
+    def save(self, filepath: str | os.PathLike | None = None, labels: Labels | Sequence[str] | None = None,
+             include_optimizer: bool = True, preprocessing: str | None = None, *,
+             model_dir: str | os.PathLike | None = None) -> Path:
         """Write the model (architecture, weights, labels, compile settings) to one file, atomically.
 
-        ``model_dir`` may be a file path (".npz" is appended if missing) or an existing folder, which then
-        holds ``model.npz``. ``preprocessing`` names how raw drawings become inputs ("quickdraw" or "mnist"),
-        for the app and ``NeuralNetworks predict``. Returns the path written.
+        ``filepath`` may be a file path (".npz" is appended if missing) or an existing folder, which then
+        holds ``model.npz``; ``model_dir=`` is the same, under the name the original tutorial used. ``labels``
+        and ``preprocessing`` (how raw drawings become inputs: "quickdraw" or "mnist") are kept on the model
+        and written with it. Returns the path written.
         """
-        if not self.built:
-            raise RuntimeError("Cannot save a model that is not built: fit it or give input_shape first")
+        if (filepath is None) == (model_dir is None):
+            raise TypeError("save() takes the file path once: model.save(filepath) or model.save(model_dir=...)")
         if labels is not None:
-            self.labels = _as_labels(labels)
+            self.labels = as_labels(labels)
         if preprocessing is not None:
             self.preprocessing = str(preprocessing)
-        config = {"format": saving.FORMAT_NAME, "version": saving.FORMAT_VERSION, "model": self.get_config(),
-                  "labels": None if self.labels is None else {str(k): v for k, v in self.labels.items()},
-                  "preprocessing": self.preprocessing,
-                  "rng_state": self.rng.bit_generator.state}
-        arrays = self.get_weights()
-        if self.loss is not None:
-            config["compile"] = {"loss": type(self.loss).__name__, "loss_config": self.loss.get_config(),
-                                 "metrics": [name for name, _ in self.metrics]}
-            if include_optimizer and self.optimizer is not None:
-                config["compile"]["optimizer"] = {"class_name": type(self.optimizer).__name__,
-                                                  "config": self.optimizer.get_config(),
-                                                  "iterations": self.optimizer.iterations}
-                for key, slots in self.optimizer.slots.items():
-                    for slot, value in slots.items():
-                        arrays[f"optimizer/{key}/{slot}"] = value
-        return saving.write(model_dir, config, arrays)
+        return saving.save_model(self, filepath if model_dir is None else model_dir,
+                                 include_optimizer=include_optimizer)
 
 
-def load(model_dir: str | os.PathLike) -> Sequential:
+def load(filepath: str | os.PathLike) -> Sequential:
     """Read a model written by ``Sequential.save``; raise ``saving.ModelFileError`` naming what was wrong."""
-    return saving.load_model(model_dir)
+    return saving.load_model(filepath, Sequential)

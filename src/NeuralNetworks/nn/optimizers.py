@@ -1,18 +1,19 @@
-"""Optimizers that update parameters in place, keeping per-parameter state (slots) keyed "layer/param".
+"""Optimizers that update parameters in place, keeping per-parameter state (slots) bound once by ``build``.
 
-Each ``_update`` reads like the update rule in its docstring. Buffers are allocated once, on the first step,
-and reused: an update allocates no new arrays for the parameters.
+Each ``_update`` reads like the update rule in its docstring. Slots and work buffers are allocated by
+``build`` and reused: a step allocates no new arrays for the parameters.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from .._validation import real_in_range
 from . import schedules
-from ._validation import real_in_range
 
 LearningRate = float | schedules.LearningRateSchedule
 
@@ -34,7 +35,12 @@ def _step_by_root(param: np.ndarray, numerator: np.ndarray, squares: np.ndarray,
 
 
 class Optimizer:
-    """Base optimizer. ``apply(params, grads)`` performs one step on dicts keyed "layer/param"."""
+    """Base optimizer. ``build(variables)`` binds the arrays it updates and creates their slots, once; every
+    ``apply(gradients)`` then updates each variable in place from its gradient (same order as ``build``).
+
+    A model builds its optimizer on one variable, the flat buffer of all its parameters (``model.flat.params``),
+    so a step is a few whole-buffer NumPy operations whatever the number of layers.
+    """
 
     slot_names: tuple[str, ...] = ()
 
@@ -45,8 +51,45 @@ class Optimizer:
             self.learning_rate = real_in_range(type(self).__name__, "learning_rate", learning_rate, 0.0,
                                                math.inf, low_open=True)
         self.iterations = 0
-        self.slots: dict[str, dict[str, np.ndarray]] = {}
-        self._scratch: dict[str, np.ndarray] = {}  # one work array per parameter, so a step allocates nothing
+        self.variables: list[np.ndarray] = []
+        self.slots: list[dict[str, np.ndarray]] = []  # per variable: slot name -> array of its shape
+        self._scratch: list[np.ndarray] = []  # one work array per variable, so a step allocates nothing
+
+    def build(self, variables: Sequence[np.ndarray]) -> None:
+        """Bind the arrays to update and create their slots (zeros, or the optimizer's initial value)."""
+        self.variables = list(variables)
+        self.slots = [self._create_slots(variable) for variable in self.variables]
+        self._scratch = [np.empty_like(variable) for variable in self.variables]
+
+    def is_built_for(self, variables: Sequence[np.ndarray]) -> bool:
+        """True when ``build`` bound exactly these arrays (so their slots are the ones to keep)."""
+        return len(variables) == len(self.variables) and all(
+            mine is theirs for mine, theirs in zip(self.variables, variables, strict=True))
+
+    def apply(self, gradients: Sequence[np.ndarray]) -> None:
+        """One step: update every bound variable in place from the matching gradient."""
+        if len(gradients) != len(self.variables):
+            raise ValueError(f"{type(self).__name__}.apply got {len(gradients)} gradients for "
+                             f"{len(self.variables)} variables; call build(variables) first")
+        lr = self.current_learning_rate
+        self.iterations += 1
+        step_size = self.step_size(lr, self.iterations)
+        for variable, gradient, slots, scratch in zip(self.variables, gradients, self.slots, self._scratch,
+                                                      strict=True):
+            self._update(variable, gradient, slots, lr, step_size, scratch)
+
+    def step_size(self, learning_rate: float, iteration: int) -> float:
+        """The factor of this step's update, for step number ``iteration`` (from 1): the learning rate itself,
+        unless the rule corrects it (Adam's bias correction)."""
+        return learning_rate
+
+    def _create_slots(self, param: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: np.zeros_like(param) for name in self.slot_names}
+
+    def _update(self, param: np.ndarray, grad: np.ndarray, slots: dict[str, np.ndarray], lr: float,
+                step_size: float, scratch: np.ndarray) -> None:
+        """Update ``param`` in place; ``scratch`` is a work array of its shape with no meaningful content."""
+        raise NotImplementedError
 
     @property
     def current_learning_rate(self) -> float:
@@ -54,30 +97,9 @@ class Optimizer:
             return float(self.learning_rate(self.iterations))
         return float(self.learning_rate)
 
-    def apply(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
-        """Update every array in ``params`` in place from the matching gradient."""
-        lr = self.current_learning_rate
-        self.iterations += 1
-        for key, param in params.items():
-            slots = self.slots.get(key)
-            if slots is None:
-                slots = self.slots[key] = self._create_slots(param)
-            scratch = self._scratch.get(key)
-            if scratch is None or scratch.shape != param.shape or scratch.dtype != param.dtype:
-                scratch = self._scratch[key] = np.empty_like(param)
-            self._update(param, grads[key], slots, lr, scratch)
-
-    def _create_slots(self, param: np.ndarray) -> dict[str, np.ndarray]:
-        return {name: np.zeros_like(param) for name in self.slot_names}
-
-    def _update(self, param: np.ndarray, grad: np.ndarray, slots: dict[str, np.ndarray], lr: float,
-                scratch: np.ndarray) -> None:
-        """Update ``param`` in place; ``scratch`` is a work array of its shape with no meaningful content."""
-        raise NotImplementedError
-
     def get_config(self) -> dict[str, Any]:
-        config = {k: v for k, v in vars(self).items()
-                  if not k.startswith("_") and k not in ("iterations", "slots", "slot_names", "learning_rate")}
+        config = {k: v for k, v in vars(self).items() if not k.startswith("_")
+                  and k not in ("iterations", "variables", "slots", "slot_names", "learning_rate")}
         if isinstance(self.learning_rate, schedules.LearningRateSchedule):
             config["learning_rate"] = {"schedule": type(self.learning_rate).__name__,
                                        "config": self.learning_rate.get_config()}
@@ -110,8 +132,8 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         self.slot_names = ("velocity",) if self.momentum else ()
 
-    def _update(self, param, grad, slots, lr, scratch):
-        lr_grad = np.multiply(grad, lr, out=scratch)
+    def _update(self, param, grad, slots, lr, step_size, scratch):
+        lr_grad = np.multiply(grad, step_size, out=scratch)
         if not self.momentum:
             param -= lr_grad
             return
@@ -145,10 +167,10 @@ class AdaGrad(Optimizer):
     def _create_slots(self, param):
         return {"accumulator": np.full_like(param, self.initial_accumulator_value)}
 
-    def _update(self, param, grad, slots, lr, scratch):
+    def _update(self, param, grad, slots, lr, step_size, scratch):
         accumulator = slots["accumulator"]
         accumulator += np.multiply(grad, grad, out=scratch)
-        _step_by_root(param, grad, accumulator, lr, self.epsilon, scratch)
+        _step_by_root(param, grad, accumulator, step_size, self.epsilon, scratch)
 
 
 class RMSprop(Optimizer):
@@ -164,10 +186,10 @@ class RMSprop(Optimizer):
         self.rho = real_in_range("RMSprop", "rho", rho, 0.0, 1.0, high_open=True)
         self.epsilon = real_in_range("RMSprop", "epsilon", epsilon, 0.0, 1.0, low_open=True)
 
-    def _update(self, param, grad, slots, lr, scratch):
+    def _update(self, param, grad, slots, lr, step_size, scratch):
         mean_square = slots["mean_square"]
         _moving_average(mean_square, np.multiply(grad, grad, out=scratch), self.rho, scratch)
-        _step_by_root(param, grad, mean_square, lr, self.epsilon, scratch)
+        _step_by_root(param, grad, mean_square, step_size, self.epsilon, scratch)
 
 
 class Adam(Optimizer):
@@ -186,16 +208,14 @@ class Adam(Optimizer):
         self.beta_2 = real_in_range(type(self).__name__, "beta_2", beta_2, 0.0, 1.0, high_open=True)
         self.epsilon = real_in_range(type(self).__name__, "epsilon", epsilon, 0.0, 1.0, low_open=True)
 
-    def apply(self, params, grads):
-        t = self.iterations + 1
-        self._step_size_factor = math.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
-        super().apply(params, grads)
+    def step_size(self, learning_rate, iteration):
+        return learning_rate * (math.sqrt(1 - self.beta_2**iteration) / (1 - self.beta_1**iteration))
 
-    def _update(self, param, grad, slots, lr, scratch):
+    def _update(self, param, grad, slots, lr, step_size, scratch):
         m, v = slots["m"], slots["v"]
         _moving_average(m, grad, self.beta_1, scratch)
         _moving_average(v, np.multiply(grad, grad, out=scratch), self.beta_2, scratch)
-        _step_by_root(param, m, v, lr * self._step_size_factor, self.epsilon, scratch)
+        _step_by_root(param, m, v, step_size, self.epsilon, scratch)
 
 
 class AdamW(Adam):
@@ -209,9 +229,9 @@ class AdamW(Adam):
         super().__init__(learning_rate, beta_1, beta_2, epsilon)
         self.weight_decay = real_in_range("AdamW", "weight_decay", weight_decay, 0.0, 1.0)
 
-    def _update(self, param, grad, slots, lr, scratch):
+    def _update(self, param, grad, slots, lr, step_size, scratch):
         param -= np.multiply(param, lr * self.weight_decay, out=scratch)
-        super()._update(param, grad, slots, lr, scratch)
+        super()._update(param, grad, slots, lr, step_size, scratch)
 
 
 REGISTRY: dict[str, type[Optimizer]] = {

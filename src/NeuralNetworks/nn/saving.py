@@ -2,8 +2,13 @@
 
 ``__config__`` is UTF-8 JSON stored as a uint8 array: the format version, each layer's class name and config,
 the input shape, dtype, labels and the compile settings. Every other entry is a weight named
-"layer_name/param_name" (or a non-trainable state array such as a moving mean). The file is written to a
-temporary name in the same folder and ``os.replace``d into place, so a crash never leaves half a model.
+"layer_name/param_name" (or a non-trainable state array such as a moving mean), or an optimizer slot named
+"optimizer/layer_name/param_name/slot_name". The file is written to a temporary name in the same folder and
+``os.replace``d into place, so a crash never leaves half a model.
+
+``save_model(model, filepath)`` and ``load_model(filepath, model_class)`` are the pair; ``write`` and ``read``
+are the file level beneath them. This module uses only the public API of the model and is imported by
+``models``, so the class to rebuild is passed in (``models.load`` passes ``Sequential``).
 """
 
 from __future__ import annotations
@@ -13,12 +18,14 @@ import os
 import secrets
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .models import Sequential
+from . import losses as losses_module
+from . import optimizers as optimizers_module
+from ._inputs import as_labels
+from .activations import NotSerializableError
 
 FORMAT_NAME = "NeuralNetworks.Sequential"
 FORMAT_VERSION = 1
@@ -26,6 +33,29 @@ CONFIG_KEY = "__config__"
 DEFAULT_FILENAME = "model.npz"
 SUFFIX = ".npz"
 ZIP_MAGIC = b"PK\x03\x04"  # every .npz is a zip archive and starts with this local-file header
+OPTIMIZER_PREFIX = "optimizer/"
+
+Model = TypeVar("Model", bound="SavableModel")
+
+
+class SavableModel(Protocol):
+    """What this module reads and sets on a model: the public API of ``models.Sequential``."""
+
+    built: bool
+    labels: dict[int, str] | None
+    preprocessing: str | None
+    rng: np.random.Generator
+    optimizer: Any
+    loss: Any
+    metrics: list
+    flat: Any
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Any: ...
+    def get_config(self) -> dict[str, Any]: ...
+    def get_named_weights(self) -> dict[str, np.ndarray]: ...
+    def set_named_weights(self, weights: dict[str, np.ndarray], source: str = ...) -> None: ...
+    def compile(self, optimizer: Any, loss: Any, metrics: Any = None) -> None: ...
 
 
 class ModelFileError(ValueError):
@@ -103,11 +133,46 @@ def read(path: str | os.PathLike) -> tuple[Path, dict[str, Any], dict[str, np.nd
     return target, config, arrays
 
 
-def load_model(path: str | os.PathLike) -> Sequential:
-    """Rebuild the Sequential saved at ``path``: layers through the registry, weights checked against them."""
-    path, config, arrays = read(path)
+def save_model(model: SavableModel, filepath: str | os.PathLike, *, include_optimizer: bool = True) -> Path:
+    """Write ``model`` (architecture, weights, labels, compile settings and, with ``include_optimizer``, the
+    optimizer's state so that training resumes exactly) to one file, atomically; return the path written."""
+    if not model.built:
+        raise RuntimeError("Cannot save a model that is not built: fit it or give input_shape first")
     try:
-        return _from_file_config(config, arrays)
+        architecture = model.get_config()
+    except NotSerializableError as error:
+        raise NotSerializableError(f"Cannot save the model to {filepath}: {error}") from None
+    config = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "model": architecture,
+              "labels": None if model.labels is None else {str(k): v for k, v in model.labels.items()},
+              "preprocessing": model.preprocessing,
+              "rng_state": model.rng.bit_generator.state}
+    arrays = model.get_named_weights()
+    if model.loss is not None:
+        config["compile"] = {"loss": type(model.loss).__name__, "loss_config": model.loss.get_config(),
+                             "metrics": [name for name, _ in model.metrics]}
+        optimizer = model.optimizer
+        if include_optimizer and optimizer is not None:
+            config["compile"]["optimizer"] = {"class_name": type(optimizer).__name__,
+                                              "config": optimizer.get_config(), "iterations": optimizer.iterations}
+            arrays.update(_optimizer_slots(model))
+    return write(filepath, config, arrays)
+
+
+def _optimizer_slots(model: SavableModel) -> dict[str, np.ndarray]:
+    """The optimizer's slots as "optimizer/layer/param/slot" arrays, once it has taken a step."""
+    optimizer = model.optimizer
+    if not optimizer.iterations or not optimizer.is_built_for([model.flat.params]):
+        return {}
+    return {f"{OPTIMIZER_PREFIX}{name}/{slot}": view
+            for slot, flat in optimizer.slots[0].items() for name, view in model.flat.param_views(flat).items()}
+
+
+def load_model(filepath: str | os.PathLike, model_class: type[Model]) -> Model:
+    """Rebuild the model saved at ``filepath`` as a ``model_class`` (``models.Sequential``): layers through the
+    layer registry, weights checked against them; raise ModelFileError naming the file and what was wrong."""
+    path, config, arrays = read(filepath)
+    try:
+        return _rebuild(model_class, config, arrays)
     except ModelFileError:
         raise
     except (KeyError, TypeError, ValueError) as error:
@@ -115,24 +180,12 @@ def load_model(path: str | os.PathLike) -> Sequential:
         raise ModelFileError(f"{path}: invalid model file ({detail})") from None
 
 
-def _from_file_config(config: dict[str, Any], arrays: dict[str, np.ndarray]) -> Sequential:
-    from . import losses as losses_module
-    from . import optimizers as optimizers_module
-    from .layers import REGISTRY as LAYER_REGISTRY
-    from .models import Sequential, _as_labels  # models imports this module: import it when called
-
-    spec = config["model"]
-    model = Sequential(name=spec["name"], dtype=spec["dtype"], seed=spec.get("seed"))
-    for entry in spec["layers"]:
-        cls = LAYER_REGISTRY.get(entry["class_name"])
-        if cls is None:
-            raise ValueError(f"unknown layer class {entry['class_name']!r}; known: {', '.join(LAYER_REGISTRY)}")
-        model.add(cls.from_config(entry["config"]))
-    if spec.get("input_shape") is not None and not model.built:
-        model.build(spec["input_shape"])
-    optimizer_arrays = {k: v for k, v in arrays.items() if k.startswith("optimizer/")}
-    model.set_weights({k: v for k, v in arrays.items() if k not in optimizer_arrays}, source="weights")
-    model.labels = _as_labels(config.get("labels"))
+def _rebuild(model_class: type[Model], config: dict[str, Any], arrays: dict[str, np.ndarray]) -> Model:
+    model = model_class.from_config(config["model"])
+    slots = {k[len(OPTIMIZER_PREFIX):]: v for k, v in arrays.items() if k.startswith(OPTIMIZER_PREFIX)}
+    model.set_named_weights({k: v for k, v in arrays.items() if not k.startswith(OPTIMIZER_PREFIX)},
+                            source="weights")
+    model.labels = as_labels(config.get("labels"))
     model.preprocessing = config.get("preprocessing")
     if config.get("rng_state"):  # shuffling and dropout resume exactly where the saved run stopped
         model.rng.bit_generator.state = config["rng_state"]
@@ -141,11 +194,26 @@ def _from_file_config(config: dict[str, Any], arrays: dict[str, np.ndarray]) -> 
         loss = losses_module.REGISTRY[compile_config["loss"]](**compile_config.get("loss_config", {}))
         optimizer = "adam"
         if "optimizer" in compile_config:
-            spec_opt = compile_config["optimizer"]
-            optimizer = optimizers_module.REGISTRY[spec_opt["class_name"]].from_config(spec_opt["config"])
-            optimizer.iterations = int(spec_opt.get("iterations", 0))
-            for key, value in optimizer_arrays.items():
-                param_key, slot = key[len("optimizer/"):].rsplit("/", 1)
-                optimizer.slots.setdefault(param_key, {})[slot] = value.astype(model.dtype)
+            spec = compile_config["optimizer"]
+            optimizer = optimizers_module.REGISTRY[spec["class_name"]].from_config(spec["config"])
         model.compile(optimizer=optimizer, loss=loss, metrics=compile_config.get("metrics"))
+        if "optimizer" in compile_config:
+            model.optimizer.iterations = int(compile_config["optimizer"].get("iterations", 0))
+            _restore_slots(model, slots)
     return model
+
+
+def _restore_slots(model: SavableModel, slots: dict[str, np.ndarray]) -> None:
+    """Copy saved "layer/param/slot" arrays into the optimizer's slots (compile bound it to the model)."""
+    bound = model.optimizer.slots[0] if model.optimizer.slots else {}
+    views = {slot: model.flat.param_views(flat) for slot, flat in bound.items()}
+    for key, value in slots.items():
+        name, slot = key.rsplit("/", 1)
+        target = views.get(slot, {}).get(name)
+        if target is None:
+            raise ValueError(f"unexpected optimizer entry {OPTIMIZER_PREFIX}{key} for a "
+                             f"{type(model.optimizer).__name__} over {', '.join(model.flat.param_names)}")
+        if value.shape != target.shape:
+            raise ValueError(f"shape mismatch for {OPTIMIZER_PREFIX}{key}: model expects {target.shape}, "
+                             f"got {value.shape}")
+        target[...] = value

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ._validation import positive_int, real_in_range
+from .._validation import positive_int, real_in_range
 
 
 class LearningRateSchedule:

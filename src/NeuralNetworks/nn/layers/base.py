@@ -1,13 +1,17 @@
-"""The layer protocol every layer follows: build, forward, backward, get_config."""
+"""The layer protocol every layer follows: build, forward, backward, get_config; and helpers layers share."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
 
+from ..._validation import shape_tuple
 from .. import activations as activations_module
-from .._validation import shape_tuple
+from .. import initializers
+
+DETERMINISTIC_INITIALIZERS = ("zeros", "ones")  # the initializers that draw no random numbers
 
 
 class Layer:
@@ -17,6 +21,9 @@ class Layer:
         params: trainable arrays, e.g. ``{"kernel": W, "bias": b}``; empty for Flatten.
         grads: same keys and shapes as ``params``, overwritten by every ``backward``.
         state: non-trainable arrays saved with the model (BatchNormalization's moving statistics).
+
+    Create these with ``add_weight`` in ``build`` and update them in place (``out=``, ``[...] =``): once a
+    model is built, each array is a view into the model's contiguous buffers (``model.flat``).
     """
 
     def __init__(self, *, name: str | None = None, input_shape: tuple[int, ...] | None = None) -> None:
@@ -24,6 +31,7 @@ class Layer:
         self.input_shape = None if input_shape is None else shape_tuple(type(self).__name__, "input_shape",
                                                                         input_shape)
         self.output_shape: tuple[int, ...] | None = None
+        self.dtype: np.dtype | None = None
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.state: dict[str, np.ndarray] = {}
@@ -31,9 +39,14 @@ class Layer:
 
     # -- the protocol -------------------------------------------------------------------------------------
     def build(self, input_shape: tuple[int, ...], rng: np.random.Generator, dtype: np.dtype) -> tuple[int, ...]:
-        """Create parameters for this sample shape (batch axis excluded); return the output shape."""
+        """Create parameters for this sample shape (batch axis excluded); return the output shape.
+
+        Subclasses call ``super().build(...)`` first, then ``add_weight`` for each array they own.
+        """
         self.input_shape = tuple(input_shape)
         self.output_shape = self.compute_output_shape(self.input_shape)
+        self.dtype = np.dtype(dtype)
+        self.params, self.grads, self.state = {}, {}, {}
         self.built = True
         return self.output_shape
 
@@ -45,8 +58,12 @@ class Layer:
         """Compute the output; cache what ``backward`` needs only when ``training``."""
         raise NotImplementedError
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        """Write ``self.grads`` and return dL/dx. Never mutates ``grad_output``."""
+    def backward(self, grad_output: np.ndarray, input_gradient: bool = True) -> np.ndarray | None:
+        """Write ``self.grads`` and return dL/dx. Never mutates ``grad_output``.
+
+        With ``input_gradient=False`` dL/dx may be skipped (return None): the model says so to the lowest
+        layer with weights, whose input gradient nobody uses. A layer without the argument always returns it.
+        """
         raise NotImplementedError
 
     def get_config(self) -> dict[str, Any]:
@@ -61,8 +78,40 @@ class Layer:
         return cls(**config)
 
     # -- helpers ------------------------------------------------------------------------------------------
+    def add_weight(self, name: str, shape: tuple[int, ...], initializer: str | initializers.Initializer = "zeros",
+                   *, rng: np.random.Generator | None = None, trainable: bool = True) -> np.ndarray:
+        """Create a weight of the layer's dtype in ``build``: trainable ones go to ``params`` with a zero
+        gradient in ``grads``, the others to ``state``. Fans for the initializer follow from ``shape``."""
+        if not self.built:
+            raise RuntimeError(f"{type(self).__name__}.add_weight({name!r}) belongs in build(), after "
+                               "super().build(...)")
+        if name in self.params or name in self.state:
+            raise ValueError(f"{self.name or type(self).__name__} already has a weight named {name!r}")
+        if rng is None and initializer not in DETERMINISTIC_INITIALIZERS:
+            raise ValueError(f"add_weight({name!r}) with initializer {initializer!r} draws random numbers: pass "
+                             "the rng that build() received")
+        init = initializer if callable(initializer) else initializers.get(initializer)
+        fan_in, fan_out = initializers.compute_fans(shape)
+        value = np.asarray(init(tuple(shape), fan_in, fan_out, rng, self.dtype), dtype=self.dtype)
+        if trainable:
+            self.params[name] = value
+            self.grads[name] = np.zeros_like(value)
+        else:
+            self.state[name] = value
+        return value
+
     def count_params(self) -> int:
         return int(sum(p.size for p in self.params.values()))
+
+    def can_skip_input_gradient(self) -> bool:
+        """True when ``backward`` takes ``input_gradient`` (a layer written without it always computes dL/dx)."""
+        return "input_gradient" in inspect.signature(self.backward).parameters
+
+    def check_batch(self, x: np.ndarray) -> None:
+        """Raise naming the layer unless ``x`` is a batch of samples of ``self.input_shape``."""
+        if x.ndim != len(self.input_shape) + 1 or x.shape[1:] != self.input_shape:
+            raise ValueError(f"{self.name or type(self).__name__} expects a batch of shape "
+                             f"(n, {', '.join(map(str, self.input_shape))}). Received an array of shape {x.shape}")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, output_shape={self.output_shape})"
@@ -75,20 +124,20 @@ class ActivatedLayer(Layer):
     cross-entropy, whose gradient at the logits is simply ``(y_hat - y) / m``.
     """
 
-    def __init__(self, activation: str | dict | activations_module.Activation | None = None, **kwargs: Any):
+    def __init__(self, activation: activations_module.Identifier = None, **kwargs: Any):
         super().__init__(**kwargs)
         self.activation = activations_module.get(activation)
-        self._output: np.ndarray | None = None
+        self._saved: np.ndarray | None = None  # what activation.backward needs: its output (or its input)
 
     def activate(self, z: np.ndarray, training: bool) -> np.ndarray:
         y = self.activation(z)
-        self._output = y if training else None
+        self._saved = (z if self.activation.needs_input else y) if training else None
         return y
 
     def backward(self, grad_output: np.ndarray, input_gradient: bool = True) -> np.ndarray | None:
-        if self._output is None:
+        if self._saved is None:
             raise RuntimeError(f"{self.name}: backward() called without a forward(training=True) first")
-        return self.backward_preactivation(self.activation.backward(self._output, grad_output), input_gradient)
+        return self.backward_preactivation(self.activation.backward(self._saved, grad_output), input_gradient)
 
     def backward_preactivation(self, grad_z: np.ndarray, input_gradient: bool = True) -> np.ndarray | None:
         """Write grads and return dL/dx from dL/dz, the gradient at the pre-activation.
@@ -99,3 +148,23 @@ class ActivatedLayer(Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "activation": self.activation.get_config()}
+
+
+class BufferCache:
+    """Scratch arrays reused from batch to batch (allocating and page-faulting megabytes each step is slow).
+
+    Only arrays that never leave the layer live here; outputs and returned gradients are always fresh.
+    """
+
+    def __init__(self) -> None:
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def get(self, key: str, shape: tuple[int, ...], dtype: np.dtype, fill: float | None = None) -> np.ndarray:
+        """The cached array for ``key``, reallocated (and filled with ``fill``, if given) when its shape changes."""
+        array = self._arrays.get(key)
+        if array is None or array.shape != shape or array.dtype != dtype:
+            array = self._arrays[key] = np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
+        return array
+
+    def clear(self) -> None:
+        self._arrays.clear()

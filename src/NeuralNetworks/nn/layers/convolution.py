@@ -1,128 +1,18 @@
-"""2-D convolution on channels-last (NHWC) images, vectorised as im2col + one matrix product.
-
-Also the window geometry shared with the pooling layers: output lengths and the "same" padding of Keras and
-TensorFlow (output = ceil(size / stride), the odd padding pixel going to the bottom / right).
-"""
+"""2-D convolution on channels-last (NHWC) images, vectorised as im2col + one matrix product."""
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
-from .. import initializers
-from .._validation import positive_int
-from .base import ActivatedLayer
-
-PADDINGS = ("valid", "same")
-SPATIAL_RANK = 3  # a sample is (height, width, channels)
-
-Pair = tuple[int, int]
+from ..._validation import positive_int
+from .. import activations, initializers
+from .base import ActivatedLayer, BufferCache
+from .windows import WindowGeometry, as_padding, as_pair
 
 
-# -- geometry shared with pooling ---------------------------------------------------------------------------
-def as_pair(owner: str, name: str, value: object) -> Pair:
-    """``3 -> (3, 3)``; ``(2, 3)`` stays; anything else raises naming the argument."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        value = (value, value)
-    if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
-        raise ValueError(f"{owner} expects `{name}` to be a positive integer or a pair of them. "
-                         f"Received: {name}={value!r}")
-    first, second = (positive_int(owner, name, v) for v in value)
-    return first, second
-
-
-def as_padding(owner: str, value: object) -> str:
-    if not isinstance(value, str) or value.lower() not in PADDINGS:
-        raise ValueError(f"{owner} expects `padding` to be one of {', '.join(PADDINGS)}. Received: padding={value!r}")
-    return value.lower()
-
-
-def output_length(size: int, window: int, stride: int, padding: str) -> int:
-    """Output positions along one axis: ``ceil(size / stride)`` for "same", else ``floor((size - window) /
-    stride) + 1`` (0 or less when the window does not fit)."""
-    if padding == "same":
-        return -(-size // stride)
-    return (size - window) // stride + 1
-
-
-def padding_amounts(size: int, window: int, stride: int, padding: str) -> Pair:
-    """(before, after) padding along one axis; "same" pads ``max((out - 1) * stride + window - size, 0)`` in
-    total, the extra pixel after, as TensorFlow does."""
-    if padding == "valid":
-        return 0, 0
-    total = max((output_length(size, window, stride, padding) - 1) * stride + window - size, 0)
-    return total // 2, total - total // 2
-
-
-class WindowGeometry:
-    """Where each output pixel's window lies in the padded input, for one layer's fixed sample shape."""
-
-    def __init__(self, owner: str, input_shape: tuple[int, ...], window: Pair, strides: Pair, padding: str):
-        if len(input_shape) != SPATIAL_RANK:
-            raise ValueError(f"{owner} expects samples of shape (height, width, channels). "
-                             f"Received input shape {tuple(input_shape)}")
-        self.height, self.width, self.channels = input_shape
-        self.window, self.strides = window, strides
-        self.out_height = output_length(self.height, window[0], strides[0], padding)
-        self.out_width = output_length(self.width, window[1], strides[1], padding)
-        if self.out_height < 1 or self.out_width < 1:
-            raise ValueError(f"{owner}: a {window[0]}x{window[1]} window does not fit in a "
-                             f"{self.height}x{self.width} input with padding={padding!r}")
-        self.top, bottom = padding_amounts(self.height, window[0], strides[0], padding)
-        self.left, right = padding_amounts(self.width, window[1], strides[1], padding)
-        self.padded_height = self.height + self.top + bottom
-        self.padded_width = self.width + self.left + right
-        self.is_padded = self.padded_height != self.height or self.padded_width != self.width
-
-    def position(self, i: int, j: int) -> tuple[slice, slice, slice]:
-        """Index of the input pixel at window offset (i, j) for every output pixel: an (n, oh, ow, c) view."""
-        stride_h, stride_w = self.strides
-        return (slice(None), slice(i, i + stride_h * (self.out_height - 1) + 1, stride_h),
-                slice(j, j + stride_w * (self.out_width - 1) + 1, stride_w))
-
-    def interior(self) -> tuple[slice, slice, slice]:
-        """Index of the unpadded input inside the padded one."""
-        return slice(None), slice(self.top, self.top + self.height), slice(self.left, self.left + self.width)
-
-    def windows(self, padded: np.ndarray) -> np.ndarray:
-        """Read-only view (n, oh, ow, kh, kw, c) of every window of ``padded`` (n, hp, wp, c); no copy."""
-        batch, row, column, channel = padded.strides
-        shape = (len(padded), self.out_height, self.out_width, *self.window, padded.shape[-1])
-        strides = (batch, row * self.strides[0], column * self.strides[1], row, column, channel)
-        return as_strided(padded, shape=shape, strides=strides, writeable=False)
-
-
-class BufferCache:
-    """Scratch arrays reused from batch to batch (allocating and page-faulting megabytes each step is slow).
-
-    Only arrays that never leave the layer live here; outputs and returned gradients are always fresh.
-    """
-
-    def __init__(self) -> None:
-        self._arrays: dict[str, np.ndarray] = {}
-
-    def get(self, key: str, shape: tuple[int, ...], dtype: np.dtype, fill: float | None = None) -> np.ndarray:
-        """The cached array for ``key``, reallocated (and filled with ``fill``, if given) when its shape changes."""
-        array = self._arrays.get(key)
-        if array is None or array.shape != shape or array.dtype != dtype:
-            array = self._arrays[key] = np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
-        return array
-
-    def clear(self) -> None:
-        self._arrays.clear()
-
-
-def check_batch(owner: str, x: np.ndarray, sample_shape: tuple[int, ...]) -> None:
-    if x.ndim != len(sample_shape) + 1 or x.shape[1:] != sample_shape:
-        raise ValueError(f"{owner} expects a batch of shape (n, {', '.join(map(str, sample_shape))}). "
-                         f"Received an array of shape {x.shape}")
-
-
-# -- the layer ---------------------------------------------------------------------------------------------
 class Conv2D(ActivatedLayer):
     """2-D convolution (cross-correlation, as in Keras): ``y = activation(conv(x, kernel) + bias)``.
 
@@ -141,7 +31,7 @@ class Conv2D(ActivatedLayer):
         kernel_size: int | Sequence[int],
         strides: int | Sequence[int] = 1,
         padding: str = "valid",
-        activation: str | None = None,
+        activation: activations.Identifier = None,
         initializer: str | None = None,
         use_bias: bool = True,
         **kwargs: Any,
@@ -165,14 +55,9 @@ class Conv2D(ActivatedLayer):
     def build(self, input_shape, rng, dtype):
         output_shape = super().build(input_shape, rng, dtype)
         self.geometry = WindowGeometry("Conv2D", self.input_shape, self.kernel_size, self.strides, self.padding)
-        kh, kw = self.kernel_size
-        channels = self.input_shape[-1]
-        init = initializers.get(self.initializer)
-        shape = (kh, kw, channels, self.filters)
-        self.params = {"kernel": init(shape, kh * kw * channels, kh * kw * self.filters, rng, dtype)}
+        self.add_weight("kernel", (*self.kernel_size, self.input_shape[-1], self.filters), self.initializer, rng=rng)
         if self.use_bias:
-            self.params["bias"] = np.zeros(self.filters, dtype=dtype)
-        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+            self.add_weight("bias", (self.filters,))
         self._buffers.clear()
         return output_shape
 
@@ -184,7 +69,7 @@ class Conv2D(ActivatedLayer):
         return g.out_height * g.out_width * self.kernel_size[0] * self.kernel_size[1] * g.channels * self.filters
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        check_batch(self.name or "Conv2D", x, self.input_shape)
+        self.check_batch(x)
         g = self.geometry
         n = len(x)
         if g.is_padded:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from .. import initializers
-from .._validation import positive_int
+from ..._validation import positive_int
+from .. import activations, initializers
 from .base import ActivatedLayer, Layer
 
 
@@ -21,7 +22,7 @@ class Dense(ActivatedLayer):
     def __init__(
         self,
         units: int,
-        activation: str | None = None,
+        activation: activations.Identifier = None,
         initializer: str | None = None,
         use_bias: bool = True,
         **kwargs: Any,
@@ -42,12 +43,9 @@ class Dense(ActivatedLayer):
 
     def build(self, input_shape, rng, dtype):
         output_shape = super().build(input_shape, rng, dtype)
-        fan_in = input_shape[0]
-        init = initializers.get(self.initializer)
-        self.params = {"kernel": init((fan_in, self.units), fan_in, self.units, rng, dtype)}
+        self.add_weight("kernel", (self.input_shape[0], self.units), self.initializer, rng=rng)
         if self.use_bias:
-            self.params["bias"] = np.zeros(self.units, dtype=dtype)
-        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+            self.add_weight("bias", (self.units,))
         return output_shape
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -77,7 +75,7 @@ class Flatten(Layer):
     def forward(self, x, training=False):
         return x.reshape(len(x), -1)
 
-    def backward(self, grad_output):
+    def backward(self, grad_output, input_gradient=True):
         return grad_output.reshape((len(grad_output), *self.input_shape))
 
 
@@ -110,7 +108,7 @@ class Reshape(Layer):
     def forward(self, x, training=False):
         return x.reshape((len(x), *self.output_shape))
 
-    def backward(self, grad_output):
+    def backward(self, grad_output, input_gradient=True):
         return grad_output.reshape((len(grad_output), *self.input_shape))
 
     def get_config(self):
@@ -118,10 +116,15 @@ class Reshape(Layer):
 
 
 class Activation(ActivatedLayer):
-    """Apply an activation function on its own: ``y = activation(x)``."""
+    """Apply an activation function on its own: ``y = activation(x)``.
 
-    def __init__(self, activation: str, **kwargs: Any) -> None:
-        super().__init__(activation=activation, **kwargs)
+    ``activation`` is a name ("tanh"), an ``activations.ActivationFunction``, or a plain function given with
+    its derivative: ``Activation(tanh, tanh_prime)``, the derivative taken with respect to the input.
+    """
+
+    def __init__(self, activation: activations.Identifier | Callable, derivative: Callable | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(activation=activation if derivative is None else (activation, derivative), **kwargs)
 
     def forward(self, x, training=False):
         return self.activate(x, training)
@@ -144,7 +147,7 @@ class Rescaling(Layer):
             y += self.offset
         return y
 
-    def backward(self, grad_output):
+    def backward(self, grad_output, input_gradient=True):
         return grad_output * self.scale
 
     def get_config(self):

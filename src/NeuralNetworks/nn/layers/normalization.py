@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import real_in_range
+from ..._validation import real_in_range
 from .base import Layer
 
 
@@ -35,25 +35,18 @@ class BatchNormalization(Layer):
 
     def build(self, input_shape, rng, dtype):
         output_shape = super().build(input_shape, rng, dtype)
-        channels = self.input_shape[-1]
-        self.params = {}
+        channels = (self.input_shape[-1],)
         if self.scale:
-            self.params["gamma"] = np.ones(channels, dtype=dtype)
+            self.add_weight("gamma", channels, "ones")
         if self.center:
-            self.params["beta"] = np.zeros(channels, dtype=dtype)
-        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
-        self.state = {"moving_mean": np.zeros(channels, dtype=dtype),
-                      "moving_variance": np.ones(channels, dtype=dtype)}
+            self.add_weight("beta", channels, "zeros")
+        self.add_weight("moving_mean", channels, "zeros", trainable=False)
+        self.add_weight("moving_variance", channels, "ones", trainable=False)
         return output_shape
 
-    def _check(self, x: np.ndarray) -> np.ndarray:
-        if x.ndim != len(self.input_shape) + 1 or x.shape[1:] != self.input_shape:
-            raise ValueError(f"{self.name or 'BatchNormalization'} expects a batch of shape "
-                             f"(n, {', '.join(map(str, self.input_shape))}). Received an array of shape {x.shape}")
-        return x.reshape(-1, self.input_shape[-1])  # (values per channel, channels)
-
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        flat = self._check(x)
+        self.check_batch(x)
+        flat = x.reshape(-1, self.input_shape[-1])  # (values per channel, channels)
         gamma = self.params.get("gamma")
         beta = self.params.get("beta")
         if not training:
@@ -86,7 +79,7 @@ class BatchNormalization(Layer):
             y += beta
         return y.reshape(x.shape)
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+    def backward(self, grad_output: np.ndarray, input_gradient: bool = True) -> np.ndarray | None:
         if self._x_hat is None:
             raise RuntimeError(f"{self.name}: backward() called without a forward(training=True) first")
         x_hat = self._x_hat
@@ -97,6 +90,8 @@ class BatchNormalization(Layer):
             self.grads["beta"][...] = grad_sum
         if "gamma" in self.params:
             self.grads["gamma"][...] = grad_dot_x_hat
+        if not input_gradient:
+            return None
         count = len(x_hat)
         factor = self._inverse_std
         if "gamma" in self.params:

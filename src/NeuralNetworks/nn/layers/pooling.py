@@ -1,9 +1,7 @@
 """Pooling on channels-last (NHWC) images: MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D.
 
-Every window is reduced with a loop over its ``ph * pw`` offsets, each offset an ``(n, oh, ow, c)`` strided
-view of the input: ``ph * pw - 1`` element-wise maxima or sums. This is 5x faster than reducing a reshaped
-``(n, oh, ph, ow, pw, c)`` view over two axes, and the same code serves overlapping and padded windows.
-Never a loop over the batch or the pixels.
+Every window is reduced with a loop over its ``ph * pw`` offsets (``WindowGeometry.reduce_windows``), each
+offset an ``(n, oh, ow, c)`` strided view of the input; never a loop over the batch or the pixels.
 """
 
 from __future__ import annotations
@@ -13,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import Layer
-from .convolution import BufferCache, WindowGeometry, as_padding, as_pair, check_batch
+from .base import BufferCache, Layer
+from .windows import WindowGeometry, as_padding, as_pair
 
 
 class _Pooling2D(Layer):
@@ -52,16 +50,6 @@ class _Pooling2D(Layer):
         padded[g.interior()] = x
         return padded
 
-    def _window_sum(self, padded: np.ndarray, reduce: np.ufunc) -> np.ndarray:
-        """``reduce`` (np.maximum or np.add) over the window offsets: an (n, oh, ow, c) array."""
-        g = self.geometry
-        result = padded[g.position(0, 0)].copy()
-        for i in range(self.pool_size[0]):
-            for j in range(self.pool_size[1]):
-                if i or j:
-                    reduce(result, padded[g.position(i, j)], out=result)
-        return result
-
     def _unpad(self, grad_padded: np.ndarray) -> np.ndarray:
         g = self.geometry
         return grad_padded[g.interior()] if g.is_padded else grad_padded
@@ -89,14 +77,14 @@ class MaxPooling2D(_Pooling2D):
         self._output: np.ndarray | None = None
 
     def forward(self, x, training=False):
-        check_batch(self.name or "MaxPooling2D", x, self.input_shape)
+        self.check_batch(x)
         padded = self._padded(x, -np.inf, keep=training)
-        y = self._window_sum(padded, np.maximum)
+        y = self.geometry.reduce_windows(padded, np.maximum)
         self._padded_input = padded if training else None
         self._output = y if training else None
         return y
 
-    def backward(self, grad_output):
+    def backward(self, grad_output, input_gradient=True):
         if self._output is None:
             raise RuntimeError(f"{self.name}: backward() called without a forward(training=True) first")
         g, padded, y = self.geometry, self._padded_input, self._output
@@ -133,12 +121,12 @@ class AveragePooling2D(_Pooling2D):
         return output_shape
 
     def forward(self, x, training=False):
-        check_batch(self.name or "AveragePooling2D", x, self.input_shape)
-        y = self._window_sum(self._padded(x, 0.0), np.add)
+        self.check_batch(x)
+        y = self.geometry.reduce_windows(self._padded(x, 0.0), np.add)
         y *= self._inverse_counts.astype(y.dtype, copy=False)
         return y
 
-    def backward(self, grad_output):
+    def backward(self, grad_output, input_gradient=True):
         g = self.geometry
         share = grad_output * self._inverse_counts.astype(grad_output.dtype, copy=False)
         grad_padded = self._new_grad(len(grad_output), grad_output.dtype)
@@ -158,10 +146,10 @@ class GlobalAveragePooling2D(Layer):
         return (input_shape[-1],)
 
     def forward(self, x, training=False):
-        check_batch(self.name or "GlobalAveragePooling2D", x, self.input_shape)
+        self.check_batch(x)
         return x.mean(axis=(1, 2))
 
-    def backward(self, grad_output):
+    def backward(self, grad_output, input_gradient=True):
         height, width, _ = self.input_shape
         share = grad_output[:, np.newaxis, np.newaxis, :] / grad_output.dtype.type(height * width)
         return np.broadcast_to(share, (len(grad_output), *self.input_shape)).copy()

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import real_in_range
+from ..._validation import real_in_range
 from .base import Layer
 
 
@@ -34,7 +34,7 @@ class Dropout(Layer):
         self._mask = keep.astype(x.dtype) / x.dtype.type(1 - self.rate)
         return x * self._mask
 
-    def backward(self, grad_output):
+    def backward(self, grad_output, input_gradient=True):
         return grad_output if self._mask is None else grad_output * self._mask
 
     def get_config(self):

@@ -1,4 +1,4 @@
-"""Argument checks shared by the nn modules: each error names the argument and what it received."""
+"""Argument checks shared by the packages (nn, data): each error names the argument and what it received."""
 
 from __future__ import annotations
 
