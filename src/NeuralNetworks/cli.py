@@ -27,7 +27,6 @@ DEFAULT_LEARNING_RATE = {"adam": 1e-3, "adamw": 1e-3, "sgd": 0.05, "rmsprop": 1e
 LR_PLATEAU_FACTOR = 0.2
 LR_PLATEAU_PATIENCE = 1
 SAMPLE_GRID_SIZE = 32
-TOP_K = 3
 
 
 class CommandError(Exception):
@@ -204,24 +203,12 @@ def command_test(args: argparse.Namespace) -> int:
 
 
 def command_predict(args: argparse.Namespace) -> int:
-    from PIL import Image, UnidentifiedImageError
+    from . import serving
 
-    from .app.registry import load_model
-    from .data import images
-
-    served = load_model(args.model.stem, args.model)
-    model, style = served.model, served.style
+    served = serving.load_model(args.model)
     for path in args.images:
-        try:
-            with Image.open(path) as image:
-                pixels = images.preprocess_image(image, style=style)
-        except FileNotFoundError:
-            raise CommandError(f"{path}: no such image file") from None
-        except UnidentifiedImageError:
-            raise CommandError(f"{path}: not an image file (expected PNG, JPEG, ...)") from None
-        label, scores = model(data=pixels.reshape(model.input_shape))
-        top = ", ".join(f"{name} {score:.3f}" for name, score in list(scores.items())[:TOP_K])
-        print(f"{path}: {label}  ({top})")
+        top = served.top_k(served.preprocess(image=serving.read_image(path)))
+        print(f"{path}: {top[0][0]}  ({', '.join(f'{label} {score:.3f}' for label, score in top)})")
     return EXIT_OK
 
 
