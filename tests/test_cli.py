@@ -9,9 +9,21 @@ import pytest
 from PIL import Image
 
 from NeuralNetworks import cli, run
-from NeuralNetworks.nn import models
+from NeuralNetworks.nn import callbacks, layers, models
 
 SMALL = ["--max-per-class", "60", "--epochs", "3", "--quiet"]
+# val_loss per epoch of `NeuralNetworks train` on the built-in set before the fix: from epoch 7 the learning rate
+# decays to nothing while val_loss still drops by ~1e-5, which used to reset EarlyStopping's patience every time.
+SHAPES_VAL_LOSS = [0.3650, 0.1828, 0.1517, 0.1243, 0.1114, 0.10352, 0.10343, 0.10216, 0.10195, 0.10178, 0.10223,
+                   0.10163, 0.10127, 0.10099, 0.10094, 0.10093, 0.10093, 0.10092, 0.10092, 0.10092]
+
+
+def write_idx(folder, split, images, labels):
+    folder.mkdir(parents=True, exist_ok=True)
+    prefix = "train" if split == "train" else "t10k"
+    for kind, array, magic in (("images-idx3", images, 0x803), ("labels-idx1", labels, 0x801)):
+        header = magic.to_bytes(4, "big") + b"".join(size.to_bytes(4, "big") for size in array.shape)
+        (folder / f"{prefix}-{kind}-ubyte.gz").write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes()))
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +74,13 @@ def test_predict_prints_label_and_top3(trained, tmp_path, capsys):
         (["train", "--dataset", "quickdraw", "--data-dir", "{tmp}/qd", "--classes", "dog"], "unknown QuickDraw class"),
         (["train", "--dataset", "mnist", "--data-dir", "{tmp}/badmagic"], "magic"),
         (["train", "--epochs", "0"], "--epochs must be a positive integer"),
+        (["train", "--dataset", "mnist", "--max-per-class", "5"], "--max-per-class does not apply to mnist"),
+        (["train", "--max-per-class", "0"], "samples_per_class"),
         (["predict", "--model", "{model}", "{tmp}/not-an-image.png"], "not-an-image.png: not an image file"),
         (["info", "{tmp}/not-a-model.npz"], "not-a-model.npz: not a NeuralNetworks model file"),
     ],
-    ids=["missing-model", "missing-data", "unknown-class", "wrong-magic", "bad-epochs", "not-an-image", "not-a-model"],
+    ids=["missing-model", "missing-data", "unknown-class", "wrong-magic", "bad-epochs", "no-size-option", "zero-size",
+         "not-an-image", "not-a-model"],
 )
 def test_errors_are_one_line_with_exit_status_2(argv, message, tmp_path, trained, capsys):
     (tmp_path / "qd").mkdir()
@@ -150,3 +165,55 @@ def test_download_passes_dataset_folder_and_classes(monkeypatch, tmp_path, capsy
     assert cli.main(["download", "quickdraw", "--classes", "cat", "bicycle", "--data-dir", str(tmp_path)]) == 0
     assert calls == [("quickdraw", tmp_path, ["cat", "bicycle"])]
     assert capsys.readouterr().out.splitlines() == [f"ok: {tmp_path / 'cat.npy'}", f"ok: {tmp_path / 'bicycle.npy'}"]
+
+
+def test_class_table_columns_line_up_for_short_and_long_names():
+    for names in (["0", "1"], ["cat", "eye"], ["The Eiffel Tower", "b"]):
+        table = cli.class_table(names, np.array([1.0, 0.5]), np.array([0.25, 1.0]), np.array([3, 1200]))
+        header, *rows = table.splitlines()
+        assert header.split() == ["class", "precision", "recall", "support"] and len(rows) == 2
+        for row, name in zip(rows, names, strict=True):
+            assert row.startswith(name + "  ") and len(row) == len(header)
+            for column in ("precision", "recall", "support"):  # numbers end where their header ends
+                end = header.index(column) + len(column)
+                assert row[end - 1] != " " and row[end:end + 1] in ("", " ")
+
+
+def test_train_stops_once_val_loss_gains_are_negligible():
+    """The CLI's callbacks on the built-in set's val_loss curve: the old ones ran all 20 epochs, these stop."""
+    class ReplayedValLoss(callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_loss"] = SHAPES_VAL_LOSS[epoch]
+
+    def epochs_run(stopping):
+        model = models.Sequential(seed=0)
+        model.add(layers.Dense(2, activation="softmax", input_shape=(3,)))
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        x = np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32)
+        history = model.fit(x, np.arange(20) % 2, epochs=len(SHAPES_VAL_LOSS), validation_split=0.2, verbose=0,
+                            callbacks=[ReplayedValLoss(), *stopping])
+        return len(history.history["loss"])
+
+    slower, stopper = cli.training_callbacks(num_classes=8, patience=3)
+    assert epochs_run([slower, stopper]) == 11 and stopper.best_epoch == 7  # the weights of epoch 8 are kept
+    before = callbacks.EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)
+    assert epochs_run([cli.training_callbacks(8, 3)[0], before]) == len(SHAPES_VAL_LOSS)
+
+
+@pytest.mark.slow
+def test_default_training_stops_early_and_keeps_its_accuracy(tmp_path, capsys):
+    assert cli.main(["train", "--quiet", "--out", str(tmp_path / "shapes.npz")]) == 0
+    out = capsys.readouterr().out
+    stopped = int(out.split("stopped after epoch ")[1].split()[0])
+    assert stopped < 20 and float(out.split("test accuracy: ")[1].split()[0]) >= 0.97
+
+
+def test_train_saves_the_datasets_preprocessing_style(tmp_path):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "fashion"
+    for split, count in (("train", 60), ("test", 20)):
+        write_idx(folder, split, rng.integers(0, 256, (count, 28, 28)), np.arange(count) % 10)
+    out = tmp_path / "fashion.npz"
+    assert cli.main(["train", "--dataset", "fashion", "--data-dir", str(folder), "--epochs", "1", "--quiet",
+                     "--out", str(out)]) == 0
+    assert models.load(out).preprocessing == "mnist"

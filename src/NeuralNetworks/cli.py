@@ -9,25 +9,34 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from .data import DEFAULT_DATASET, catalog
+
+if TYPE_CHECKING:
+    from .nn.callbacks import EarlyStopping, ReduceLROnPlateau
 
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-DATASETS = ("shapes", "mnist", "fashion-mnist", "quickdraw", "doodle")
-PREPROCESSING = {"mnist": "mnist", "fashion-mnist": "mnist"}  # how the app turns drawings into these inputs
-SEEDED_DATASETS = ("shapes", "quickdraw")  # generated or split by the package, so a seed applies
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad")
 DEFAULT_LEARNING_RATE = {"adam": 1e-3, "adamw": 1e-3, "sgd": 0.05, "rmsprop": 1e-3, "adagrad": 0.01}
 # When val_loss stalls for an epoch, take 5x smaller steps: on MNIST this lifts the default MLP from 97.8% to 98.3%.
 LR_PLATEAU_FACTOR = 0.2
 LR_PLATEAU_PATIENCE = 1
+# Improvements of val_loss smaller than this fraction of ln(classes), the loss of a uniform guess, do not reset
+# EarlyStopping's patience: once ReduceLROnPlateau has made the steps tiny, gains of 1e-5 per epoch would
+# otherwise keep training to its last epoch without changing a single prediction. For the 8 shapes this is
+# 5.2e-4: half the last useful gain (~1e-3, the epoch after the first slow-down), twice the gains after it.
+MIN_IMPROVEMENT_FRACTION = 2.5e-4
 SAMPLE_GRID_SIZE = 32
-TOP_K = 3
+CLASS_COLUMN = "class"
 
 
 class CommandError(Exception):
@@ -35,12 +44,17 @@ class CommandError(Exception):
 
 
 # -- parser ----------------------------------------------------------------------------------------------
+def _capped_datasets() -> str:
+    return ", ".join(spec.name for spec in catalog.CATALOG.values() if spec.size_option)
+
+
 def _add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", choices=DATASETS, default="shapes",
-                        help="built-in 'shapes' (offline default), mnist, fashion-mnist or quickdraw/doodle")
-    parser.add_argument("--data-dir", type=Path, help="folder with the dataset files")
-    parser.add_argument("--classes", nargs="+", help="QuickDraw classes to use (default: every file present)")
-    parser.add_argument("--max-per-class", type=int, help="at most this many images per class (QuickDraw, shapes)")
+    parser.add_argument("--dataset", choices=list(catalog.all_names()), default=DEFAULT_DATASET,
+                        help=f"which dataset (default: {DEFAULT_DATASET}, generated offline)")
+    parser.add_argument("--data-dir", type=Path, help="folder with the dataset files (default: datasets/<name>)")
+    parser.add_argument("--classes", nargs="+", help="classes to use (default: all of them)")
+    parser.add_argument("--max-per-class", type=int,
+                        help=f"at most this many images per class ({_capped_datasets()})")
     parser.add_argument("--seed", type=int, default=0, help="seed for splits, initial weights and shuffling")
 
 
@@ -82,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--plot", type=Path, help="PNG of activation and gradient histograms")
 
     download = commands.add_parser("download", help="fetch MNIST or QuickDraw classes (checksummed, resumable)")
-    download.add_argument("dataset", choices=("mnist", "quickdraw"), help="what to download")
+    download.add_argument("dataset", help="what to download",
+                          choices=[name for spec in catalog.CATALOG.values() if spec.downloader for name in spec.names])
     download.add_argument("--data-dir", type=Path, help="destination folder (default: where train looks)")
     download.add_argument("--classes", nargs="+", help="QuickDraw classes to download")
 
@@ -95,17 +110,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 # -- commands --------------------------------------------------------------------------------------------
 def _load_dataset(args: argparse.Namespace, test_only: bool = False):
-    from . import data
-
+    spec = catalog.find(args.dataset)
     options: dict = {"test_only": test_only}
-    if data.dataset_name(args.dataset) in SEEDED_DATASETS:
+    if spec.seeded:
         options["seed"] = args.seed
     if args.classes:
         options["classes"] = args.classes
-    if args.max_per_class:
-        size_option = "samples_per_class" if data.dataset_name(args.dataset) == "shapes" else "max_per_class"
-        options[size_option] = args.max_per_class
-    return data.load(args.dataset, data_dir=args.data_dir, **options)
+    if args.max_per_class is not None:
+        if spec.size_option is None:
+            raise CommandError(f"--max-per-class does not apply to {spec.name}, which comes as a whole; "
+                               f"it applies to: {_capped_datasets()}")
+        options[spec.size_option] = args.max_per_class
+    return spec.load(args.data_dir, alias=args.dataset, **options)
 
 
 def _build_model(arch: str, input_shape: tuple[int, ...], num_classes: int, seed: int):
@@ -116,9 +132,30 @@ def _build_model(arch: str, input_shape: tuple[int, ...], num_classes: int, seed
     return presets.default_mlp(input_shape, num_classes, seed=seed)
 
 
+def training_callbacks(num_classes: int, patience: int) -> tuple[ReduceLROnPlateau, EarlyStopping]:
+    """``(ReduceLROnPlateau, EarlyStopping)`` on val_loss: 5x smaller steps after a stalled epoch, and a stop,
+    keeping the best weights, after ``patience`` epochs that gain less than a fraction of the chance-level
+    loss ``ln(num_classes)`` (see ``MIN_IMPROVEMENT_FRACTION``)."""
+    from .nn import callbacks
+
+    slower = callbacks.ReduceLROnPlateau(monitor="val_loss", factor=LR_PLATEAU_FACTOR, patience=LR_PLATEAU_PATIENCE)
+    stopper = callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True,
+                                      min_delta=MIN_IMPROVEMENT_FRACTION * math.log(num_classes))
+    return slower, stopper
+
+
+def class_table(names: list[str], precision: np.ndarray, recall: np.ndarray, support: np.ndarray) -> str:
+    """Per-class precision, recall and support, one row per class, columns aligned under their headers."""
+    width = max(len(CLASS_COLUMN), *map(len, names)) + 2
+    rows = [f"{CLASS_COLUMN.ljust(width)}precision  recall  support"]
+    rows += [f"{name.ljust(width)}{p:9.4f}  {r:6.4f}  {count:7d}"
+             for name, p, r, count in zip(names, precision, recall, support, strict=True)]
+    return "\n".join(rows)
+
+
 def command_train(args: argparse.Namespace) -> int:
     from . import plots
-    from .nn import callbacks, losses, optimizers
+    from .nn import losses, optimizers
 
     if args.threads is not None and args.threads < 1:
         raise CommandError(f"--threads must be a positive integer, got {args.threads}")
@@ -127,15 +164,14 @@ def command_train(args: argparse.Namespace) -> int:
             raise CommandError(f"--{name} must be a positive integer, got {getattr(args, name)}")
     dataset = _load_dataset(args)
     out = args.out or Path(f"{args.dataset}-{args.arch}.npz")
-    preprocessing = PREPROCESSING.get(dataset.name, "quickdraw")
     print(f"{dataset.name}: {len(dataset.x_train)} training and {len(dataset.x_test)} test images, "
           f"{dataset.num_classes} classes ({', '.join(dataset.label_dict.values())})")
     model = _build_model(args.arch, dataset.input_shape, dataset.num_classes, args.seed)
     model.summary()
-    optimizer = optimizers.get(args.optimizer, learning_rate=args.lr or DEFAULT_LEARNING_RATE[args.optimizer])
+    learning_rate = DEFAULT_LEARNING_RATE[args.optimizer] if args.lr is None else args.lr
+    optimizer = optimizers.get(args.optimizer, learning_rate=learning_rate)
     model.compile(optimizer=optimizer, loss=losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
-    stopper = callbacks.EarlyStopping(monitor="val_loss", patience=args.patience, restore_best_weights=True)
-    slower = callbacks.ReduceLROnPlateau(monitor="val_loss", factor=LR_PLATEAU_FACTOR, patience=LR_PLATEAU_PATIENCE)
+    slower, stopper = training_callbacks(dataset.num_classes, args.patience)
     if dataset.x_val is not None:
         validation = {"validation_data": (dataset.x_val, dataset.y_val)}
     else:
@@ -150,10 +186,13 @@ def command_train(args: argparse.Namespace) -> int:
             model.fit(dataset.x_train, dataset.y_train, epochs=args.epochs, batch_size=args.batch,
                       callbacks=[slower, stopper], verbose=2 if args.quiet else 1, **validation)
     except KeyboardInterrupt:
-        path = model.save(out, labels=dataset.label_dict, preprocessing=preprocessing)
+        path = model.save(out, labels=dataset.label_dict, preprocessing=dataset.preprocessing)
         print(f"\ninterrupted: saved the best weights so far to {path}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    path = model.save(out, labels=dataset.label_dict, preprocessing=preprocessing)
+    path = model.save(out, labels=dataset.label_dict, preprocessing=dataset.preprocessing)
+    if stopper.stopped_epoch is not None:
+        print(f"stopped after epoch {stopper.stopped_epoch + 1} of {args.epochs}: val_loss improved by less "
+              f"than {stopper.min_delta:.2g} for {args.patience} epoch(s)")
     if stopper.best_epoch is not None:
         print(f"best epoch: {stopper.best_epoch + 1} (val_loss {stopper.best:.4f}); its weights were kept")
     loss, accuracy = model.evaluate(dataset.x_test, dataset.y_test)
@@ -189,13 +228,11 @@ def command_test(args: argparse.Namespace) -> int:
     precision, recall = metrics.precision_recall(matrix)
     accuracy = np.trace(matrix) / matrix.sum()
     print(f"test accuracy: {accuracy:.4f} on {matrix.sum()} {dataset.name} images")
-    width = max(len(name) for name in names) + 2
-    print(f"{'class'.ljust(width)}precision  recall  support")
-    for name, p, r, support in zip(names, precision, recall, matrix.sum(axis=1), strict=True):
-        print(f"{name.ljust(width)}{p:9.4f}  {r:6.4f}  {support:7d}")
+    print(class_table(names, precision, recall, matrix.sum(axis=1)))
     stem = args.model.with_suffix("")
     confusion = plots.confusion_matrix(matrix, names, args.confusion or f"{stem}-confusion.png")
-    sample = np.random.default_rng(args.seed).choice(len(dataset.x_test), SAMPLE_GRID_SIZE, replace=False)
+    shown = min(SAMPLE_GRID_SIZE, len(dataset.x_test))
+    sample = np.random.default_rng(args.seed).choice(len(dataset.x_test), shown, replace=False)
     predicted = scores[sample].argmax(axis=1)
     samples = plots.sample_predictions(dataset.x_test[sample], [names[i] for i in dataset.y_test[sample]],
                                        [names[i] for i in predicted], args.samples or f"{stem}-samples.png")
@@ -204,24 +241,12 @@ def command_test(args: argparse.Namespace) -> int:
 
 
 def command_predict(args: argparse.Namespace) -> int:
-    from PIL import Image, UnidentifiedImageError
+    from . import serving
 
-    from .app.registry import load_model
-    from .data import images
-
-    served = load_model(args.model.stem, args.model)
-    model, style = served.model, served.style
+    served = serving.load_model(args.model)
     for path in args.images:
-        try:
-            with Image.open(path) as image:
-                pixels = images.preprocess_image(image, style=style)
-        except FileNotFoundError:
-            raise CommandError(f"{path}: no such image file") from None
-        except UnidentifiedImageError:
-            raise CommandError(f"{path}: not an image file (expected PNG, JPEG, ...)") from None
-        label, scores = model(data=pixels.reshape(model.input_shape))
-        top = ", ".join(f"{name} {score:.3f}" for name, score in list(scores.items())[:TOP_K])
-        print(f"{path}: {label}  ({top})")
+        top = served.top_k(served.preprocess(image=serving.read_image(path)))
+        print(f"{path}: {top[0][0]}  ({', '.join(f'{label} {score:.3f}' for label, score in top)})")
     return EXIT_OK
 
 
@@ -251,7 +276,8 @@ def command_inspect(args: argparse.Namespace) -> int:
 def command_download(args: argparse.Namespace) -> int:
     from .data import download
 
-    for path in download.download(args.dataset, args.data_dir, classes=args.classes):
+    options = {"classes": args.classes} if args.classes else {}
+    for path in download.download(args.dataset, args.data_dir, **options):
         print(f"ok: {path}")
     return EXIT_OK
 

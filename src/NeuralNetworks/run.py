@@ -12,9 +12,8 @@ import sys
 from collections.abc import Sequence
 
 from .cli import main
+from .data import DEFAULT_DATASET, catalog
 
-CLASSIC_DATASETS = {"mnist": ("mnist", "datasets/mnist"), "doodle": ("quickdraw", "datasets/doodle"),
-                    "quickdraw": ("quickdraw", "datasets/doodle"), "shapes": ("shapes", None)}
 CLASSIC_OPTIMIZER = "adagrad"  # what the classic scripts trained with, so their --lr values keep their meaning
 
 
@@ -24,7 +23,7 @@ def translate(argv: Sequence[str]) -> list[str]:
         return list(argv)
     parser = argparse.ArgumentParser(prog="python -m NeuralNetworks.run")
     parser.add_argument("--mode", choices=("train", "test", "predict", "app"), required=True)
-    parser.add_argument("--datasets", "--dataset", choices=sorted(CLASSIC_DATASETS), default="shapes")
+    parser.add_argument("--datasets", "--dataset", choices=list(catalog.all_names()), default=DEFAULT_DATASET)
     parser.add_argument("--data_dir", "--data-dir")
     parser.add_argument("--epochs")
     parser.add_argument("--lr")
@@ -32,14 +31,15 @@ def translate(argv: Sequence[str]) -> list[str]:
     parser.add_argument("--model_dir", "--model")
     parser.add_argument("images", nargs="*")
     args = parser.parse_args(argv)
-    dataset, default_dir = CLASSIC_DATASETS[args.datasets]
+    spec = catalog.find(args.datasets)
+    default_dir = spec.folder(alias=args.datasets)  # "doodle" keeps the classic datasets/doodle
     if args.mode == "app":
         return ["app", *(["--model", args.model_dir] if args.model_dir else [])]
     if args.mode == "predict":
         return ["predict", "--model", args.model_dir or "model.npz", *args.images]
-    new = [args.mode, "--dataset", dataset]
+    new = [args.mode, "--dataset", spec.name]
     if args.data_dir or default_dir:
-        new += ["--data-dir", args.data_dir or default_dir]
+        new += ["--data-dir", args.data_dir or str(default_dir)]
     if args.mode == "train":
         new += ["--optimizer", CLASSIC_OPTIMIZER]
         for flag, value in (("--epochs", args.epochs), ("--lr", args.lr), ("--batch", args.batch),

@@ -12,6 +12,7 @@ import pytest
 from app_test_models import DIGIT_LABELS, DOODLE_LABELS, save_untrained
 from PIL import Image
 
+from NeuralNetworks import serving
 from NeuralNetworks.app import create_app, registry, server
 from NeuralNetworks.app.inputs import MAX_IMAGE_SIDE
 from NeuralNetworks.app.limits import MAX_BODY_BYTES
@@ -228,11 +229,11 @@ def test_model_files_are_checked_when_the_app_is_created(tmp_path, model_files):
 
 def test_style_comes_from_the_file_when_it_declares_one(tmp_path):
     path = save_untrained(tmp_path / "letters.npz", ["a", "b"])
-    assert registry.load_model("letters", path).style == "quickdraw"
+    assert serving.load_model(path, "letters").style == "quickdraw"
     _, config, arrays = saving.read(path)
     saving.write(path, {**config, "preprocessing": "mnist"}, arrays)
-    assert registry.load_model("letters", path).style == "mnist"
-    assert registry.style_for(DIGIT_LABELS) == "mnist" and registry.style_for(["1", "0"]) == "quickdraw"
+    assert serving.load_model(path, "letters").style == "mnist"
+    assert serving.style_for(DIGIT_LABELS) == "mnist" and serving.style_for(["1", "0"]) == "quickdraw"
 
 
 def test_extra_model_files_are_named_by_their_stem(tmp_path, model_files):

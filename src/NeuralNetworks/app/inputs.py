@@ -10,7 +10,7 @@ import re
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..data.images import MIN_IMAGE_SIDE, SIZE
+from ..data.images import MIN_IMAGE_SIDE
 
 MAX_IMAGE_SIDE = 2048  # pixels; checked from the image header, before the pixels are decoded
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")  # decoders the app lets Pillow use
@@ -53,19 +53,6 @@ def decode_image_bytes(payload: bytes) -> Image.Image:
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         raise BadInputError("`image` is truncated or corrupt: it could not be decoded") from None
     return image
-
-
-def pixels_bitmap(pixels: object) -> np.ndarray:
-    """A 28x28 array of 0-255 ink values (white on black, the datasets' format) -> uint8 bitmap."""
-    try:
-        array = np.asarray(pixels, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise BadInputError(f"`pixels` must be a {SIZE}x{SIZE} array of numbers") from None
-    if array.shape != (SIZE, SIZE):
-        raise BadInputError(f"`pixels` must be a {SIZE}x{SIZE} array. Received shape {array.shape}")
-    if not np.isfinite(array).all() or array.min() < 0 or array.max() > 255:
-        raise BadInputError("`pixels` values must be finite numbers from 0 (background) to 255 (ink)")
-    return np.rint(array).astype(np.uint8)
 
 
 def png_data_url(bitmap: np.ndarray) -> str:

@@ -21,11 +21,11 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-from ..data.images import EmptyDrawingError, preprocess_image, preprocess_strokes
+from ..data.images import EmptyDrawingError
+from ..serving import DRAWING_KINDS, ServedModel
 from . import registry
-from .inputs import BadInputError, decode_data_url, pixels_bitmap, png_data_url
+from .inputs import decode_data_url, png_data_url
 from .limits import MAX_BODY_BYTES, BodySizeLimit
-from .registry import ServedModel
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 RESULT_MARKER = "<!--server-result-->"
@@ -92,28 +92,24 @@ def _choose(served: Mapping[str, ServedModel], name: str | None) -> ServedModel:
     return served[name]
 
 
-def _bitmap(request: PredictRequest, style: str) -> np.ndarray:
-    given = [key for key in ("strokes", "image", "pixels") if getattr(request, key) is not None]
+def _bitmap(request: PredictRequest, served: ServedModel) -> np.ndarray:
+    given = [kind for kind in DRAWING_KINDS if getattr(request, kind) is not None]
     if len(given) != 1:
         raise InputProblem(422, "Send exactly one of `strokes`, `image` or `pixels`. "
                                 f"Received: {', '.join(given) or 'none of them'}")
     try:
-        if request.strokes is not None:
-            return preprocess_strokes(request.strokes, style=style)
-        if request.image is not None:
-            return preprocess_image(decode_data_url(request.image), style=style)
-        bitmap = pixels_bitmap(request.pixels)
-        if not bitmap.any():
-            raise EmptyDrawingError("The image has no ink: draw something")
-        return bitmap
+        drawing = {given[0]: getattr(request, given[0])}
+        if "image" in drawing:
+            drawing["image"] = decode_data_url(drawing["image"])  # size caps checked before any decoding
+        return served.preprocess(**drawing)
     except EmptyDrawingError as error:
         raise InputProblem(422, str(error)) from None
-    except (BadInputError, ValueError, TypeError) as error:
+    except (ValueError, TypeError) as error:
         raise InputProblem(400, str(error)) from None
 
 
 def _predict(served: ServedModel, bitmap: np.ndarray) -> Prediction:
-    top = served.predict(bitmap)
+    top = served.top_k(bitmap)
     return Prediction(model=served.name, style=served.style, label=top[0][0],
                       scores=[Score(label=label, probability=p) for label, p in top], preview=bitmap.tolist())
 
@@ -171,7 +167,7 @@ def create_app(model_paths: Mapping[str, str | os.PathLike] | None = None) -> Fa
                          422: {"description": "Empty drawing, unknown model or malformed request"}})
     def predict(request: PredictRequest) -> Prediction:
         model = _choose(served, request.model)
-        return _predict(model, _bitmap(request, model.style))
+        return _predict(model, _bitmap(request, model))
 
     @app.post("/doodle", response_class=HTMLResponse, summary="The classic form post: field `img`, a PNG data URL")
     def doodle(request: Request, img: Annotated[str | None, Form()] = None,
@@ -181,7 +177,7 @@ def create_app(model_paths: Mapping[str, str | os.PathLike] | None = None) -> Fa
             if not img:
                 raise InputProblem(422, "Missing form field `img`: a PNG data URL of the drawing")
             chosen = _choose(served, model)
-            prediction = _predict(chosen, _bitmap(PredictRequest(image=img), chosen.style))
+            prediction = _predict(chosen, _bitmap(PredictRequest(image=img), chosen))
         except InputProblem as problem:
             if not wants_html:
                 return _error(problem.status, problem.message)

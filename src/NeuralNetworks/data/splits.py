@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .images import STYLES, Style
+
 LABEL_DTYPE = np.int64
 
 
@@ -73,6 +75,8 @@ class Dataset:
 
     ``x_*`` are uint8 ``(N, 28, 28, 1)`` arrays; ``y_*`` are int64 ``(N,)`` class indices into ``label_dict``
     (``{0: "circle", 1: "square", ...}``). A loader asked for the test split only returns empty train arrays.
+    ``preprocessing`` is how a drawing becomes one of these images (a ``data.images`` style); ``data.load``
+    sets it from the catalog, and it is None for a ``Dataset`` built by hand unless given.
     """
 
     x_train: np.ndarray
@@ -83,8 +87,12 @@ class Dataset:
     name: str = "dataset"
     x_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
+    preprocessing: Style | None = None
 
     def __post_init__(self) -> None:
+        if self.preprocessing is not None and self.preprocessing not in STYLES:
+            raise ValueError(f"Dataset {self.name!r}: `preprocessing` must be one of {', '.join(STYLES)} or None. "
+                             f"Received: {self.preprocessing!r}")
         if sorted(self.label_dict) != list(range(len(self.label_dict))) or not self.label_dict:
             raise ValueError(
                 f"Dataset {self.name!r}: label_dict keys must be 0..num_classes-1. "
