@@ -9,6 +9,7 @@ import pytest
 from export_test_models import every_layer_model, images_for, real_images, shipped_models
 
 from NeuralNetworks import export
+from NeuralNetworks.cli import main
 from NeuralNetworks.nn import activations, layers, models
 
 onnx = pytest.importorskip("onnx")
@@ -132,3 +133,15 @@ def test_layers_that_declare_themselves_identity_at_inference_vanish(tmp_path):
     assert [step.kind for step in export.plan(model).steps] == ["Dense"]
     assert op_types(export.to_onnx(model)) == ["Gemm"]
 
+
+def test_cli_writes_an_onnx_file_that_runs(tmp_path, capsys):
+    model = models.Sequential.from_sizes((4, 5, 2), output_activation="softmax", seed=0)
+    model.save(tmp_path / "small.npz", labels=["no", "yes"])
+    assert main(["export", "--model", str(tmp_path / "small.npz"), "--format", "onnx",
+                 "--out", str(tmp_path / "out" / "small.onnx")]) == 0
+    assert "small.onnx" in capsys.readouterr().out
+    x = np.random.default_rng(4).normal(size=(3, 4)).astype(np.float32)
+    np.testing.assert_allclose(run_onnx(tmp_path / "out" / "small.onnx", x), model.predict(x), atol=1e-6)
+    assert main(["export", "--model", str(tmp_path / "missing.npz"), "--format", "onnx",
+                 "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "error:" in capsys.readouterr().err
