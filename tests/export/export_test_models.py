@@ -81,3 +81,40 @@ def images_for(model: models.Sequential, mnist_dir: Path, quickdraw_dir: Path) -
     style = "mnist" if model.preprocessing == "mnist" else "quickdraw"
     images = real_images(mnist_dir if style == "mnist" else quickdraw_dir, style)
     return images.astype(np.float32).reshape(len(images), *model.input_shape)
+
+
+def varied_drawings(count: int, seed: int = 0) -> list[list[list[list[float]]]]:
+    """``count`` drawings as strokes of [x, y] points: hand-drawn-looking shapes from the shapes renderer, and
+    random scribbles of every awkward kind (single points, repeated points, straight lines, tiny and huge
+    coordinates, empty strokes, many strokes)."""
+    from NeuralNetworks.data import shapes
+
+    rng = np.random.default_rng(seed)
+    drawings = []
+    for index in range(count):
+        if index % 2 == 0:
+            name = shapes.CLASS_NAMES[(index // 2) % len(shapes.CLASS_NAMES)]
+            drawings.append([stroke.tolist() for stroke in shapes.draw_shape(name, rng)])
+            continue
+        scale, origin = 10.0 ** rng.uniform(-2, 4), rng.uniform(-500, 500, 2)
+        strokes = []
+        for _ in range(int(rng.integers(1, 6))):
+            kind = rng.integers(5)
+            length = int(rng.integers(1, 40))
+            if kind == 0:  # a random walk
+                points = np.cumsum(rng.normal(0, 1, (length, 2)), axis=0)
+            elif kind == 1:  # a straight horizontal or vertical line: no extent along one axis
+                points = np.zeros((length, 2))
+                points[:, rng.integers(2)] = np.linspace(0, rng.uniform(1, 5), length)
+            elif kind == 2:  # one point, repeated or alone: a dot
+                points = np.repeat(rng.normal(0, 3, (1, 2)), length, axis=0)
+            elif kind == 3:  # an empty stroke, skipped by both
+                points = np.zeros((0, 2))
+            else:  # points on a circle
+                angles = np.linspace(0, rng.uniform(1, 7), length)
+                points = np.column_stack([np.cos(angles), np.sin(angles)]) * rng.uniform(1, 4)
+            strokes.append((points * scale + origin).tolist())
+        if sum(len(stroke) for stroke in strokes) < 2:
+            strokes.append([[0.0, 0.0], [scale, scale]])
+        drawings.append(strokes)
+    return drawings
