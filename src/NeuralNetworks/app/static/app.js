@@ -1,8 +1,9 @@
 // The drawing board: captures strokes as vectors with pointer events and predicts while the user draws.
 //
 // Predictions run in the page (nn.js and strokes.js: the model's forward pass and the stroke preprocessing)
-// when the page was exported with its model bundled in model.js (a static page, no server at all); the app's
-// server answers through /api/predict otherwise, and classifies uploads.
+// once a model's weights are loaded: from model.js when the page was exported with the model bundled (a static
+// page, no server at all), else from the app's /api/models/<name>/model.json and model.bin. The server's
+// /api/predict is the fallback while weights load or where they cannot run, and it classifies uploads.
 "use strict";
 
 (() => {
@@ -302,6 +303,21 @@
     predictNow();
   });
 
+  // The server's models' weights, for predicting in the page; a model that fails stays on the server.
+  async function loadNetwork(name) {
+    const base = `/api/models/${encodeURIComponent(name)}`;
+    try {
+      const [manifest, weights] = await Promise.all([
+        fetch(`${base}/model.json`).then((r) => (r.ok ? r.json() : Promise.reject(new Error(r.statusText)))),
+        fetch(`${base}/model.bin`).then((r) => (r.ok ? r.arrayBuffer() : Promise.reject(new Error(r.statusText)))),
+      ]);
+      nn.register({ ...manifest, name }, weights);
+      if (modelSelect.value === name) selectModel();
+    } catch (error) {
+      console.info(`${name}: predicting on the server (${error.message})`);
+    }
+  }
+
   async function loadModels() {
     if (bundled) {
       models = Object.values(nn.models).map((network) => ({ name: network.name, labels: network.labels }));
@@ -313,6 +329,9 @@
       } catch (error) {
         showError("Could not load the list of models from the server.");
         return;
+      }
+      if (typeof nn.register === "function" && typeof nn.preprocess === "function") {
+        models.forEach((model) => loadNetwork(model.name));
       }
     }
     let saved = null;
