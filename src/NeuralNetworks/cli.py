@@ -270,7 +270,7 @@ def command_export(args: argparse.Namespace) -> int:
         if args.format == "onnx":
             export.to_onnx(model, args.out)
         else:
-            export.to_web(model, args.out)
+            export.to_web(model, args.out, name=args.model.stem)
     except ImportError as error:
         raise CommandError(str(error)) from None
     written = args.out / "index.html" if args.format == "web" else args.out

@@ -1,5 +1,5 @@
 """Headless Chromium for the web-export tests (Debian's package, driven by Playwright, as the app's tests do):
-one browser for the session, a fresh page per use that may load nothing outside the page's own folder."""
+one browser per module, a fresh page per use that may load nothing outside the page's own folder."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 WAIT_MS = 15_000
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """One Chromium per test module (closed with it: Playwright's sync API allows one running instance)."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")

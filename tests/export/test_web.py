@@ -85,11 +85,12 @@ def test_models_the_page_cannot_feed_or_run_are_refused_by_name(tmp_path):
 
 
 def test_cli_writes_the_page(tmp_path, capsys):
-    small_classifier().save(tmp_path / "small.npz", labels=["a", "b", "c"], preprocessing="mnist")
-    assert main(["export", "--model", str(tmp_path / "small.npz"), "--format", "web",
+    small_classifier().save(tmp_path / "letters.npz", labels=["a", "b", "c"], preprocessing="mnist")
+    assert main(["export", "--model", str(tmp_path / "letters.npz"), "--format", "web",
                  "--out", str(tmp_path / "site")]) == 0
     assert str(tmp_path / "site" / "index.html") in capsys.readouterr().out
-    assert json.loads((tmp_path / "site" / "model.json").read_text())["preprocessing"] == "mnist"
+    manifest = json.loads((tmp_path / "site" / "model.json").read_text())
+    assert manifest["preprocessing"] == "mnist" and manifest["name"] == "letters"  # its file's name
 
 
 # -- in the browser -------------------------------------------------------------------------------------------

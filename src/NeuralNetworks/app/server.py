@@ -203,7 +203,7 @@ def _add_web_model_routes(app: FastAPI, served: Mapping[str, ServedModel]) -> No
     exported: dict[str, tuple[dict, bytes] | str] = {}
     for name, model in served.items():
         try:
-            exported[name] = web_model(model.model)
+            exported[name] = web_model(model.model, name)
         except ExportError as error:
             exported[name] = f"Model {name!r} cannot run in the browser: {error}"
 

@@ -34,11 +34,11 @@ def to_onnx(model, path: str | os.PathLike | None = None) -> onnx.ModelProto:
     return convert(model, path)
 
 
-def to_web(model, folder: str | os.PathLike) -> Path:
+def to_web(model, folder: str | os.PathLike, name: str | None = None) -> Path:
     """Write the static drawing page predicting with ``model`` into ``folder`` (see ``export.web``)."""
     from .web import to_web as write
 
-    return write(model, folder)
+    return write(model, folder, name)
 
 
 __all__ = ["FORMATS", "ExportError", "Plan", "Step", "plan", "to_onnx", "to_web"]

@@ -38,8 +38,9 @@ MODELS_MARKER = "<!--bundled-models-->"  # where the exported page loads model.j
 WEIGHTS_BYTE_ORDER = "<f4"  # float32, little-endian: what Float32Array reads on every browser's hardware
 
 
-def manifest_and_weights(model_plan: Plan) -> tuple[dict, bytes]:
-    """The manifest (JSON-ready) and the weights buffer of an export plan, in the browser's format."""
+def manifest_and_weights(model_plan: Plan, name: str | None = None) -> tuple[dict, bytes]:
+    """The manifest (JSON-ready) and the weights buffer of an export plan, in the browser's format; ``name``
+    (default: the model's) is what the page shows in its model picker."""
     chunks: list[bytes] = []
     offset = 0
     layers = []
@@ -52,16 +53,16 @@ def manifest_and_weights(model_plan: Plan) -> tuple[dict, bytes]:
             offset += len(data)
         layers.append({"kind": step.kind, "name": step.name, "input_shape": list(step.input_shape),
                        "output_shape": list(step.output_shape), "settings": step.settings, "weights": entries})
-    manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "name": model_plan.name,
+    manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "name": name or model_plan.name,
                 "labels": model_plan.labels, "preprocessing": style_for(model_plan.labels, model_plan.preprocessing),
                 "input_shape": list(model_plan.input_shape), "output_shape": list(model_plan.output_shape),
                 "layers": layers}
     return manifest, b"".join(chunks)
 
 
-def web_model(model) -> tuple[dict, bytes]:
+def web_model(model, name: str | None = None) -> tuple[dict, bytes]:
     """Manifest and weights of a Sequential (or a model file) for the browser; ExportError if it cannot go."""
-    return manifest_and_weights(plan(model))
+    return manifest_and_weights(plan(model), name)
 
 
 def model_script(manifest: dict, weights: bytes) -> str:
@@ -80,11 +81,12 @@ def page_html() -> str:
     return page.replace(RESULT_MARKER, "").replace(MODELS_MARKER, '<script src="model.js" defer></script>')
 
 
-def to_web(model, folder: str | os.PathLike) -> Path:
+def to_web(model, folder: str | os.PathLike, name: str | None = None) -> Path:
     """Write the static page for a Sequential (or the model file at that path) into ``folder``; return it.
 
-    The model must take one 28x28 image (784 values), as the drawing page makes. Files are written one by one,
-    each atomically; other files in ``folder`` are left alone.
+    The model must take one 28x28 image (784 values), as the drawing page makes. ``name`` (default: the model's
+    name) is shown in the page's model picker. Files are written one by one, each atomically; other files in
+    ``folder`` are left alone.
     """
     model_plan = plan(model)
     values = int(np.prod(model_plan.input_shape))
@@ -94,9 +96,9 @@ def to_web(model, folder: str | os.PathLike) -> Path:
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ExportError(f"{folder} exists and is not a folder; the web export writes a folder")
-    manifest, weights = manifest_and_weights(model_plan)
-    for name in PAGE_ASSETS:
-        write_atomically(folder / "static" / name, (STATIC_DIR / name).read_bytes())
+    manifest, weights = manifest_and_weights(model_plan, name)
+    for asset in PAGE_ASSETS:
+        write_atomically(folder / "static" / asset, (STATIC_DIR / asset).read_bytes())
     write_atomically(folder / "model.json", json.dumps(manifest, indent=1).encode("utf-8"))
     write_atomically(folder / "model.bin", weights)
     write_atomically(folder / "model.js", model_script(manifest, weights).encode("utf-8"))

@@ -311,7 +311,7 @@
         fetch(`${base}/model.json`).then((r) => (r.ok ? r.json() : Promise.reject(new Error(r.statusText)))),
         fetch(`${base}/model.bin`).then((r) => (r.ok ? r.arrayBuffer() : Promise.reject(new Error(r.statusText)))),
       ]);
-      nn.register({ ...manifest, name }, weights);
+      nn.register(manifest, weights);
       if (modelSelect.value === name) selectModel();
     } catch (error) {
       console.info(`${name}: predicting on the server (${error.message})`);
