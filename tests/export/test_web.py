@@ -18,7 +18,7 @@ from NeuralNetworks.data import images
 from NeuralNetworks.nn import activations, layers, models
 
 BROWSER_PARITY = 1e-4  # largest allowed difference between the page's and NumPy's probabilities
-DRAWINGS = 240  # generated stroke drawings whose preprocessing is compared
+DRAWINGS = 300  # generated stroke drawings whose preprocessing is compared
 
 
 @pytest.fixture(scope="module")
