@@ -1,4 +1,4 @@
-"""The command line: ``NeuralNetworks train | test | predict | info | inspect | download | app``.
+"""The command line: ``NeuralNetworks train | test | predict | info | inspect | download | export | app``.
 
 Thin by design: it parses arguments, calls the library and prints. Every expected failure (bad data, a file
 that is not a model, a wrong flag value) becomes one line ``error: ...`` on stderr and exit status 2; Ctrl-C
@@ -100,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
                           choices=[name for spec in catalog.CATALOG.values() if spec.downloader for name in spec.names])
     download.add_argument("--data-dir", type=Path, help="destination folder (default: where train looks)")
     download.add_argument("--classes", nargs="+", help="QuickDraw classes to download")
+
+    export = commands.add_parser("export", help="write a model as ONNX or as a static page predicting in the browser")
+    export.add_argument("--model", type=Path, required=True, help="model file")
+    export.add_argument("--format", choices=("onnx", "web"), required=True,
+                        help="onnx: one .onnx file; web: a folder with the drawing page (works from file://)")
+    export.add_argument("--out", type=Path, required=True, help="the .onnx file or the page's folder to write")
 
     app = commands.add_parser("app", help="serve the doodle web app (the default command)")
     app.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
@@ -282,6 +288,22 @@ def command_download(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def command_export(args: argparse.Namespace) -> int:
+    from . import export
+
+    model = _load_model(args.model)
+    try:
+        if args.format == "onnx":
+            export.to_onnx(model, args.out)
+        else:
+            export.to_web(model, args.out, name=args.model.stem)
+    except ImportError as error:
+        raise CommandError(str(error)) from None
+    written = args.out / "index.html" if args.format == "web" else args.out
+    print(f"exported {args.model} ({args.format}): {written}")
+    return EXIT_OK
+
+
 def command_app(args: argparse.Namespace) -> int:
     from .app import server
 
@@ -290,7 +312,8 @@ def command_app(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": command_train, "test": command_test, "predict": command_predict, "info": command_info,
-            "inspect": command_inspect, "download": command_download, "app": command_app}
+            "inspect": command_inspect, "download": command_download, "export": command_export,
+            "app": command_app}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -265,3 +265,18 @@ def test_run_refuses_a_port_in_use_or_out_of_range_before_serving(monkeypatch, m
             server.run(port=port, model_paths=model_files)
     with pytest.raises(ValueError, match="from 1 to 65535. Received: port=70000"):
         server.run(port=70000, model_paths=model_files)
+
+
+def test_each_model_is_served_in_the_static_pages_format(client, model_files):
+    import math
+
+    manifest = client.get("/api/models/digits/model.json").json()
+    weights = client.get("/api/models/digits/model.bin")
+    assert weights.headers["content-type"] == "application/octet-stream"
+    assert manifest["labels"] == [str(digit) for digit in range(10)] and manifest["preprocessing"] == "mnist"
+    kernel = manifest["layers"][-1]["weights"]["kernel"]
+    served = np.frombuffer(weights.content, "<f4", math.prod(kernel["shape"]), kernel["offset"])
+    model = models.load(model_files["digits"])
+    np.testing.assert_array_equal(served.reshape(kernel["shape"]), model.layers[-1].params["kernel"])
+    missing = client.get("/api/models/nope/model.bin")
+    assert missing.status_code == 404 and "Unknown model 'nope'" in missing.json()["error"]

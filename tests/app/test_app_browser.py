@@ -158,3 +158,25 @@ def test_a_click_without_a_stroke_asks_to_draw_something_and_uploads_work(page, 
     expect_count(page, "#predictions li", 3)
     assert preview_ink(page) > 0
     assert page.console_errors == []
+
+
+def test_the_page_predicts_in_the_browser_without_a_request_per_stroke(page, base_url):
+    predict_requests = []
+    page.on("request", lambda request: "/api/predict" in request.url and predict_requests.append(request.url))
+    open_app(page, base_url)
+    page.wait_for_function("() => window.nn && Object.keys(window.nn.models).length === 2")
+    draw(page, circle())
+    expect_count(page, "#predictions[data-source=page] li", 3)
+    assert page.evaluate("window.nn.labels") == ["apple", "diamond", "fish", "house"]
+    page.select_option("#model", "digits")
+    expect_count(page, "#predictions[data-source=page] li", 3)
+    assert page.evaluate("window.nn.labels") == [str(d) for d in range(10)] and "digits" in page.inner_text("#status")
+    assert predict_requests == [] and page.outside_requests == [] and page.console_errors == []
+
+
+def test_where_the_weights_cannot_load_the_server_predicts(page, base_url):
+    page.route("**/model.bin", lambda route: route.abort())
+    open_app(page, base_url)
+    draw(page, circle())
+    expect_count(page, "#predictions[data-source=server] li", 3)
+    assert page.evaluate("Object.keys(window.nn.models).length") == 0

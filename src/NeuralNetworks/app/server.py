@@ -185,8 +185,37 @@ def create_app(model_paths: Mapping[str, str | os.PathLike] | None = None) -> Fa
                                 status_code=problem.status)
         return HTMLResponse(page.replace(RESULT_MARKER, _result_html(prediction, None)))
 
+    _add_web_model_routes(app, served)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def _add_web_model_routes(app: FastAPI, served: Mapping[str, ServedModel]) -> None:
+    """GET /api/models/<name>/model.json and model.bin: each model's weights in the static page's format, so that
+    the page predicts while the user draws without a request per stroke (``NeuralNetworks.export.web``)."""
+    from ..export import ExportError
+    from ..export.web import web_model  # imported here: the exporter itself reads this module's page
+
+    exported: dict[str, tuple[dict, bytes] | str] = {}
+    for name, model in served.items():
+        try:
+            exported[name] = web_model(model.model, name)
+        except ExportError as error:
+            exported[name] = f"Model {name!r} cannot run in the browser: {error}"
+
+    def lookup(name: str) -> tuple[dict, bytes]:
+        found = exported.get(name)
+        if found is None or isinstance(found, str):
+            raise InputProblem(404, found or f"Unknown model {name!r}. Expected one of: {', '.join(served)}")
+        return found
+
+    @app.get("/api/models/{name}/model.json", include_in_schema=False)
+    def web_manifest(name: str) -> JSONResponse:
+        return JSONResponse(lookup(name)[0])
+
+    @app.get("/api/models/{name}/model.bin", include_in_schema=False)
+    def web_weights(name: str) -> Response:
+        return Response(lookup(name)[1], media_type="application/octet-stream")
 
 
 def _check_address(host: str, port: int) -> None:

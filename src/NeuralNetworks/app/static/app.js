@@ -1,8 +1,15 @@
-// The drawing board: captures strokes as vectors with pointer events and asks /api/predict while drawing.
+// The drawing board: captures strokes as vectors with pointer events and predicts while the user draws.
+//
+// Predictions run in the page (nn.js and strokes.js: the model's forward pass and the stroke preprocessing)
+// once a model's weights are loaded: from model.js when the page was exported with the model bundled (a static
+// page, no server at all), else from the app's /api/models/<name>/model.json and model.bin. The server's
+// /api/predict is the fallback while weights load or where they cannot run, and it classifies uploads.
 "use strict";
 
 (() => {
-  const PREDICT_EVERY_MS = 150;   // at most one request per interval while drawing
+  const PREDICT_EVERY_MS = 150;   // at most one server request per interval while drawing
+  const LOCAL_PREDICT_EVERY_MS = 30;  // in the page a prediction takes milliseconds: follow the pen closely
+  const TOP_K = 3;                // guesses shown
   const MIN_STEP_PX = 1.5;        // skip pointer samples closer than this to the previous point
   const PEN_FRACTION = 0.035;     // on-screen pen width, relative to the board; the model's input does not depend on it
   const STORAGE_KEY = "nn-doodle-model";
@@ -17,6 +24,9 @@
   const labelsLine = document.getElementById("labels");
   const upload = document.getElementById("upload");
   const ctxPreview = preview.getContext("2d");
+  const nn = window.nn || {};
+  // A page exported with its model(s) bundled has no server behind it: everything happens here.
+  const bundled = Boolean(nn.models && Object.keys(nn.models).length);
 
   let models = [];
   let strokes = [];          // [[[x, y], ...], ...] in board pixels
@@ -160,7 +170,8 @@
 
   // -- predictions -----------------------------------------------------------------------------------------
   function schedulePrediction() {
-    if (timer === null) timer = setTimeout(() => { timer = null; predict(); }, PREDICT_EVERY_MS);
+    const delay = localNetwork() ? LOCAL_PREDICT_EVERY_MS : PREDICT_EVERY_MS;
+    if (timer === null) timer = setTimeout(() => { timer = null; predict(); }, delay);
   }
 
   function predictNow() {
@@ -172,9 +183,32 @@
     return strokes.reduce((total, stroke) => total + stroke.length, 0);
   }
 
+  // The selected model's in-page network, or null while its weights load (or where they cannot).
+  function localNetwork() {
+    return (nn.models && nn.models[modelSelect.value]) || null;
+  }
+
+  function predictInPage(network) {
+    let pixels;
+    try {
+      pixels = nn.preprocess(strokes, network.style);
+    } catch (error) {
+      if (error.name === "EmptyDrawingError") showEmpty(error.message); else showError(error.message);
+      return;
+    }
+    const probabilities = network.predict(pixels);
+    const order = Array.from(probabilities.keys()).sort((a, b) => probabilities[b] - probabilities[a]);
+    const scores = order.slice(0, TOP_K).map((i) => ({ label: network.labels[i], probability: probabilities[i] }));
+    const preview = Array.from({ length: 28 }, (_, row) => Array.from(pixels.subarray(row * 28, row * 28 + 28)));
+    showPrediction({ model: modelSelect.value, scores, preview }, "page");
+  }
+
   async function predict() {
     if (inFlight) { pending = true; return; }   // one request at a time; the latest drawing goes next
     if (!uploaded && pointCount() < 2) { showEmpty(); return; }
+    const network = uploaded ? null : localNetwork();
+    if (network) { predictInPage(network); return; }
+    if (bundled) { showError("This page cannot classify uploads: it has no server."); return; }
     const body = { model: modelSelect.value };
     if (uploaded) body.image = uploaded.dataUrl; else body.strokes = strokes;
     inFlight = true;
@@ -184,7 +218,7 @@
       });
       const data = await response.json().catch(() => ({ error: `The server answered ${response.status}` }));
       if (!pending) {
-        if (response.ok) showPrediction(data);
+        if (response.ok) showPrediction(data, "server");
         else if (response.status === 422 && /draw something/i.test(data.error || "")) showEmpty(data.error);
         else showError(data.error || `The server answered ${response.status}`);
       }
@@ -196,7 +230,8 @@
     }
   }
 
-  function showPrediction(data) {
+  function showPrediction(data, source) {
+    list.dataset.source = source;
     list.replaceChildren(...data.scores.map((score) => {
       const item = document.createElement("li");
       const label = document.createElement("span");
@@ -235,6 +270,7 @@
 
   function showEmpty(message) {
     list.replaceChildren();
+    delete list.dataset.source;
     ctxPreview.fillStyle = "#000";
     ctxPreview.fillRect(0, 0, 28, 28);
     delete preview.dataset.shown;
@@ -256,19 +292,47 @@
     labelsLine.textContent = model ? model.labels.join(", ") : "…";
   }
 
+  function selectModel() {
+    if (localNetwork()) nn.use(modelSelect.value);  // window.nn.labels and predict follow the page's choice
+    showLabels();
+  }
+
   modelSelect.addEventListener("change", () => {
     try { localStorage.setItem(STORAGE_KEY, modelSelect.value); } catch (error) { /* private mode */ }
-    showLabels();
+    selectModel();
     predictNow();
   });
 
-  async function loadModels() {
+  // The server's models' weights, for predicting in the page; a model that fails stays on the server.
+  async function loadNetwork(name) {
+    const base = `/api/models/${encodeURIComponent(name)}`;
     try {
-      const response = await fetch("/api/models");
-      models = await response.json();
+      const [manifest, weights] = await Promise.all([
+        fetch(`${base}/model.json`).then((r) => (r.ok ? r.json() : Promise.reject(new Error(r.statusText)))),
+        fetch(`${base}/model.bin`).then((r) => (r.ok ? r.arrayBuffer() : Promise.reject(new Error(r.statusText)))),
+      ]);
+      nn.register(manifest, weights);
+      if (modelSelect.value === name) selectModel();
     } catch (error) {
-      showError("Could not load the list of models from the server.");
-      return;
+      console.info(`${name}: predicting on the server (${error.message})`);
+    }
+  }
+
+  async function loadModels() {
+    if (bundled) {
+      models = Object.values(nn.models).map((network) => ({ name: network.name, labels: network.labels }));
+      document.getElementById("upload-button").hidden = true;  // uploads need the server
+    } else {
+      try {
+        const response = await fetch("/api/models");
+        models = await response.json();
+      } catch (error) {
+        showError("Could not load the list of models from the server.");
+        return;
+      }
+      if (typeof nn.register === "function" && typeof nn.preprocess === "function") {
+        models.forEach((model) => loadNetwork(model.name));
+      }
     }
     let saved = null;
     try { saved = localStorage.getItem(STORAGE_KEY); } catch (error) { /* private mode */ }
@@ -279,7 +343,7 @@
       return option;
     }));
     if (saved && models.some((m) => m.name === saved)) modelSelect.value = saved;
-    showLabels();
+    selectModel();
   }
 
   window.addEventListener("resize", resize);

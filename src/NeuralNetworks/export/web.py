@@ -1,0 +1,106 @@
+"""The static web page: a folder that draws and predicts in the browser, from ``file://`` or any static host.
+
+No Python, no server, no CDN, no build step. The folder holds::
+
+    index.html    the app's drawing page, with the model bundled
+    static/       the page's scripts and style, the app's own files: app.js (the drawing board), nn.js (the
+                  forward pass), strokes.js (the port of data/images.py's stroke preprocessing), style.css
+    model.json    the manifest: labels, preprocessing style, input shape, every layer's settings and where
+                  its weights lie in model.bin
+    model.bin     the weights, float32 little-endian, one after the other
+    model.js      the same manifest and weights (base64) in a script the page loads
+
+Why model.js: a page opened from ``file://`` may not ``fetch()`` its neighbours (Chromium gives every file URL
+an opaque origin and refuses the request), but it may load them with ``<script src>``. So the page reads the
+model from model.js, and model.json + model.bin serve everything else: the live app sends the page the same
+two files over HTTP, and other JavaScript can ``fetch`` them from a static host.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..app.registry import style_for
+from ..app.server import RESULT_MARKER, STATIC_DIR
+from ..data.images import SIZE
+from .plan import ExportError, Plan, plan
+from .writing import write_atomically
+
+MANIFEST_FORMAT = "NeuralNetworks.web"
+MANIFEST_VERSION = 1
+PAGE_ASSETS = ("app.js", "nn.js", "strokes.js", "style.css", "favicon.svg")
+MODELS_MARKER = "<!--bundled-models-->"  # where the exported page loads model.js, before app.js runs
+WEIGHTS_BYTE_ORDER = "<f4"  # float32, little-endian: what Float32Array reads on every browser's hardware
+
+
+def manifest_and_weights(model_plan: Plan, name: str | None = None) -> tuple[dict, bytes]:
+    """The manifest (JSON-ready) and the weights buffer of an export plan, in the browser's format; ``name``
+    (default: the model's) is what the page shows in its model picker."""
+    chunks: list[bytes] = []
+    offset = 0
+    layers = []
+    for step in model_plan.steps:
+        entries = {}
+        for key, array in step.weights.items():
+            data = np.ascontiguousarray(array, dtype=WEIGHTS_BYTE_ORDER).tobytes()
+            entries[key] = {"offset": offset, "shape": list(array.shape)}
+            chunks.append(data)
+            offset += len(data)
+        layers.append({"kind": step.kind, "name": step.name, "input_shape": list(step.input_shape),
+                       "output_shape": list(step.output_shape), "settings": step.settings, "weights": entries})
+    manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "name": name or model_plan.name,
+                "labels": model_plan.labels, "preprocessing": style_for(model_plan.labels, model_plan.preprocessing),
+                "input_shape": list(model_plan.input_shape), "output_shape": list(model_plan.output_shape),
+                "layers": layers}
+    return manifest, b"".join(chunks)
+
+
+def web_model(model, name: str | None = None) -> tuple[dict, bytes]:
+    """Manifest and weights of a Sequential (or a model file) for the browser; ExportError if it cannot go."""
+    return manifest_and_weights(plan(model), name)
+
+
+def model_script(manifest: dict, weights: bytes) -> str:
+    """model.js: registers the model with the page's ``window.nn`` when loaded by a ``<script>`` tag."""
+    return (f"// {manifest['name']}: exported from NeuralNetworks. The manifest and the float32 weights (base64) of "
+            "model.json and model.bin,\n// in a script because pages opened from file:// may load scripts but "
+            "may not fetch files.\n"
+            f"window.nn.register({json.dumps(manifest)},\n  \"{base64.b64encode(weights).decode('ascii')}\");\n")
+
+
+def page_html() -> str:
+    """The app's page without the server's result slot, loading model.js before the drawing board."""
+    page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    if MODELS_MARKER not in page:
+        raise RuntimeError(f"{STATIC_DIR / 'index.html'} lacks the {MODELS_MARKER} marker the export needs")
+    return page.replace(RESULT_MARKER, "").replace(MODELS_MARKER, '<script src="model.js" defer></script>')
+
+
+def to_web(model, folder: str | os.PathLike, name: str | None = None) -> Path:
+    """Write the static page for a Sequential (or the model file at that path) into ``folder``; return it.
+
+    The model must take one 28x28 image (784 values), as the drawing page makes. ``name`` (default: the model's
+    name) is shown in the page's model picker. Files are written one by one, each atomically; other files in
+    ``folder`` are left alone.
+    """
+    model_plan = plan(model)
+    values = int(np.prod(model_plan.input_shape))
+    if values != SIZE * SIZE:
+        raise ExportError(f"The drawing page feeds {SIZE}x{SIZE} images ({SIZE * SIZE} values), but model "
+                          f"{model_plan.name!r} expects input shape {model_plan.input_shape} ({values} values)")
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ExportError(f"{folder} exists and is not a folder; the web export writes a folder")
+    manifest, weights = manifest_and_weights(model_plan, name)
+    for asset in PAGE_ASSETS:
+        write_atomically(folder / "static" / asset, (STATIC_DIR / asset).read_bytes())
+    write_atomically(folder / "model.json", json.dumps(manifest, indent=1).encode("utf-8"))
+    write_atomically(folder / "model.bin", weights)
+    write_atomically(folder / "model.js", model_script(manifest, weights).encode("utf-8"))
+    write_atomically(folder / "index.html", page_html().encode("utf-8"))
+    return folder
