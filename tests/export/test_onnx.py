@@ -89,7 +89,7 @@ def test_an_mlp_needs_no_transpose_and_a_float64_model_exports_as_float32(tmp_pa
     np.testing.assert_allclose(run_onnx(tmp_path / "mlp.onnx", x), model.predict(x), atol=1e-6)
 
 
-class Swish(activations.Activation):
+class Swish(activations.ActivationFunction):
     """A custom activation from Python functions: nothing in ONNX says what it computes."""
 
     name = "swish"

@@ -66,7 +66,7 @@ def test_the_folder_has_the_page_its_scripts_and_the_weights_in_two_forms(tmp_pa
         assert reference not in page  # everything is loaded relative to the folder
 
 
-class Cube(activations.Activation):
+class Cube(activations.ActivationFunction):
     name = "cube"
 
     def __call__(self, x):

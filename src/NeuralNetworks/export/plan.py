@@ -17,10 +17,9 @@ from typing import Any
 import numpy as np
 
 from ..nn import activations, layers, models
-from ..nn.layers.convolution import padding_amounts
+from ..nn.layers.windows import padding_amounts
 
 EXPORT_DTYPE = np.dtype("float32")  # every exported weight and computation: what ONNX runtimes and browsers run
-IDENTITY_AT_INFERENCE = "identity_at_inference"  # the layer attribute that declares "vanishes after training"
 
 Settings = dict[str, Any]
 
@@ -54,7 +53,7 @@ class Plan:
 
 
 # -- activations ---------------------------------------------------------------------------------------------
-ACTIVATION_NAMES: dict[type[activations.Activation], str] = {
+ACTIVATION_NAMES: dict[type[activations.ActivationFunction], str] = {
     activations.Linear: "linear", activations.ReLU: "relu", activations.LeakyReLU: "leaky_relu",
     activations.Sigmoid: "sigmoid", activations.Tanh: "tanh", activations.Softmax: "softmax",
 }
@@ -75,18 +74,6 @@ def activation_settings(layer: layers.Layer) -> Settings:
 
 
 # -- layers ----------------------------------------------------------------------------------------------------
-def identity_at_inference(layer: layers.Layer) -> bool:
-    """True for a layer whose inference forward is the identity, as the layer declares it.
-
-    Layers declare it with a class attribute ``identity_at_inference = True``; Dropout is recognised as well
-    while the library's layers do not all declare it yet.
-    """
-    declared = getattr(layer, IDENTITY_AT_INFERENCE, None)
-    if declared is not None:
-        return bool(declared)
-    return type(layer) is layers.Dropout
-
-
 def _weights(layer: layers.Layer, *names: str) -> dict[str, np.ndarray]:
     arrays = {**layer.params, **layer.state}
     return {name: np.ascontiguousarray(arrays[name], dtype=EXPORT_DTYPE) for name in names if name in arrays}
@@ -170,7 +157,7 @@ def plan(model: models.Sequential | str | os.PathLike) -> Plan:
     if not model.built:
         raise ExportError(f"Cannot export model {model.name!r}: it is not built (fit it or give the first layer "
                           "an input_shape)")
-    steps = [step(layer) for layer in model.layers if not identity_at_inference(layer)]
+    steps = [step(layer) for layer in model.layers if not layer.identity_at_inference]
     outputs = int(np.prod(model.output_shape))
     labels = [str((model.labels or {}).get(index, index)) for index in range(outputs)]
     return Plan(model.name, tuple(model.input_shape), tuple(model.output_shape), steps, labels,

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..app.registry import style_for
 from ..app.server import RESULT_MARKER, STATIC_DIR
 from ..data.images import SIZE
+from ..serving import style_for
 from .plan import ExportError, Plan, plan
 from .writing import write_atomically
 

@@ -21,10 +21,14 @@ class Layer:
         params: trainable arrays, e.g. ``{"kernel": W, "bias": b}``; empty for Flatten.
         grads: same keys and shapes as ``params``, overwritten by every ``backward``.
         state: non-trainable arrays saved with the model (BatchNormalization's moving statistics).
+        identity_at_inference: True for layers that only act in training (Dropout, augmentation), so that
+            exporters can drop them.
 
     Create these with ``add_weight`` in ``build`` and update them in place (``out=``, ``[...] =``): once a
     model is built, each array is a view into the model's contiguous buffers (``model.flat``).
     """
+
+    identity_at_inference: bool = False
 
     def __init__(self, *, name: str | None = None, input_shape: tuple[int, ...] | None = None) -> None:
         self.name = name

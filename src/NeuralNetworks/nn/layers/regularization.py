@@ -15,6 +15,8 @@ class Dropout(Layer):
     ``1 / (1 - rate)``, so inference is the identity (Srivastava et al. 2014, https://jmlr.org/papers/v15/srivastava14a.html).
     """
 
+    identity_at_inference = True
+
     def __init__(self, rate: float, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.rate = real_in_range("Dropout", "rate", rate, 0.0, 1.0, high_open=True)
