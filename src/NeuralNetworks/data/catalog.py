@@ -24,6 +24,7 @@ from .mnist import load_fashion_mnist, load_mnist
 from .quickdraw import load_quickdraw
 from .shapes import load_shapes
 from .splits import Dataset
+from .streaming import StreamedDataset, stream_quickdraw
 
 DATASETS_FOLDER = Path("datasets")  # relative to the current directory: datasets/<name>
 CATALOG_OPTIONS_NOT_PASSED = ("name",)  # loader parameters the catalog owns, not the caller
@@ -31,6 +32,7 @@ REQUIRED_LOADER_OPTION = "test_only"  # every loader can skip its training split
 
 Loader = Callable[..., Dataset]
 Downloader = Callable[..., list[Path]]
+Streamer = Callable[..., StreamedDataset]
 
 
 def _keyword_parameters(function: Callable[..., Any], skip_first: bool) -> tuple[str, ...]:
@@ -61,6 +63,8 @@ class DatasetSpec:
       "doodle" reads datasets/doodle, as the original scripts did); None: the spec's own folder and name.
     - ``size_option``: the loader option that caps the images per class (the command line's --max-per-class).
     - ``downloader``: fetches the files, called ``downloader(folder, **options)``; None if not downloadable.
+    - ``streamer``: reads the folder without loading it, called ``streamer(folder, **options)``, returning a
+      ``streaming.StreamedDataset`` (splits read batch by batch); None if the dataset only loads into memory.
     """
 
     name: str
@@ -72,6 +76,7 @@ class DatasetSpec:
     alias_folder: str | None = None
     size_option: str | None = None
     downloader: Downloader | None = None
+    streamer: Streamer | None = None
 
     def __post_init__(self) -> None:
         if self.preprocessing not in STYLES:
@@ -115,6 +120,17 @@ class DatasetSpec:
             dataset = self.loader(**options)
         else:
             dataset = self.loader(self.folder(alias) if data_dir is None else Path(data_dir), **options)
+        return dataclasses.replace(dataset, name=self._name_for(alias), preprocessing=self.preprocessing)
+
+    def stream(self, data_dir: str | os.PathLike | None = None, *, alias: str | None = None,
+               **options: Any) -> StreamedDataset:
+        """Open it from ``data_dir`` (default: ``folder(alias)``) for streaming; ``options`` go to the streamer."""
+        if self.streamer is None:
+            streamed = ", ".join(spec.name for spec in CATALOG.values() if spec.streamer)
+            raise ValueError(f"The {self.name} dataset cannot be streamed from disk; only {streamed} can")
+        _check_options(f"Streaming {self.name}", options, _keyword_parameters(self.streamer, skip_first=True))
+        folder = self.folder(alias) if data_dir is None else Path(data_dir)
+        dataset = self.streamer(folder, **options)
         return dataclasses.replace(dataset, name=self._name_for(alias), preprocessing=self.preprocessing)
 
     def download(self, data_dir: str | os.PathLike | None = None, *, alias: str | None = None,
@@ -172,7 +188,7 @@ CATALOG: Mapping[str, DatasetSpec] = _indexed(
     DatasetSpec(
         name="quickdraw", loader=load_quickdraw, preprocessing="quickdraw", aliases=("doodle", "doodles"),
         alias_folder="doodle", files="Google's numpy_bitmap files, one <class>.npy (N, 784) per class",
-        size_option="max_per_class", downloader=fetch_quickdraw,
+        size_option="max_per_class", downloader=fetch_quickdraw, streamer=stream_quickdraw,
     ),
 )
 
