@@ -229,8 +229,10 @@ def command_train(args: argparse.Namespace) -> int:
     dataset = _load_dataset(args)
     out = args.out or Path(f"{args.dataset}-{args.arch}.npz")
     test = _test_data(dataset)
-    print(f"{dataset.name}: {_training_size(dataset)} training and {len(test[0])} test images, "
-          f"{dataset.num_classes} classes ({_class_list(dataset)})")
+    streamed = isinstance(dataset, StreamedDataset)
+    print(f"{dataset.name}: {len(dataset.train if streamed else dataset.x_train)} training and {len(test[0])} test "
+          f"images{' (streamed from disk)' if streamed else ''}, {dataset.num_classes} classes "
+          f"({_class_list(dataset)})")
     model = _model_to_train(args, dataset)
     model.summary()
     slower, stopper = training_callbacks(dataset.num_classes, args.patience)
@@ -263,12 +265,6 @@ def command_train(args: argparse.Namespace) -> int:
         plot = args.plot or path.with_name(f"{path.stem}-history.png")
         print(f"saved training curves to {plots.training_curves(model.history.history, plot)}")
     return EXIT_OK
-
-
-def _training_size(dataset: Dataset | StreamedDataset) -> str:
-    if isinstance(dataset, StreamedDataset):
-        return f"{len(dataset.train)} (streamed from disk)"
-    return str(len(dataset.x_train))
 
 
 def _class_list(dataset: Dataset | StreamedDataset, shown: int = 20) -> str:
