@@ -61,6 +61,10 @@ class QuickDrawSplit:
     def __len__(self) -> int:
         return int(self.offsets[-1])
 
+    def index_arrays(self) -> tuple[np.ndarray, ...]:
+        """Every array this split keeps (a few numbers per class), for measuring the index."""
+        return self._sizes, self._keys, self._first, self.counts, self.offsets
+
     def rows(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(class, row in its file) of the split's positions ``index``."""
         index = np.asarray(index, dtype=np.int64)
@@ -112,6 +116,12 @@ class StreamedDataset:
     def nbytes(self) -> int:
         """What loading every drawing into memory would take (uint8 pixels)."""
         return self.drawings * BITMAP_PIXELS
+
+    @property
+    def index_bytes(self) -> int:
+        """What the index takes in memory: the per-class numbers of the three splits (the maps are file-backed)."""
+        arrays = {id(a): a for split in (self.train, self.validation, self.test) for a in split.index_arrays()}
+        return sum(array.nbytes for array in arrays.values())
 
     def __repr__(self) -> str:
         return (f"StreamedDataset({self.name!r}, train={len(self.train)}, validation={len(self.validation)}, "

@@ -56,7 +56,11 @@ def end_job(message: str, status: int) -> None:
     if is_parallel_job():
         from .mpi import MPIEngine
 
-        MPIEngine().abort(message, status)
+        try:
+            engine = MPIEngine()
+        except ImportError:  # without mpi4py no process got as far as MPI: none is waiting
+            return
+        engine.abort(message, status)
 
 
 __all__ = ["DataParallelTrainer", "Engine", "ENGINE_VARIABLE", "end_job", "engine_from_environment",
