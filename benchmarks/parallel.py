@@ -138,10 +138,11 @@ def prediction_rows(seconds_per_sample: float, batch: int) -> list[list[str]]:
             for processes in PREDICTED_PROCESSES:
                 allreduce = ring_allreduce_seconds(parameters, processes, bandwidth, latency)
                 for kind, global_batch in (("global", batch), ("per process", batch * processes)):
+                    label = f"{batch} {kind}"
                     compute = global_batch / processes * seconds_per_sample
                     rate = global_batch / (compute + allreduce)
                     rows.append([str(classes), f"{BYTES_PER_PARAMETER * parameters / 1e6:.2f} MB", network,
-                                 str(processes), f"{kind} {batch}", f"{1e3 * allreduce:.2f} ms",
+                                 str(processes), label, f"{1e3 * allreduce:.2f} ms",
                                  f"{100 * allreduce / (compute + allreduce):.0f}%", f"{rate:,.0f}",
                                  f"{rate * seconds_per_sample:.1f}x"])
     return rows
@@ -184,13 +185,18 @@ def main(argv: list[str] | None = None) -> int:
         share = statistics.median(r["communication_seconds"] / r["seconds"] for r in runs)
         speedup = rate / base * min(args.processes)
         verdict = f">= {SCALING_TARGET}x {'ok' if speedup >= SCALING_TARGET else 'MISS'}" if processes == 2 else "-"
+        allreduce = statistics.median(r["allreduce_seconds"] for r in runs)
+        step = statistics.median(r["seconds"] for r in runs) / args.steps
         rows.append([str(processes), f"{rate:,.0f}", f"{speedup:.2f}x", f"{100 * share:.1f}%",
-                     f"{1e3 * statistics.median(r['allreduce_seconds'] for r in runs):.3f} ms",
-                     " / ".join(f"{r.get('idle_percent', float('nan')):.0f}%" for r in runs),
+                     f"{1e3 * allreduce:.3f} ms", f"{100 * allreduce / step:.2f}%",
+                     " / ".join(f"{max(0.0, r.get('idle_percent', float('nan'))):.0f}%" for r in runs),
                      " / ".join(f"{r.get('others_percent', float('nan')):.0f}%" for r in runs), verdict])
     print("## Measured\n")
-    print_table(["processes", "samples/s", "speed-up", "in sums", "one Allreduce", "CPU idle during",
-                 "others' CPU during", "target"], rows)
+    print_table(["processes", "samples/s", "speed-up", "in sums", "one Allreduce", "Allreduce/step",
+                 "CPU idle during", "others' CPU during", "target"], rows)
+    print("\n`in sums`: share of the training time rank 0 spent in the engine's sums, waiting for the slower "
+          "process included;\n`one Allreduce`: the gradient buffer alone, processes in step; `Allreduce/step`: "
+          "its share of a step.")
     seconds_per_sample = 1 / statistics.median(r["samples_per_second"] for r in results[min(args.processes)])
     print(f"\n## On paper: ring Allreduce of float32 gradients, compute at {1 / seconds_per_sample:,.0f} samples/s "
           "per process\n")

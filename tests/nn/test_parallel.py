@@ -9,34 +9,14 @@ import sys
 
 import numpy as np
 import pytest
+from mpi_worker import cnn, mlp
 from thread_engine import Aborted, run_in_threads
 
-from NeuralNetworks.nn import callbacks, layers, models, optimizers, parallel
+from NeuralNetworks.nn import callbacks, layers, models, parallel
 from NeuralNetworks.nn.parallel import DataParallelTrainer, environment
 
 STEPS = 20
 TOLERANCE = 1e-6
-
-
-def mlp(seed: int = 1) -> models.Sequential:
-    model = models.Sequential(seed=seed, dtype="float64")
-    model.add(layers.Dense(16, activation="relu", input_shape=(6,)))
-    model.add(layers.BatchNormalization())
-    model.add(layers.Dense(3, activation="softmax"))
-    model.compile(optimizer=optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
-
-
-def cnn(seed: int = 1) -> models.Sequential:
-    model = models.Sequential(seed=seed, dtype="float64")
-    model.add(layers.Conv2D(4, 3, padding="same", activation="relu", input_shape=(8, 8, 1)))
-    model.add(layers.BatchNormalization())
-    model.add(layers.MaxPooling2D(2))
-    model.add(layers.Flatten())
-    model.add(layers.Dense(3, activation="softmax"))
-    model.compile(optimizer=optimizers.SGD(0.05, momentum=0.9), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    return model
 
 
 def samples(shape: tuple[int, ...], n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -83,12 +63,13 @@ def test_rank_0_weights_and_random_state_are_everyones_at_the_start():
     x, y = samples((6,), 40)
 
     def work(engine):
-        model = mlp(seed=10 + engine.rank)  # every process built different weights
+        model = mlp()
+        model.set_weights([w + engine.rank for w in model.get_weights()])  # every process's weights differ
         model.rng.bit_generator.state = np.random.default_rng(engine.rank).bit_generator.state  # shuffles apart
         DataParallelTrainer(model, engine).fit(x, y, epochs=1, batch_size=8, validation_split=0.25, verbose=0)
         return model.flat.params
 
-    single = mlp(seed=10)
+    single = mlp()
     single.rng.bit_generator.state = np.random.default_rng(0).bit_generator.state
     single.fit(x, y, epochs=1, batch_size=8, validation_split=0.25, verbose=0)
     for params in in_threads(2, work):
@@ -223,6 +204,13 @@ def test_a_launch_is_recognised_from_the_environment(environ, size, rank, choice
     assert environment.launched_rank(environ) == rank
     assert environment.engine_choice(environ) == choice
     assert environment.is_root_process(environ) == (rank == 0 or choice == "none")
+
+
+def test_each_process_uses_its_share_of_the_cores(monkeypatch):
+    monkeypatch.setattr(environment.os, "cpu_count", lambda: 8)
+    assert environment.cores_per_process({"MPI_LOCALNRANKS": "4"}) == 2
+    assert environment.cores_per_process({"OMPI_COMM_WORLD_LOCAL_SIZE": "16"}) == 1
+    assert environment.cores_per_process({}) == 8
 
 
 def test_a_bad_engine_choice_is_refused():

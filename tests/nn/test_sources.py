@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from NeuralNetworks._permutation import RandomPermutation, permute
-from NeuralNetworks.nn import callbacks, layers, models, sources
+from NeuralNetworks.nn import callbacks, layers, models, sources, training
 
 
 class ArraySource:
@@ -92,18 +92,24 @@ def test_fit_on_a_source_in_order_equals_fit_on_the_arrays():
     assert on_source.evaluate(ArraySource(x_val, y_val)) == pytest.approx(on_arrays.evaluate(x_val, y_val))
 
 
-def test_a_shuffled_source_sees_every_sample_once_per_epoch_in_a_new_order():
+def test_a_shuffled_source_sees_every_sample_once_per_epoch_in_new_batches():
     x, y = data(100)
-    source = ArraySource(x, y)
-    small_model().fit(source, epochs=2, batch_size=10, verbose=0)
-    read = np.concatenate(source.gathered)
-    epochs = [read[:100], read[100:]]
-    assert all(sorted(seen.tolist()) == list(range(100)) for seen in epochs)
-    assert not np.array_equal(epochs[0], epochs[1])
+    x[:, 0, 0, 0] = np.arange(100)  # each sample says which it is
+    batches = []
+
+    class Recording(training.Trainer):
+        def train_step(self, x, y):
+            batches.append(sorted(x[:, 0, 0, 0].tolist()))
+            return super().train_step(x, y)
+
+    Recording(small_model()).fit(ArraySource(x, y), epochs=2, batch_size=10, verbose=0)
+    epochs = [batches[:10], batches[10:]]
+    assert all(sorted(sum(epoch, [])) == list(range(100)) for epoch in epochs)
+    assert epochs[0] != epochs[1] and epochs[0][0] != list(range(10))
 
 
 def test_batches_are_read_ahead_in_a_background_thread_but_never_far_ahead():
-    x, y = data(2000)
+    x, y = data(20_000)
     source = ArraySource(x, y)
     consumed = []
 
@@ -114,7 +120,7 @@ def test_batches_are_read_ahead_in_a_background_thread_but_never_far_ahead():
     small_model().fit(source, epochs=1, batch_size=8, callbacks=[Watch()], verbose=0)
     assert source.threads and all(name.startswith("prefetch") for name in source.threads)
     ahead = max(read - 8 * (batch + 1) for batch, read in enumerate(consumed))
-    assert 0 < ahead <= (sources.PREFETCH_CHUNKS + 1) * sources.READ_AHEAD_BATCHES * 8
+    assert 0 < ahead <= (sources.PREFETCH_CHUNKS + 1) * sources.READ_AHEAD_SAMPLES
 
 
 def test_a_failing_read_surfaces_in_fit():

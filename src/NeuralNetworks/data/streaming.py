@@ -39,7 +39,7 @@ from .quickdraw import (
     class_rng,
     open_bitmaps,
 )
-from .splits import LABEL_DTYPE
+from .splits import LABEL_DTYPE, Labelled
 
 DEFAULT_VALIDATION_FRACTION = 0.1  # of the drawings left after the test split, as the command line's in memory
 SPLITS = ("test", "validation", "train")  # in the order they take positions of each class's shuffled rows
@@ -87,7 +87,7 @@ class QuickDrawSplit:
 
 
 @dataclass(frozen=True, repr=False, eq=False)
-class StreamedDataset:
+class StreamedDataset(Labelled):
     """Train / validation / test splits read from memory-mapped files, with the class names; the streamed
     counterpart of ``splits.Dataset`` (``label_dict``, ``class_names``, ``num_classes``, ``input_shape``,
     ``preprocessing`` mean the same)."""
@@ -99,14 +99,6 @@ class StreamedDataset:
     name: str = "quickdraw"
     preprocessing: Style | None = None
     drawings: int = field(default=0)  # usable drawings over all splits
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.label_dict)
-
-    @property
-    def class_names(self) -> list[str]:
-        return [self.label_dict[index] for index in range(self.num_classes)]
 
     @property
     def input_shape(self) -> tuple[int, ...]:

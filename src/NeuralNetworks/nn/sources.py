@@ -22,7 +22,8 @@ from .._permutation import RandomPermutation
 if TYPE_CHECKING:
     from .models import Sequential
 
-READ_AHEAD_BATCHES = 8  # batches a source is read at once: one shuffled-order lookup and one sorted read for all
+READ_AHEAD_SAMPLES = 2048  # a source is read this many samples (whole batches) at once: one shuffled-order lookup
+# and one sorted read for all, so that each class file of a 345-class folder gives several rows per read
 PREFETCH_CHUNKS = 2  # such chunks ready or being read while one computes: a few hundred KB, enough to hide a read
 
 Batch = tuple[int, np.ndarray, np.ndarray]  # (samples in the whole batch, this process's x, this process's y)
@@ -126,8 +127,9 @@ def batches(samples: Samples, order: Order, batch_size: int, part: Part | None =
     batch, so reads go forward through memory or files). ``part(index)`` picks what this process computes of
     each batch (None: skip the batch); by default all of it.
 
-    Arrays are gathered batch by batch. Sources are gathered ``READ_AHEAD_BATCHES`` batches at a time, in one
-    sorted read, by a background thread that keeps one such chunk ready while the current one computes.
+    Arrays are gathered batch by batch. Sources are gathered about ``READ_AHEAD_SAMPLES`` at a time (whole
+    batches, at least one), in one sorted read, by a background thread that keeps ``PREFETCH_CHUNKS`` such chunks
+    ready or being read while the current one computes.
     """
     if not samples.prefetch:
         for start in range(0, len(order), batch_size):
@@ -136,7 +138,7 @@ def batches(samples: Samples, order: Order, batch_size: int, part: Part | None =
             if own is not None:
                 yield len(index), *samples.gather(own)
         return
-    chunk = batch_size * READ_AHEAD_BATCHES
+    chunk = batch_size * max(1, READ_AHEAD_SAMPLES // batch_size)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefetch")
     try:
         pending = deque(pool.submit(_read_chunk, samples, order[start:start + chunk], batch_size, part)

@@ -18,6 +18,7 @@ ENGINE_CHOICES = ("auto", "mpi", "none")
 SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE")
 RANK_VARIABLES = ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "MV2_COMM_WORLD_RANK", "PMIX_RANK")
 PMIX_SIZE_VARIABLE = "SLURM_STEP_NUM_TASKS"  # PMIx itself publishes no size variable; srun does
+LOCAL_SIZE_VARIABLES = ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "MV2_COMM_WORLD_LOCAL_SIZE")
 
 
 def _first_int(environ: Mapping[str, str], names: tuple[str, ...]) -> int | None:
@@ -40,6 +41,16 @@ def launched_size(environ: Mapping[str, str] | None = None) -> int:
 def launched_rank(environ: Mapping[str, str] | None = None) -> int:
     """This process's rank as the launcher numbered it (0 when not started by one)."""
     return _first_int(os.environ if environ is None else environ, RANK_VARIABLES) or 0
+
+
+def local_size(environ: Mapping[str, str] | None = None) -> int:
+    """How many processes of the job run on this machine, as the launcher says (1 when it does not say)."""
+    return _first_int(os.environ if environ is None else environ, LOCAL_SIZE_VARIABLES) or 1
+
+
+def cores_per_process(environ: Mapping[str, str] | None = None) -> int:
+    """This process's share of the machine's cores: BLAS threads beyond it would fight the other processes."""
+    return max(1, (os.cpu_count() or 1) // local_size(environ))
 
 
 def engine_choice(environ: Mapping[str, str] | None = None) -> str:

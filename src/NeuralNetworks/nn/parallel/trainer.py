@@ -17,23 +17,28 @@ What keeps the processes identical:
   (``Callback.root_only``) run on rank 0 only.
 
 Dropout draws different masks on every process (each gets its own random stream for the epoch, then all
-return to the shared one). A failure on any process ends the whole job through ``engine.abort``.
+return to the shared one). BLAS uses at most this process's share of the machine's cores. A failure on any
+process ends the whole job through ``engine.abort``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import traceback
 import zlib
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .._threads import blas_controller
 from ..callbacks import Callback, CallbackList, History
 from ..sources import InOrder, Order, Samples, batches
 from ..training import Logs, Totals, Trainer, evaluation_totals, finite_loss
 from .engine import Engine
+from .environment import cores_per_process
 
 if TYPE_CHECKING:
     from ..models import Sequential
@@ -43,6 +48,17 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 EXPECTED_ERRORS = (ValueError, TypeError, OSError)  # bad input or files: one line, no traceback
+
+
+def share_of_cores() -> contextlib.AbstractContextManager:
+    """Limit BLAS to this process's share of the machine's cores (``environment.cores_per_process``), or to
+    fewer threads if it was limited so already: N processes with all cores' threads each would oversubscribe
+    the machine, and BLAS threads waiting for descheduled ones slow every product several-fold."""
+    controller = blas_controller()
+    if controller is None:
+        return contextlib.nullcontext()
+    current = [info["num_threads"] for info in controller.info() if info["user_api"] == "blas"]
+    return controller.limit(limits=min([cores_per_process(), *current]), user_api="blas")
 
 
 def failure_report(error: BaseException, rank: int, size: int) -> tuple[str, int]:
@@ -77,11 +93,17 @@ class DataParallelTrainer(Trainer):
         return self.engine.rank == ROOT
 
     # -- the job ------------------------------------------------------------------------------------------
-    def fit(self, *args: object, **kwargs: object) -> History:
-        """``Trainer.fit`` on every process; any exception ends every process of the job (never a hang)."""
+    def fit(self, x: object, y: object = None, epochs: int = 1, batch_size: int = 32,
+            validation_data: object = None, validation_split: float = 0.0,
+            shuffle: bool = True, callbacks: Sequence[Callback] | None = None, verbose: int = 1) -> History:
+        """``Trainer.fit`` on every process, ``batch_size`` being the global batch; any exception ends every
+        process of the job (never a hang)."""
         try:
             self._share_random_state()  # before the validation split, which draws from it
-            return super().fit(*args, **kwargs)
+            with share_of_cores():
+                return super().fit(x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
+                                   validation_split=validation_split, shuffle=shuffle, callbacks=callbacks,
+                                   verbose=verbose)
         except BaseException as error:
             self.engine.abort(*failure_report(error, self.engine.rank, self.engine.size))
 
