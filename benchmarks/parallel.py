@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
           f"Adam; global batch {args.batch}; {args.steps} timed steps after {args.warmup}; {args.repeats} "
           "interleaved repeats, medians")
     idle = idle_percent()
-    print(f"- CPU idle before the runs: {'unknown' if idle is None else f'{idle:.0f}%'}; load average "
+    print(f"- CPU idle before the runs: {'unknown' if idle is None else f'{max(0.0, idle):.0f}%'}; load average "
           f"{load_average()}\n")
     results: dict[int, list[dict]] = {p: [] for p in args.processes}
     for _ in range(args.repeats):

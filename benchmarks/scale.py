@@ -80,8 +80,8 @@ def _is_trainer(pid: int) -> bool:
         arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"--worker" in arguments or b"NeuralNetworks" in arguments and b"train" in arguments and \
-        not arguments[0].endswith(b"mpiexec")
+    trains = b"--worker" in arguments or (b"NeuralNetworks" in arguments and b"train" in arguments)
+    return trains and not arguments[0].endswith(b"mpiexec")
 
 
 def _status(pid: int) -> dict[str, str]:
@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     idle = idle_percent()
     print(f"- folder {args.folder}; default {args.arch}; global batch {args.batch}; 1 BLAS thread per process; "
           f"{'NeuralNetworks train' if args.cli else 'API worker'}")
-    print(f"- CPU idle before: {'unknown' if idle is None else f'{idle:.0f}%'}; load average {load_average()}\n")
+    print(f"- CPU idle before: {'unknown' if idle is None else f'{max(0.0, idle):.0f}%'}; load average "
+          f"{load_average()}\n")
     rows, details = [], []
     with tempfile.TemporaryDirectory() as scratch:
         for processes in args.processes:

@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         idle = idle_percent()
         print(f"- default MLP, Adam, one epoch of the training split per run; {args.repeats} interleaved runs, "
               f"medians; BLAS threads: {args.threads}")
-        print(f"- CPU idle before: {'unknown' if idle is None else f'{idle:.0f}%'}; load average {load_average()}\n")
+        print(f"- CPU idle before: {'unknown' if idle is None else f'{max(0.0, idle):.0f}%'}; load average "
+              f"{load_average()}\n")
         rows = [row for folder in folders for row in measure(folder, args.batch, args)]
     print_table(["folder", "classes", "train", "batch", "in memory/s", "streamed/s", "streamed/memory", "spread",
                  "target"], rows)
