@@ -419,6 +419,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parallel.end_job(f"interrupted on process {parallel.launched_rank()}", EXIT_INTERRUPTED)
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BaseException as error:
+    except Exception as error:  # unexpected: in a data-parallel job, end it rather than leave the others waiting
         parallel.end_job(f"{traceback.format_exc()}error: process {parallel.launched_rank()} failed: {error!r}", 1)
         raise

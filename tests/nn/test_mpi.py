@@ -91,14 +91,18 @@ def test_a_failing_or_killed_process_ends_the_job_within_seconds(tmp_path, how, 
     assert not list(tmp_path.iterdir())  # nothing was written
 
 
-def test_the_command_line_trains_over_two_processes(tmp_path):
-    folder = tmp_path / "doodles"
+def doodles(folder: Path) -> Path:
     folder.mkdir()
     rng = np.random.default_rng(0)
     for label, name in enumerate(("cat", "dog", "fish")):
         rows = rng.integers(0, 64, (120, 784), dtype=np.uint8)
         rows[:, 200 * label:200 * label + 200] = 255
         np.save(folder / f"{name}.npy", rows)
+    return folder
+
+
+def test_the_command_line_trains_over_two_processes(tmp_path):
+    folder = doodles(tmp_path / "doodles")
     command = [sys.executable, "-m", "NeuralNetworks", "train", "--dataset", "quickdraw", "--data-dir", str(folder),
                "--classes", "all", "--stream", "--epochs", "2", "--batch", "16", "--quiet", "--out", "m.npz",
                "--checkpoint", "checkpoint.npz"]
@@ -109,3 +113,12 @@ def test_the_command_line_trains_over_two_processes(tmp_path):
     assert out.count("quickdraw: 258 training and 72 test images (streamed from disk), 3 classes") == 1
     assert float(out.split("test accuracy: ")[1].split()[0]) > 0.9
     assert {"m.npz", "checkpoint.npz", "m-history.png"} <= {path.name for path in tmp_path.iterdir()}
+
+
+def test_a_process_of_the_command_line_that_cannot_read_its_data_ends_the_job(tmp_path):
+    folder = doodles(tmp_path / "doodles")
+    train = [sys.executable, "-m", "NeuralNetworks", "train", "--dataset", "quickdraw", "--epochs", "1", "--quiet"]
+    completed, seconds = mpiexec(1, *train, "--data-dir", str(folder), ":", "-n", "1", *train, "--data-dir",
+                                 str(tmp_path / "absent"), cwd=tmp_path)
+    assert completed.returncode == 2 and seconds < FAILURE_SECONDS
+    assert "error: process 1: " in completed.stderr and "absent: QuickDraw folder not found" in completed.stderr

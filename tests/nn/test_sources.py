@@ -146,6 +146,11 @@ def test_misuse_is_refused_with_a_clear_message(call, message):
         call(small_model(), ArraySource(*data()))
 
 
+def test_predict_refuses_a_source_and_says_what_to_do():
+    with pytest.raises(TypeError, match=r"predict on its batches"):
+        small_model().predict(ArraySource(*data()))
+
+
 def test_labels_from_a_source_are_checked_like_arrays():
     x, _ = data()
     with pytest.raises(ValueError, match=r"labels outside \[0, 3\]"):

@@ -291,6 +291,9 @@ class Sequential:
 
     def predict(self, x: object, batch_size: int | None = None, verbose: int = 0) -> np.ndarray:
         """Model outputs for every sample of ``x``, computed in batches; caches nothing."""
+        if sources.is_source(x):
+            raise TypeError("predict returns every output at once, which a SampleSource may not fit: predict on "
+                            "its batches, model.predict(source.gather(index)[0]), or use model.evaluate(source)")
         x, _ = self.prepare_data(x)
         size = batch_size or INFERENCE_BATCH_SIZE
         if len(x) <= size:  # one batch (one image, say): no output buffer to fill

@@ -6,6 +6,7 @@ importing this module does not import mpi4py, creating an ``MPIEngine`` does (an
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any, NoReturn
 
@@ -51,7 +52,7 @@ class MPIEngine:
         print(message, file=sys.stderr, flush=True)
         sys.stdout.flush()
         self.communicator.Abort(status)
-        raise SystemExit(status)  # not reached: Abort ends every process of the job
+        os._exit(status)  # Abort ends every process; should it return (the job already going down), end this one
 
     def __repr__(self) -> str:
         return f"MPIEngine(rank={self.rank}, size={self.size}, {self._mpi.Get_library_version().splitlines()[0]})"
