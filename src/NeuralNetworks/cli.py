@@ -40,10 +40,6 @@ LR_PLATEAU_PATIENCE = 1
 MIN_IMPROVEMENT_FRACTION = 2.5e-4
 SAMPLE_GRID_SIZE = 32
 CLASS_COLUMN = "class"
-# A dataset that can stream (QuickDraw) is streamed from its files, not loaded, when its drawings would take more
-# memory than this; --stream / --no-stream decide instead. The rule reads only the files' headers, so `train`
-# and `test` with the same arguments choose alike (and see the same test split).
-STREAM_ABOVE_BYTES = 512 * 2**20
 
 
 class CommandError(Exception):
@@ -70,7 +66,7 @@ def _add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed for splits, initial weights and shuffling")
     parser.add_argument("--stream", action=argparse.BooleanOptionalAction,
                         help=f"read batches from the memory-mapped files instead of loading them (default: when "
-                             f"they exceed {STREAM_ABOVE_BYTES // 2**20} MiB; {_streamed_datasets()})")
+                             f"they exceed {catalog.STREAM_ABOVE_BYTES // 2**20} MiB; {_streamed_datasets()})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # -- commands --------------------------------------------------------------------------------------------
 def _load_dataset(args: argparse.Namespace, test_only: bool = False) -> Dataset | StreamedDataset:
-    """The dataset the arguments name: loaded into memory, or streamed (see ``STREAM_ABOVE_BYTES``)."""
+    """The dataset the arguments name: loaded into memory, or streamed (see ``DatasetSpec.open``)."""
     spec = catalog.find(args.dataset)
     options: dict = {}
     if spec.seeded:
@@ -147,13 +143,7 @@ def _load_dataset(args: argparse.Namespace, test_only: bool = False) -> Dataset 
             raise CommandError(f"--max-per-class does not apply to {spec.name}, which comes as a whole; "
                                f"it applies to: {_capped_datasets()}")
         options[spec.size_option] = args.max_per_class
-    if args.stream and spec.streamer is None:
-        raise CommandError(f"--stream does not apply to {spec.name}; it applies to: {_streamed_datasets()}")
-    if spec.streamer is not None and args.stream is not False:
-        streamed = spec.stream(args.data_dir, alias=args.dataset, **options)
-        if args.stream or streamed.nbytes > STREAM_ABOVE_BYTES:
-            return streamed
-    return spec.load(args.data_dir, alias=args.dataset, test_only=test_only, **options)
+    return spec.open(args.data_dir, alias=args.dataset, stream=args.stream, test_only=test_only, **options)
 
 
 def _build_model(arch: str, input_shape: tuple[int, ...], num_classes: int, seed: int):
@@ -296,7 +286,7 @@ def command_test(args: argparse.Namespace) -> int:
     shown = min(SAMPLE_GRID_SIZE, len(test[0]))
     sample = np.sort(np.random.default_rng(args.seed).choice(len(test[0]), shown, replace=False))
     if isinstance(dataset, StreamedDataset):
-        matrix = _confusion_by_batches(model, dataset.test, len(names))
+        matrix = metrics.confusion_matrix_by_batches(model.predict, dataset.test, len(names))
         images, truth = dataset.test.gather(sample)
     else:
         matrix = metrics.confusion_matrix(dataset.y_test, model.predict(dataset.x_test), num_classes=len(names))
@@ -312,18 +302,6 @@ def command_test(args: argparse.Namespace) -> int:
                                        args.samples or f"{stem}-samples.png")
     print(f"saved confusion matrix to {confusion} and sample predictions to {samples}")
     return EXIT_OK
-
-
-def _confusion_by_batches(model: Sequential, source: object, num_classes: int) -> np.ndarray:
-    """The confusion matrix of ``model`` on a streamed split, read and predicted batch by batch."""
-    from .nn import metrics
-    from .nn.training import INFERENCE_BATCH_SIZE
-
-    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
-    for start in range(0, len(source), INFERENCE_BATCH_SIZE):
-        images, labels = source.gather(np.arange(start, min(start + INFERENCE_BATCH_SIZE, len(source))))
-        matrix += metrics.confusion_matrix(labels, model.predict(images), num_classes=num_classes)
-    return matrix
 
 
 def command_predict(args: argparse.Namespace) -> int:

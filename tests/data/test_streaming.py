@@ -149,3 +149,29 @@ def test_real_quickdraw_streams(quickdraw_dir):
     dataset = data.stream("quickdraw", quickdraw_dir)
     assert dataset.drawings == 20_800 and dataset.num_classes == 10
     assert len(dataset.test) == sum(round(0.2 * n) for n in (2400,) * 6 + (800,) * 3 + (4000,))
+
+
+def test_open_streams_a_folder_too_big_for_memory_and_loads_a_small_one(doodle_dir, monkeypatch):
+    spec = data.catalog.find("quickdraw")
+    assert isinstance(spec.open(doodle_dir), data.Dataset)
+    assert isinstance(spec.open(doodle_dir, stream=True), data.StreamedDataset)
+    monkeypatch.setattr(data.catalog, "STREAM_ABOVE_BYTES", 100 * 784)  # the folder holds 651 drawings
+    assert isinstance(spec.open(doodle_dir), data.StreamedDataset)
+    assert isinstance(spec.open(doodle_dir, stream=False), data.Dataset)
+    assert isinstance(spec.open(doodle_dir, max_per_class=25), data.Dataset)  # 100 drawings: loaded
+    with pytest.raises(ValueError, match="cannot be streamed from disk; only quickdraw can"):
+        data.catalog.find("shapes").open(stream=True)
+
+
+def test_confusion_matrix_by_batches_equals_the_whole_at_once(doodle_dir):
+    from NeuralNetworks.nn import metrics
+
+    split = stream_quickdraw(doodle_dir).test
+    images, labels = split.gather(np.arange(len(split)))
+
+    def predict(batch):  # a "model" whose guess is the first pixel, wrong for class 3
+        return np.eye(4)[np.minimum(batch[:, 0, 0, 0], 2)]
+
+    whole = metrics.confusion_matrix(labels, predict(images), num_classes=4)
+    np.testing.assert_array_equal(metrics.confusion_matrix_by_batches(predict, split, 4, batch_size=7), whole)
+    assert whole[3, 2] == split.counts[3] and np.trace(whole) == len(split) - split.counts[3]

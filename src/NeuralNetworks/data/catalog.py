@@ -27,6 +27,9 @@ from .splits import Dataset
 from .streaming import StreamedDataset, stream_quickdraw
 
 DATASETS_FOLDER = Path("datasets")  # relative to the current directory: datasets/<name>
+# ``open`` streams a dataset that can stream when its images would take more memory than this. The rule reads
+# only the files' headers, so two commands with the same arguments choose alike (and see the same test split).
+STREAM_ABOVE_BYTES = 512 * 2**20
 CATALOG_OPTIONS_NOT_PASSED = ("name",)  # loader parameters the catalog owns, not the caller
 REQUIRED_LOADER_OPTION = "test_only"  # every loader can skip its training split (the test command relies on it)
 
@@ -132,6 +135,18 @@ class DatasetSpec:
         folder = self.folder(alias) if data_dir is None else Path(data_dir)
         dataset = self.streamer(folder, **options)
         return dataclasses.replace(dataset, name=self._name_for(alias), preprocessing=self.preprocessing)
+
+    def open(self, data_dir: str | os.PathLike | None = None, *, alias: str | None = None,
+             stream: bool | None = None, test_only: bool = False, **options: Any) -> Dataset | StreamedDataset:
+        """``stream`` it (True), ``load`` it (False), or choose (None): stream when it can and its images would
+        take more than ``STREAM_ABOVE_BYTES`` in memory, else load (gathering from arrays costs nothing)."""
+        if stream and self.streamer is None:
+            self.stream()  # raises, naming the datasets that stream
+        if self.streamer is not None and stream is not False:
+            streamed = self.stream(data_dir, alias=alias, **options)
+            if stream or streamed.nbytes > STREAM_ABOVE_BYTES:
+                return streamed
+        return self.load(data_dir, alias=alias, test_only=test_only, **options)
 
     def download(self, data_dir: str | os.PathLike | None = None, *, alias: str | None = None,
                  **options: Any) -> list[Path]:
