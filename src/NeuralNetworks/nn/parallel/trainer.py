@@ -110,7 +110,8 @@ class DataParallelTrainer(Trainer):
     def evaluate(self, x: object, y: object = None) -> Logs:
         """``Trainer.evaluate`` with each process computing its part; any exception ends the job."""
         try:
-            return super().evaluate(x, y)
+            with share_of_cores():
+                return super().evaluate(x, y)
         except BaseException as error:
             self.engine.abort(*failure_report(error, self.engine.rank, self.engine.size))
 
