@@ -64,6 +64,12 @@ def test_two_processes_reach_the_weights_of_one_with_the_same_global_batch(singl
     np.testing.assert_allclose(np.load(folder / f"{name}-train.npy"), single[name], atol=TOLERANCE, rtol=0)
 
 
+def test_every_process_ends_with_the_same_weights(two_processes):
+    _, stdout = two_processes
+    for name in mpi_worker.NETWORKS:
+        assert all(f"{name}: process {rank} has rank 0's weights: True" in stdout for rank in (0, 1))
+
+
 def test_one_log_and_files_from_rank_0_only(two_processes):
     folder, stdout = two_processes
     assert stdout.count("Epoch 2/2") == len(mpi_worker.NETWORKS)

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import Any, NoReturn
 
 import numpy as np
 
 INSTALL_HINT = 'pip install "neural-networks[mpi]" (mpi4py and the mpich wheel)'
+# MPI_Abort tears the job down at once, output the launcher has not forwarded yet included: give it this long to
+# forward the message first.
+ABORT_GRACE_SECONDS = 0.5
 
 
 def import_mpi() -> Any:
@@ -51,6 +55,7 @@ class MPIEngine:
     def abort(self, message: str, status: int) -> NoReturn:
         print(message, file=sys.stderr, flush=True)
         sys.stdout.flush()
+        time.sleep(ABORT_GRACE_SECONDS)
         self.communicator.Abort(status)
         os._exit(status)  # Abort ends every process; should it return (the job already going down), end this one
 
