@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import math
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .data import DEFAULT_DATASET, catalog
+from .data import DEFAULT_DATASET, Dataset, StreamedDataset, catalog
 
 if TYPE_CHECKING:
     from .nn.callbacks import EarlyStopping, ReduceLROnPlateau
+    from .nn.models import Sequential
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -48,14 +51,22 @@ def _capped_datasets() -> str:
     return ", ".join(spec.name for spec in catalog.CATALOG.values() if spec.size_option)
 
 
+def _streamed_datasets() -> str:
+    return ", ".join(spec.name for spec in catalog.CATALOG.values() if spec.streamer)
+
+
 def _add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", choices=list(catalog.all_names()), default=DEFAULT_DATASET,
                         help=f"which dataset (default: {DEFAULT_DATASET}, generated offline)")
     parser.add_argument("--data-dir", type=Path, help="folder with the dataset files (default: datasets/<name>)")
-    parser.add_argument("--classes", nargs="+", help="classes to use (default: all of them)")
+    parser.add_argument("--classes", nargs="+",
+                        help="classes to use: names, `all`, or a file with one class per line (default: all)")
     parser.add_argument("--max-per-class", type=int,
                         help=f"at most this many images per class ({_capped_datasets()})")
     parser.add_argument("--seed", type=int, default=0, help="seed for splits, initial weights and shuffling")
+    parser.add_argument("--stream", action=argparse.BooleanOptionalAction,
+                        help=f"read batches from the memory-mapped files instead of loading them (default: when "
+                             f"they exceed {catalog.STREAM_ABOVE_BYTES // 2**20} MiB; {_streamed_datasets()})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="one line per epoch instead of progress bars")
     train.add_argument("--threads", type=int,
                        help="BLAS threads (default: automatic; 1 is fastest when other programs keep the cores busy)")
+    train.add_argument("--checkpoint", type=Path, help="model file written after every epoch (to resume from)")
+    train.add_argument("--resume", type=Path,
+                       help="continue training a saved model or checkpoint (its optimizer and state; --arch, "
+                            "--optimizer and --lr are then ignored)")
 
     test = commands.add_parser("test", help="accuracy, per-class precision/recall, confusion matrix, samples")
     test.add_argument("--model", type=Path, required=True, help="model file")
@@ -115,9 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # -- commands --------------------------------------------------------------------------------------------
-def _load_dataset(args: argparse.Namespace, test_only: bool = False):
+def _load_dataset(args: argparse.Namespace, test_only: bool = False) -> Dataset | StreamedDataset:
+    """The dataset the arguments name: loaded into memory, or streamed (see ``DatasetSpec.open``)."""
     spec = catalog.find(args.dataset)
-    options: dict = {"test_only": test_only}
+    options: dict = {}
     if spec.seeded:
         options["seed"] = args.seed
     if args.classes:
@@ -127,7 +143,7 @@ def _load_dataset(args: argparse.Namespace, test_only: bool = False):
             raise CommandError(f"--max-per-class does not apply to {spec.name}, which comes as a whole; "
                                f"it applies to: {_capped_datasets()}")
         options[spec.size_option] = args.max_per_class
-    return spec.load(args.data_dir, alias=args.dataset, **options)
+    return spec.open(args.data_dir, alias=args.dataset, stream=args.stream, test_only=test_only, **options)
 
 
 def _build_model(arch: str, input_shape: tuple[int, ...], num_classes: int, seed: int):
@@ -159,9 +175,41 @@ def class_table(names: list[str], precision: np.ndarray, recall: np.ndarray, sup
     return "\n".join(rows)
 
 
+def _model_to_train(args: argparse.Namespace, dataset: Dataset | StreamedDataset) -> Sequential:
+    """A new compiled model for the dataset, or the one ``--resume`` names (which must fit the dataset)."""
+    from .nn import losses, optimizers
+
+    if args.resume is None:
+        model = _build_model(args.arch, dataset.input_shape, dataset.num_classes, args.seed)
+    else:
+        model = _load_model(args.resume)
+        if tuple(model.input_shape) != tuple(dataset.input_shape) or model.labels != dataset.label_dict:
+            raise CommandError(f"{args.resume}: the model was trained on other classes or image sizes than "
+                               f"{dataset.name} with these --classes")
+    if model.optimizer is None:
+        learning_rate = DEFAULT_LEARNING_RATE[args.optimizer] if args.lr is None else args.lr
+        optimizer = optimizers.get(args.optimizer, learning_rate=learning_rate)
+        model.compile(optimizer=optimizer, loss=losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
+    model.labels, model.preprocessing = dataset.label_dict, dataset.preprocessing  # saved with checkpoints
+    return model
+
+
+def _training_data(dataset: Dataset | StreamedDataset) -> dict:
+    """fit's data arguments: the streamed splits, or the arrays (with a validation split if none is given)."""
+    if isinstance(dataset, StreamedDataset):
+        return {"x": dataset.train, "validation_data": dataset.validation}
+    if dataset.x_val is not None:
+        return {"x": dataset.x_train, "y": dataset.y_train, "validation_data": (dataset.x_val, dataset.y_val)}
+    return {"x": dataset.x_train, "y": dataset.y_train, "validation_split": 0.1}
+
+
+def _test_data(dataset: Dataset | StreamedDataset) -> tuple:
+    return (dataset.test,) if isinstance(dataset, StreamedDataset) else (dataset.x_test, dataset.y_test)
+
+
 def command_train(args: argparse.Namespace) -> int:
     from . import plots
-    from .nn import losses, optimizers
+    from .nn import callbacks, parallel
 
     if args.threads is not None and args.threads < 1:
         raise CommandError(f"--threads must be a positive integer, got {args.threads}")
@@ -170,18 +218,15 @@ def command_train(args: argparse.Namespace) -> int:
             raise CommandError(f"--{name} must be a positive integer, got {getattr(args, name)}")
     dataset = _load_dataset(args)
     out = args.out or Path(f"{args.dataset}-{args.arch}.npz")
-    print(f"{dataset.name}: {len(dataset.x_train)} training and {len(dataset.x_test)} test images, "
-          f"{dataset.num_classes} classes ({', '.join(dataset.label_dict.values())})")
-    model = _build_model(args.arch, dataset.input_shape, dataset.num_classes, args.seed)
+    test = _test_data(dataset)
+    streamed = isinstance(dataset, StreamedDataset)
+    print(f"{dataset.name}: {len(dataset.train if streamed else dataset.x_train)} training and {len(test[0])} test "
+          f"images{' (streamed from disk)' if streamed else ''}, {dataset.num_classes} classes "
+          f"({_class_list(dataset)})")
+    model = _model_to_train(args, dataset)
     model.summary()
-    learning_rate = DEFAULT_LEARNING_RATE[args.optimizer] if args.lr is None else args.lr
-    optimizer = optimizers.get(args.optimizer, learning_rate=learning_rate)
-    model.compile(optimizer=optimizer, loss=losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
     slower, stopper = training_callbacks(dataset.num_classes, args.patience)
-    if dataset.x_val is not None:
-        validation = {"validation_data": (dataset.x_val, dataset.y_val)}
-    else:
-        validation = {"validation_split": 0.1}
+    extra = [callbacks.ModelCheckpoint(args.checkpoint)] if args.checkpoint else []
     threads = contextlib.nullcontext()
     if args.threads is not None:
         from threadpoolctl import threadpool_limits
@@ -189,24 +234,32 @@ def command_train(args: argparse.Namespace) -> int:
         threads = threadpool_limits(limits=args.threads, user_api="blas")
     try:
         with threads:
-            model.fit(dataset.x_train, dataset.y_train, epochs=args.epochs, batch_size=args.batch,
-                      callbacks=[slower, stopper], verbose=2 if args.quiet else 1, **validation)
-    except KeyboardInterrupt:
+            # data-parallel when started by mpiexec or srun with several processes
+            model.fit(**_training_data(dataset), epochs=args.epochs, batch_size=args.batch,
+                      callbacks=[slower, stopper, *extra], verbose=2 if args.quiet else 1)
+    except KeyboardInterrupt:  # one process only: a data-parallel job has already stopped every process
         path = model.save(out, labels=dataset.label_dict, preprocessing=dataset.preprocessing)
         print(f"\ninterrupted: saved the best weights so far to {path}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    path = model.save(out, labels=dataset.label_dict, preprocessing=dataset.preprocessing)
+    root = parallel.is_root_process()
+    path = model.save(out, labels=dataset.label_dict, preprocessing=dataset.preprocessing) if root else out
     if stopper.stopped_epoch is not None:
         print(f"stopped after epoch {stopper.stopped_epoch + 1} of {args.epochs}: val_loss improved by less "
               f"than {stopper.min_delta:.2g} for {args.patience} epoch(s)")
     if stopper.best_epoch is not None:
         print(f"best epoch: {stopper.best_epoch + 1} (val_loss {stopper.best:.4f}); its weights were kept")
-    loss, accuracy = model.evaluate(dataset.x_test, dataset.y_test)
-    print(f"test accuracy: {accuracy:.4f} (loss {loss:.4f}) on {len(dataset.x_test)} images")
+    logs = parallel.trainer_for(model).evaluate(*test)  # each process computes its part
+    print(f"test accuracy: {logs['accuracy']:.4f} (loss {logs['loss']:.4f}) on {len(test[0])} images")
     print(f"saved model to {path}")
-    plot = args.plot or path.with_name(f"{path.stem}-history.png")
-    print(f"saved training curves to {plots.training_curves(model.history.history, plot)}")
+    if root:
+        plot = args.plot or path.with_name(f"{path.stem}-history.png")
+        print(f"saved training curves to {plots.training_curves(model.history.history, plot)}")
     return EXIT_OK
+
+
+def _class_list(dataset: Dataset | StreamedDataset, shown: int = 20) -> str:
+    names = dataset.class_names
+    return ", ".join(names) if len(names) <= shown else f"{', '.join(names[:shown])}, ... ({len(names) - shown} more)"
 
 
 def _load_model(path: Path):
@@ -224,24 +277,29 @@ def command_test(args: argparse.Namespace) -> int:
     if tuple(dataset.input_shape) != tuple(model.input_shape):
         raise CommandError(f"{args.model}: the model expects images of shape {model.input_shape}, "
                            f"the {dataset.name} images are {dataset.input_shape}")
-    names = [dataset.label_dict[i] for i in sorted(dataset.label_dict)]
+    names = dataset.class_names
     model_names = [model.labels[i] for i in sorted(model.labels)] if model.labels else names
     if model_names != names:
         raise CommandError(f"{args.model}: the model's labels ({', '.join(model_names)}) differ from the "
                            f"dataset's ({', '.join(names)}); pass the same --classes used for training")
-    scores = model.predict(dataset.x_test)
-    matrix = metrics.confusion_matrix(dataset.y_test, scores, num_classes=len(names))
+    test = _test_data(dataset)
+    shown = min(SAMPLE_GRID_SIZE, len(test[0]))
+    sample = np.sort(np.random.default_rng(args.seed).choice(len(test[0]), shown, replace=False))
+    if isinstance(dataset, StreamedDataset):
+        matrix = metrics.confusion_matrix_by_batches(model.predict, dataset.test, len(names))
+        images, truth = dataset.test.gather(sample)
+    else:
+        matrix = metrics.confusion_matrix(dataset.y_test, model.predict(dataset.x_test), num_classes=len(names))
+        images, truth = dataset.x_test[sample], dataset.y_test[sample]
+    predicted = model.predict(images).argmax(axis=1)
     precision, recall = metrics.precision_recall(matrix)
     accuracy = np.trace(matrix) / matrix.sum()
     print(f"test accuracy: {accuracy:.4f} on {matrix.sum()} {dataset.name} images")
     print(class_table(names, precision, recall, matrix.sum(axis=1)))
     stem = args.model.with_suffix("")
     confusion = plots.confusion_matrix(matrix, names, args.confusion or f"{stem}-confusion.png")
-    shown = min(SAMPLE_GRID_SIZE, len(dataset.x_test))
-    sample = np.random.default_rng(args.seed).choice(len(dataset.x_test), shown, replace=False)
-    predicted = scores[sample].argmax(axis=1)
-    samples = plots.sample_predictions(dataset.x_test[sample], [names[i] for i in dataset.y_test[sample]],
-                                       [names[i] for i in predicted], args.samples or f"{stem}-samples.png")
+    samples = plots.sample_predictions(images, [names[i] for i in truth], [names[i] for i in predicted],
+                                       args.samples or f"{stem}-samples.png")
     print(f"saved confusion matrix to {confusion} and sample predictions to {samples}")
     return EXIT_OK
 
@@ -264,15 +322,18 @@ def command_info(args: argparse.Namespace) -> int:
 
 
 def command_inspect(args: argparse.Namespace) -> int:
+    from .data import one_hot
     from .nn import inspection
 
     model = _load_model(args.model)
     dataset = _load_dataset(args, test_only=True)
-    batch = slice(0, args.batch)
-    labels = dataset.y_test[batch]
+    if isinstance(dataset, StreamedDataset):
+        images, labels = dataset.test.gather(np.arange(min(args.batch, len(dataset.test))))
+    else:
+        images, labels = dataset.x_test[:args.batch], dataset.y_test[:args.batch]
     if model.loss is not None and not model.loss.sparse_labels:
-        labels = dataset.y_test_one_hot[batch]
-    traces = model.inspect(dataset.x_test[batch], labels if model.loss is not None else None)
+        labels = one_hot(labels, dataset.num_classes)
+    traces = model.inspect(images, labels if model.loss is not None else None)
     print(inspection.format_inspection(traces))
     if args.plot:
         print(f"saved plot to {inspection.plot_inspection(traces, args.plot)}")
@@ -319,14 +380,23 @@ COMMANDS = {"train": command_train, "test": command_test, "predict": command_pre
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line on ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
     from .data.errors import DataError
+    from .nn import parallel
     from .nn.saving import ModelFileError
 
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv) or ["app"])
+    # In a data-parallel job every process runs this; only rank 0 prints, and a process that fails ends the job.
+    output = contextlib.nullcontext() if parallel.is_root_process() else contextlib.redirect_stdout(io.StringIO())
     try:
-        return COMMANDS[args.command](args)
+        with output:
+            return COMMANDS[args.command](args)
     except (CommandError, DataError, ModelFileError, ValueError, TypeError, OSError) as error:
+        parallel.end_job(f"error: process {parallel.launched_rank()}: {error}", EXIT_USAGE)
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
+        parallel.end_job(f"interrupted on process {parallel.launched_rank()}", EXIT_INTERRUPTED)
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as error:  # unexpected: in a data-parallel job, end it rather than leave the others waiting
+        parallel.end_job(f"{traceback.format_exc()}error: process {parallel.launched_rank()} failed: {error!r}", 1)
+        raise

@@ -7,6 +7,9 @@ Usage::
     dataset = data.load("mnist", "datasets/mnist")    # mnist.npz or the four IDX files
     dataset.x_train.shape, dataset.y_train.shape      # (60000, 28, 28, 1) uint8, (60000,) int64
 
+A large QuickDraw folder is streamed instead of loaded: ``data.stream("quickdraw", folder)`` returns a
+``StreamedDataset`` whose splits ``fit`` reads batch by batch from the memory-mapped files.
+
 Every loader returns a ``Dataset`` and raises ``DataError`` (a ValueError) for a missing or malformed file.
 Each dataset's names, default folder, preprocessing style, loader and downloader are listed once, in
 ``catalog.CATALOG``: ``load``, ``download``, the command line and ``python -m NeuralNetworks.run`` read it.
@@ -26,6 +29,7 @@ from .quickdraw import list_classes, load_quickdraw
 from .shapes import CLASS_NAMES as SHAPE_CLASSES
 from .shapes import load_shapes
 from .splits import Dataset, one_hot
+from .streaming import StreamedDataset, stream_quickdraw
 
 DEFAULT_DATASET = "shapes"
 DATASETS = tuple(CATALOG)
@@ -51,8 +55,16 @@ def load(name: str = DEFAULT_DATASET, data_dir: str | os.PathLike | None = None,
     return catalog.find(name).load(data_dir, alias=name, **options)
 
 
+def stream(name: str = "quickdraw", data_dir: str | os.PathLike | None = None, **options: Any) -> StreamedDataset:
+    """Open a dataset for streaming (QuickDraw): its ``train``, ``validation`` and ``test`` splits are read from
+    the memory-mapped files batch by batch, so a folder of any size trains in bounded memory. ``options`` go to
+    its streamer (``classes``, ``max_per_class``, ``test_fraction``, ``validation_fraction``, ``seed``)."""
+    return catalog.find(name).stream(data_dir, alias=name, **options)
+
+
 __all__ = [
     "CATALOG", "DATASETS", "DEFAULT_DATASET", "SHAPE_CLASSES", "DataError", "Dataset", "DatasetSpec",
-    "DownloadError", "dataset_name", "default_data_dir", "list_classes", "load", "load_fashion_mnist",
-    "load_idx_pair", "load_mnist", "load_quickdraw", "load_shapes", "one_hot",
+    "DownloadError", "StreamedDataset", "dataset_name", "default_data_dir", "list_classes", "load",
+    "load_fashion_mnist", "load_idx_pair", "load_mnist", "load_quickdraw", "load_shapes", "one_hot", "stream",
+    "stream_quickdraw",
 ]

@@ -24,13 +24,18 @@ from .mnist import load_fashion_mnist, load_mnist
 from .quickdraw import load_quickdraw
 from .shapes import load_shapes
 from .splits import Dataset
+from .streaming import StreamedDataset, stream_quickdraw
 
 DATASETS_FOLDER = Path("datasets")  # relative to the current directory: datasets/<name>
+# ``open`` streams a dataset that can stream when its images would take more memory than this. The rule reads
+# only the files' headers, so two commands with the same arguments choose alike (and see the same test split).
+STREAM_ABOVE_BYTES = 512 * 2**20
 CATALOG_OPTIONS_NOT_PASSED = ("name",)  # loader parameters the catalog owns, not the caller
 REQUIRED_LOADER_OPTION = "test_only"  # every loader can skip its training split (the test command relies on it)
 
 Loader = Callable[..., Dataset]
 Downloader = Callable[..., list[Path]]
+Streamer = Callable[..., StreamedDataset]
 
 
 def _keyword_parameters(function: Callable[..., Any], skip_first: bool) -> tuple[str, ...]:
@@ -61,6 +66,8 @@ class DatasetSpec:
       "doodle" reads datasets/doodle, as the original scripts did); None: the spec's own folder and name.
     - ``size_option``: the loader option that caps the images per class (the command line's --max-per-class).
     - ``downloader``: fetches the files, called ``downloader(folder, **options)``; None if not downloadable.
+    - ``streamer``: reads the folder without loading it, called ``streamer(folder, **options)``, returning a
+      ``streaming.StreamedDataset`` (splits read batch by batch); None if the dataset only loads into memory.
     """
 
     name: str
@@ -72,6 +79,7 @@ class DatasetSpec:
     alias_folder: str | None = None
     size_option: str | None = None
     downloader: Downloader | None = None
+    streamer: Streamer | None = None
 
     def __post_init__(self) -> None:
         if self.preprocessing not in STYLES:
@@ -116,6 +124,29 @@ class DatasetSpec:
         else:
             dataset = self.loader(self.folder(alias) if data_dir is None else Path(data_dir), **options)
         return dataclasses.replace(dataset, name=self._name_for(alias), preprocessing=self.preprocessing)
+
+    def stream(self, data_dir: str | os.PathLike | None = None, *, alias: str | None = None,
+               **options: Any) -> StreamedDataset:
+        """Open it from ``data_dir`` (default: ``folder(alias)``) for streaming; ``options`` go to the streamer."""
+        if self.streamer is None:
+            streamed = ", ".join(spec.name for spec in CATALOG.values() if spec.streamer)
+            raise ValueError(f"The {self.name} dataset cannot be streamed from disk; only {streamed} can")
+        _check_options(f"Streaming {self.name}", options, _keyword_parameters(self.streamer, skip_first=True))
+        folder = self.folder(alias) if data_dir is None else Path(data_dir)
+        dataset = self.streamer(folder, **options)
+        return dataclasses.replace(dataset, name=self._name_for(alias), preprocessing=self.preprocessing)
+
+    def open(self, data_dir: str | os.PathLike | None = None, *, alias: str | None = None,
+             stream: bool | None = None, test_only: bool = False, **options: Any) -> Dataset | StreamedDataset:
+        """``stream`` it (True), ``load`` it (False), or choose (None): stream when it can and its images would
+        take more than ``STREAM_ABOVE_BYTES`` in memory, else load (gathering from arrays costs nothing)."""
+        if stream and self.streamer is None:
+            self.stream()  # raises, naming the datasets that stream
+        if self.streamer is not None and stream is not False:
+            streamed = self.stream(data_dir, alias=alias, **options)
+            if stream or streamed.nbytes > STREAM_ABOVE_BYTES:
+                return streamed
+        return self.load(data_dir, alias=alias, test_only=test_only, **options)
 
     def download(self, data_dir: str | os.PathLike | None = None, *, alias: str | None = None,
                  **options: Any) -> list[Path]:
@@ -172,7 +203,7 @@ CATALOG: Mapping[str, DatasetSpec] = _indexed(
     DatasetSpec(
         name="quickdraw", loader=load_quickdraw, preprocessing="quickdraw", aliases=("doodle", "doodles"),
         alias_folder="doodle", files="Google's numpy_bitmap files, one <class>.npy (N, 784) per class",
-        size_option="max_per_class", downloader=fetch_quickdraw,
+        size_option="max_per_class", downloader=fetch_quickdraw, streamer=stream_quickdraw,
     ),
 )
 

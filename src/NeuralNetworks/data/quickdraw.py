@@ -22,6 +22,7 @@ BITMAP_PIXELS = IMAGE_SIDE * IMAGE_SIDE
 FILE_SUFFIX = ".npy"
 DOWNLOAD_PREFIX = "full_numpy_bitmap_"  # the name some download tools give the files; not part of the class
 DEFAULT_TEST_FRACTION = 0.2
+ALL_CLASSES = "all"  # the `classes` value that picks every class file of the folder
 
 
 def class_name(path: Path) -> str:
@@ -65,17 +66,37 @@ def open_bitmaps(path: str | os.PathLike) -> np.ndarray:
     return bitmaps
 
 
-def _class_rng(seed: int, name: str) -> np.random.Generator:
+def class_rng(seed: int, name: str) -> np.random.Generator:
     """One generator per class, so a class's split does not depend on which other classes were chosen."""
     return np.random.default_rng([seed, zlib.crc32(name.encode("utf-8"))])
 
 
-def _choose(files: dict[str, Path], classes: Sequence[str] | None, data_dir: str | os.PathLike) -> list[str]:
+def read_class_list(path: Path) -> list[str]:
+    """The class names in a text file, one per line (blank lines and lines starting with # skipped), sorted."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: cannot read the list of classes ({error})") from None
+    names = sorted({line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")})
+    if not names:
+        raise DataError(f"{path}: the list of classes is empty (expected one class name per line)")
+    return names
+
+
+def choose_classes(files: dict[str, Path], classes: Sequence[str] | str | os.PathLike | None,
+                   data_dir: str | os.PathLike) -> list[str]:
+    """The classes to load, in label order: ``classes`` as given, all of them (None or ``"all"``, sorted), or
+    the sorted names listed in a file (``classes`` a path, or a single name that is a file and not a class)."""
     if classes is None:
         return list(files)
-    if isinstance(classes, str):
+    if isinstance(classes, str | os.PathLike):
         classes = [classes]
-    chosen = list(dict.fromkeys(classes))
+    chosen = list(dict.fromkeys(os.fspath(name) for name in classes))
+    if len(chosen) == 1 and chosen[0] not in files:
+        if chosen[0] == ALL_CLASSES:
+            return list(files)
+        if Path(chosen[0]).is_file():
+            chosen = read_class_list(Path(chosen[0]))
     unknown = [name for name in chosen if name not in files]
     if unknown:
         raise DataError(f"{data_dir}: unknown QuickDraw class(es) {', '.join(map(repr, unknown))}; "
@@ -88,14 +109,15 @@ def _choose(files: dict[str, Path], classes: Sequence[str] | None, data_dir: str
 def load_quickdraw(
     data_dir: str | os.PathLike,
     *,
-    classes: Sequence[str] | None = None,
+    classes: Sequence[str] | str | os.PathLike | None = None,
     max_per_class: int | None = None,
     test_fraction: float = DEFAULT_TEST_FRACTION,
     seed: int = 0,
     test_only: bool = False,
     name: str = "quickdraw",
 ) -> Dataset:
-    """A ``Dataset`` from a folder of numpy_bitmap files; labels follow the sorted class names.
+    """A ``Dataset`` from a folder of numpy_bitmap files; labels follow the sorted class names, or the order of
+    ``classes`` when given as names (``"all"`` or a file with one class per line: sorted names).
 
     Each class uses its first ``max_per_class`` drawings (all if None), shuffled with ``seed`` and split into
     train and test (``test_fraction`` of them); the same arguments always give the same arrays.
@@ -107,14 +129,14 @@ def load_quickdraw(
     if isinstance(test_fraction, bool) or not isinstance(test_fraction, numbers.Real) or not 0 < test_fraction < 1:
         raise ValueError(f"load_quickdraw expects `test_fraction` in (0, 1). Received: test_fraction={test_fraction!r}")
     files = class_files(data_dir)
-    chosen = _choose(files, classes, data_dir)
+    chosen = choose_classes(files, classes, data_dir)
     parts: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {"train": ([], []), "test": ([], [])}
     for label, class_ in enumerate(chosen):
         bitmaps = open_bitmaps(files[class_])
         count = len(bitmaps) if max_per_class is None else min(len(bitmaps), max_per_class)
         if count == 0:
             raise DataError(f"{files[class_]}: holds no drawings")
-        train_rows, test_rows = split_indices(count, test_fraction, _class_rng(seed, class_))
+        train_rows, test_rows = split_indices(count, test_fraction, class_rng(seed, class_))
         for split, rows in (("train", train_rows), ("test", test_rows)):
             if split == "train" and test_only:
                 continue

@@ -69,8 +69,23 @@ def _check_fraction(owner: str, fraction: object) -> float:
     return float(fraction)
 
 
+class Labelled:
+    """``num_classes`` and ``class_names`` of a dataset with a ``label_dict`` ({0: "circle", 1: "square", ...})."""
+
+    label_dict: dict[int, str]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.label_dict)
+
+    @property
+    def class_names(self) -> list[str]:
+        """The names in label order, e.g. for ``model.save(path, labels=dataset.class_names)``."""
+        return [self.label_dict[index] for index in range(self.num_classes)]
+
+
 @dataclass(frozen=True, repr=False, eq=False)
-class Dataset:
+class Dataset(Labelled):
     """Train / test (and optional validation) images with integer labels and the class names.
 
     ``x_*`` are uint8 ``(N, 28, 28, 1)`` arrays; ``y_*`` are int64 ``(N,)`` class indices into ``label_dict``
@@ -120,15 +135,6 @@ class Dataset:
 
     def _splits(self) -> list[str]:
         return ["train", "test"] + (["val"] if self.x_val is not None else [])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.label_dict)
-
-    @property
-    def class_names(self) -> list[str]:
-        """The names in label order, e.g. for ``model.save(path, labels=dataset.class_names)``."""
-        return [self.label_dict[index] for index in range(self.num_classes)]
 
     @property
     def input_shape(self) -> tuple[int, ...]:

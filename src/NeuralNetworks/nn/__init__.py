@@ -10,11 +10,13 @@ from . import (
     metrics,
     models,
     optimizers,
+    parallel,
     saving,
     schedules,
+    sources,
     training,
     weights,
 )
 
 __all__ = ["activations", "callbacks", "gradcheck", "initializers", "layers", "losses", "metrics", "models",
-           "optimizers", "saving", "schedules", "training", "weights"]
+           "optimizers", "parallel", "saving", "schedules", "sources", "training", "weights"]

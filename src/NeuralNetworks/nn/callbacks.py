@@ -20,10 +20,16 @@ POSTFIX_EVERY = 10  # batches between refreshes of the numbers on the progress b
 
 
 class Callback:
-    """Base callback; ``self.model`` is set by ``fit`` before ``on_train_begin``."""
+    """Base callback; ``self.model`` is set by ``fit`` before ``on_train_begin``.
+
+    ``root_only``: in data-parallel training, run only on the first process (rank 0), because the callback
+    prints or writes files (the progress display, ModelCheckpoint). Callbacks that change training
+    (EarlyStopping, ReduceLROnPlateau) run on every process, which all see the same logs.
+    """
 
     model: Sequential
     params: dict[str, Any]
+    root_only: bool = False
 
     def set_model(self, model: Sequential, params: dict[str, Any]) -> None:
         self.model = model
@@ -170,7 +176,10 @@ class EarlyStopping(_MonitorMixin, Callback):
 
 
 class ModelCheckpoint(_MonitorMixin, Callback):
-    """Save the model after every epoch, or only when ``monitor`` improved with ``save_best_only``."""
+    """Save the model after every epoch, or only when ``monitor`` improved with ``save_best_only``. The file
+    holds the optimizer's state and the random state too, so ``models.load`` and ``fit`` resume training."""
+
+    root_only = True
 
     def __init__(self, filepath: str | Path, monitor: str = "val_loss", save_best_only: bool = False,
                  mode: str = "auto", labels: dict | None = None) -> None:
@@ -223,6 +232,8 @@ class ReduceLROnPlateau(_MonitorMixin, Callback):
 class ProgressBar(Callback):
     """A tqdm bar per epoch showing loss and metrics live; added by ``fit(verbose=1)``."""
 
+    root_only = True
+
     def __init__(self, stream=None) -> None:
         self.stream = stream
         self._bar = None
@@ -247,6 +258,8 @@ class ProgressBar(Callback):
 
 class EpochLogger(Callback):
     """One line per epoch (``fit(verbose=2)``): handy in logs and CI, where bars are noise."""
+
+    root_only = True
 
     def __init__(self, stream=None) -> None:
         self.stream = stream

@@ -4,8 +4,12 @@ precision and recall."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .sources import SampleSource
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
@@ -40,6 +44,17 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int | 
     n = num_classes or int(max(truth.max(initial=0), predicted.max(initial=0)) + 1)
     matrix = np.zeros((n, n), dtype=np.int64)
     np.add.at(matrix, (truth, predicted), 1)
+    return matrix
+
+
+def confusion_matrix_by_batches(predict: Callable[[np.ndarray], np.ndarray], source: SampleSource,
+                                num_classes: int, batch_size: int = 256) -> np.ndarray:
+    """``confusion_matrix`` of ``predict``'s outputs over a ``SampleSource`` (a streamed split), read and
+    predicted ``batch_size`` samples at a time, so the outputs of a large set are never all in memory."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    for start in range(0, len(source), batch_size):
+        samples, labels = source.gather(np.arange(start, min(start + batch_size, len(source))))
+        matrix += confusion_matrix(labels, predict(samples), num_classes=num_classes)
     return matrix
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import positive_int
-from . import activations, inspection, saving, training
+from . import activations, inspection, parallel, saving, sources, training
 from . import callbacks as callbacks_module
 from . import losses as losses_module
 from . import metrics as metrics_module
@@ -249,31 +249,40 @@ class Sequential:
         self.apply_gradients()
         return loss_value, y_pred
 
-    def fit(self, x: object, y: object, epochs: int = 1, batch_size: int = 32,
-            validation_data: tuple[object, object] | None = None, validation_split: float = 0.0,
+    def fit(self, x: object, y: object = None, epochs: int = 1, batch_size: int = 32,
+            validation_data: object = None, validation_split: float = 0.0,
             shuffle: bool = True, callbacks: Sequence[callbacks_module.Callback] | None = None,
             verbose: int = 1) -> callbacks_module.History:
         """Train for ``epochs`` passes over ``(x, y)`` in batches; return the History of epoch logs.
 
-        ``validation_split`` holds back that fraction of the samples, chosen after shuffling (so class-sorted
-        data still gives a validation set of every class); ``validation_data`` takes precedence.
+        ``x`` may also be a ``sources.SampleSource`` (``y`` left out): a dataset read batch by batch, e.g.
+        ``data.stream("quickdraw", ...).train``; ``validation_data`` may be one too. ``validation_split`` holds
+        back that fraction of the samples, chosen after shuffling (so class-sorted data still gives a validation
+        set of every class); ``validation_data`` takes precedence. In a process started by ``mpiexec`` (or
+        ``srun``) with several processes, training is data-parallel over all of them (see ``nn.parallel``).
         """
-        return training.Trainer(self).fit(x, y, epochs=epochs, batch_size=batch_size,
-                                          validation_data=validation_data, validation_split=validation_split,
-                                          shuffle=shuffle, callbacks=callbacks, verbose=verbose)
+        return parallel.trainer_for(self).fit(x, y, epochs=epochs, batch_size=batch_size,
+                                              validation_data=validation_data, validation_split=validation_split,
+                                              shuffle=shuffle, callbacks=callbacks, verbose=verbose)
 
     def blas_threads(self, batch_size: int) -> contextlib.AbstractContextManager:
         """The context a loop over batches of ``batch_size`` runs in: one BLAS thread while products are small."""
         return self._threads.limit(batch_size)
 
     # -- inference ----------------------------------------------------------------------------------------
-    def evaluate(self, x: object, y: object, batch_size: int | None = None, return_dict: bool = False,
+    def evaluate(self, x: object, y: object = None, batch_size: int | None = None, return_dict: bool = False,
                  verbose: int = 0) -> float | list[float] | dict[str, float]:
-        """Loss and metrics on ``(x, y)``: a float (no metrics), ``[loss, *metrics]``, or a dict."""
+        """Loss and metrics on ``(x, y)`` or on a ``sources.SampleSource`` (``y`` left out): a float (no
+        metrics), ``[loss, *metrics]``, or a dict."""
         if self.optimizer is None or self.loss is None:
             raise RuntimeError("Call model.compile(optimizer=..., loss=...) before model.evaluate()")
-        x, y = self.prepare_data(x, y)
-        logs = training.evaluate(self, x, y, batch_size)
+        if sources.is_source(x):
+            logs = training.Trainer(self).evaluate(x)
+        else:
+            if y is None:
+                raise ValueError("evaluate(x, y) needs the labels `y` (or `x` a SampleSource, which holds them)")
+            x, y = self.prepare_data(x, y)
+            logs = training.evaluate(self, x, y, batch_size)
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
         if return_dict:
@@ -282,6 +291,9 @@ class Sequential:
 
     def predict(self, x: object, batch_size: int | None = None, verbose: int = 0) -> np.ndarray:
         """Model outputs for every sample of ``x``, computed in batches; caches nothing."""
+        if sources.is_source(x):
+            raise TypeError("predict returns every output at once, which a SampleSource may not fit: predict on "
+                            "its batches, model.predict(source.gather(index)[0]), or use model.evaluate(source)")
         x, _ = self.prepare_data(x)
         size = batch_size or INFERENCE_BATCH_SIZE
         if len(x) <= size:  # one batch (one image, say): no output buffer to fill

@@ -21,6 +21,7 @@ from .activations import Softmax
 from .callbacks import Callback, CallbackList, EpochLogger, History, ProgressBar
 from .layers import Layer
 from .losses import Loss
+from .sources import ArraySamples, Order, Samples, SampleSource, SourceSamples, batches, is_source
 from .weights import FlatWeights
 
 if TYPE_CHECKING:
@@ -71,15 +72,57 @@ def evaluate(model: Sequential, x: np.ndarray, y: np.ndarray, batch_size: int | 
     return logs
 
 
+class Totals:
+    """Sample-weighted sums of the loss and each metric, and the sample count, in one float64 vector (which a
+    data-parallel engine sums over processes in one call); ``means`` turns them into logs."""
+
+    def __init__(self, model: Sequential) -> None:
+        self.names = ("loss", *(name for name, _ in model.metrics))
+        self.sums = np.zeros(len(self.names) + 1)
+
+    def add(self, model: Sequential, loss_value: float, y: np.ndarray, y_pred: np.ndarray) -> None:
+        count = len(y)
+        self.sums[0] += loss_value * count
+        for position, (_, metric) in enumerate(model.metrics, start=1):
+            self.sums[position] += metric(y, y_pred) * count
+        self.sums[-1] += count
+
+    def means(self, sums: np.ndarray | None = None) -> Logs:
+        sums = self.sums if sums is None else sums
+        return {name: float(value / sums[-1]) for name, value in zip(self.names, sums, strict=False)}
+
+
+def evaluation_totals(model: Sequential, samples: Samples, order: Order) -> Totals:
+    """Loss and metric sums of ``model`` over the positions ``order`` of ``samples``, batch by batch."""
+    totals = Totals(model)
+    with model.blas_threads(INFERENCE_BATCH_SIZE):
+        for _, x, y in batches(samples, order, INFERENCE_BATCH_SIZE):
+            y_pred = model.forward(np.asarray(x, dtype=model.dtype))
+            totals.add(model, model.loss(y, y_pred), y, y_pred)
+    return totals
+
+
+def finite_loss(loss_value: float, batch: int) -> float:
+    if not np.isfinite(loss_value):
+        raise FloatingPointError(f"The loss became {loss_value} at batch {batch}: lower the learning rate "
+                                 "or scale the inputs (e.g. divide pixels by 255)")
+    return loss_value
+
+
 class Trainer:
     """Runs ``fit`` for one model. Shuffling, dropout and the validation split draw from ``model.rng``, so a
-    seeded model trains bit-identically; batches are gathered by index, never by copying the dataset."""
+    seeded model trains bit-identically; batches are gathered by index, never by copying the dataset.
+
+    ``x`` may be arrays (with labels ``y``) or a ``sources.SampleSource`` (labels included, ``y=None``), whose
+    batches are read as they are needed; ``validation_data`` likewise. An engine extends it through
+    ``train_step`` (one batch), ``begin`` and ``end`` (around the epochs), ``train_epoch`` and ``evaluate``.
+    """
 
     def __init__(self, model: Sequential) -> None:
         self.model = model
 
-    def fit(self, x: object, y: object, epochs: int = 1, batch_size: int = 32,
-            validation_data: tuple[object, object] | None = None, validation_split: float = 0.0,
+    def fit(self, x: object, y: object = None, epochs: int = 1, batch_size: int = 32,
+            validation_data: object = None, validation_split: float = 0.0,
             shuffle: bool = True, callbacks: Sequence[Callback] | None = None, verbose: int = 1) -> History:
         """Train for ``epochs`` passes over ``(x, y)``; see ``Sequential.fit``."""
         model = self.model
@@ -88,40 +131,70 @@ class Trainer:
         epochs = positive_int("fit", "epochs", epochs)
         batch_size = positive_int("fit", "batch_size", batch_size)
         validation_split = real_in_range("fit", "validation_split", validation_split, 0.0, 1.0, high_open=True)
-        x, y = model.prepare_data(x, y)
-        train_index: np.ndarray | int = len(x)  # all samples; permutation(n) == permutation(arange(n))
-        x_val = y_val = None
-        if validation_data is not None:
-            if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
-                raise ValueError("`validation_data` must be a tuple (x_val, y_val)")
-            x_val, y_val = model.prepare_data(*validation_data, name="validation_data")
-        elif validation_split:
-            train_index, val_index = self._split(len(x), validation_split)
-            x_val, y_val = x[val_index], y[val_index]
-        samples = train_index if isinstance(train_index, int) else len(train_index)
+        train, validation = self.training_data(x, y, validation_data, validation_split)
         history = History()
         # History and the progress display come last, so they record what the user's callbacks added to the logs.
         display = [ProgressBar()] if verbose == 1 else [EpochLogger()] if verbose == 2 else []
-        callback_list = CallbackList([*(callbacks or []), history, *display], model,
-                                     {"epochs": epochs, "steps": -(-samples // batch_size),
-                                      "batch_size": batch_size, "samples": samples})
+        callback_list = CallbackList(self.callbacks([*(callbacks or []), history, *display]), model,
+                                     {"epochs": epochs, "steps": self.steps(len(train), batch_size),
+                                      "batch_size": batch_size, "samples": len(train)})
         model.stop_training = False
         model.history = history
         model.prepare_training()
-        callback_list.on_train_begin()
+        self.begin()
         try:
-            with model.blas_threads(batch_size):
-                for epoch in range(epochs):
-                    callback_list.on_epoch_begin(epoch)
-                    logs = self.train_epoch(x, y, train_index, batch_size, shuffle, callback_list)
-                    if x_val is not None:
-                        logs.update({f"val_{k}": v for k, v in evaluate(model, x_val, y_val).items()})
-                    callback_list.on_epoch_end(epoch, logs)
-                    if model.stop_training:
-                        break
+            callback_list.on_train_begin()
+            try:
+                with model.blas_threads(batch_size):
+                    for epoch in range(epochs):
+                        callback_list.on_epoch_begin(epoch)
+                        logs = self.train_epoch(train, batch_size, shuffle, callback_list)
+                        if validation is not None:
+                            logs.update({f"val_{k}": v for k, v in self.evaluate_samples(validation).items()})
+                        callback_list.on_epoch_end(epoch, logs)
+                        if model.stop_training:
+                            break
+            finally:
+                callback_list.on_train_end()
         finally:
-            callback_list.on_train_end()
+            self.end()
         return history
+
+    def training_data(self, x: object, y: object, validation_data: object,
+                      validation_split: float) -> tuple[Samples, Samples | None]:
+        """The training set and the validation set (or None) as ``fit`` received them, checked."""
+        model = self.model
+        validation: Samples | None = None
+        if is_source(x):
+            if y is not None:
+                raise ValueError("fit(source) reads the labels from the source: leave y out (y=None)")
+            if validation_split:
+                raise ValueError("validation_split needs arrays; pass a streamed validation set as "
+                                 "validation_data=<source>")
+            train: Samples = self.source_samples(x, "x")
+        else:
+            if y is None:
+                raise ValueError("fit(x, y) needs the labels `y` (or `x` a SampleSource, which holds them)")
+            x, y = model.prepare_data(x, y)
+            train = ArraySamples(x, y)
+            if validation_data is None and validation_split:
+                train_index, val_index = self._split(len(x), validation_split)
+                train, validation = ArraySamples(x, y, train_index), ArraySamples(x[val_index], y[val_index])
+        if validation_data is not None:
+            if is_source(validation_data):
+                validation = self.source_samples(validation_data, "validation_data")
+            elif isinstance(validation_data, tuple | list) and len(validation_data) == 2:
+                validation = ArraySamples(*model.prepare_data(*validation_data, name="validation_data"))
+            else:
+                raise ValueError("`validation_data` must be a tuple (x_val, y_val) or a SampleSource")
+        return train, validation
+
+    def source_samples(self, source: SampleSource, name: str) -> SourceSamples:
+        """``source`` as training or validation samples, once its sample shape is known to fit the model."""
+        if len(source) == 0:
+            raise ValueError(f"`{name}` is a SampleSource with no samples")
+        self.model.prepare_data(np.zeros((0, *source.sample_shape), np.uint8), name=name)  # builds, checks shape
+        return SourceSamples(source, self.model)
 
     def _split(self, n: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
         """Training and validation indices (each sorted) of a shuffled split holding back ``fraction``."""
@@ -131,32 +204,48 @@ class Trainer:
             raise ValueError(f"validation_split={fraction} leaves no samples for training or validation out of {n}")
         return np.sort(order[:-n_val]), np.sort(order[-n_val:])
 
-    def train_epoch(self, x: np.ndarray, y: np.ndarray, train_index: np.ndarray | int, batch_size: int,
-                    shuffle: bool, callback_list: CallbackList) -> Logs:
-        """One pass over the samples ``train_index`` (an index array, or n for all) in batches; the epoch's
-        sample-weighted mean loss and metrics."""
-        metrics = self.model.metrics
-        if shuffle:
-            order = self.model.rng.permutation(train_index)
-        else:
-            order = np.arange(train_index) if isinstance(train_index, int) else train_index
-        totals = dict.fromkeys(["loss", *(name for name, _ in metrics)], 0.0)
-        seen = 0
-        for batch, start in enumerate(range(0, len(order), batch_size)):
-            index = np.sort(order[start:start + batch_size])
-            y_batch = y[index]
-            loss_value, y_pred = self.train_step(x[index], y_batch)
-            if not np.isfinite(loss_value):
-                raise FloatingPointError(f"The loss became {loss_value} at batch {batch}: lower the learning rate "
-                                         "or scale the inputs (e.g. divide pixels by 255)")
-            totals["loss"] += loss_value * len(index)
-            for name, metric in metrics:
-                totals[name] += metric(y_batch, y_pred) * len(index)
-            seen += len(index)
+    def callbacks(self, callbacks: list[Callback]) -> list[Callback]:
+        """The callbacks this process runs (all of them; an engine keeps display and files to one process)."""
+        return callbacks
+
+    def steps(self, samples: int, batch_size: int) -> int:
+        """Batches in an epoch of ``samples``."""
+        return -(-samples // batch_size)
+
+    def begin(self) -> None:
+        """Called once the model is prepared, before the first epoch: an engine synchronises processes here."""
+
+    def end(self) -> None:
+        """Called after the last epoch, also when training failed."""
+
+    def train_epoch(self, train: Samples, batch_size: int, shuffle: bool, callback_list: CallbackList) -> Logs:
+        """One pass over ``train`` in batches; the epoch's sample-weighted mean loss and metrics."""
+        model = self.model
+        totals = Totals(model)
+        order = train.order(model.rng if shuffle else None)
+        for batch, (_, x, y) in enumerate(batches(train, order, batch_size)):
+            loss_value, y_pred = self.train_step(x, y)
+            totals.add(model, finite_loss(loss_value, batch), y, y_pred)
             if callback_list.wants_batch_logs:
-                callback_list.on_batch_end(batch, {k: v / seen for k, v in totals.items()})
-        return {k: v / seen for k, v in totals.items()}
+                callback_list.on_batch_end(batch, totals.means())
+        return totals.means()
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         """One gradient step on one batch: the batch loss and predictions. Engines override this."""
         return self.model.train_on_batch(x, y)
+
+    def evaluate_samples(self, samples: Samples) -> Logs:
+        """Loss and metrics over ``samples`` (arrays exactly as ``model.evaluate`` computes them)."""
+        if isinstance(samples, ArraySamples) and samples.index is None:
+            return evaluate(self.model, samples.x, samples.y)
+        return evaluation_totals(self.model, samples, samples.order(None)).means()
+
+    def evaluate(self, x: object, y: object = None) -> Logs:
+        """Loss and metrics on arrays ``(x, y)`` or a ``SampleSource`` (``y=None``), as a dict."""
+        if self.model.optimizer is None or self.model.loss is None:
+            raise RuntimeError("Call model.compile(optimizer=..., loss=...) before evaluating the model")
+        if is_source(x):
+            return self.evaluate_samples(self.source_samples(x, "x"))
+        if y is None:
+            raise ValueError("evaluate(x, y) needs the labels `y` (or `x` a SampleSource, which holds them)")
+        return self.evaluate_samples(ArraySamples(*self.model.prepare_data(x, y)))

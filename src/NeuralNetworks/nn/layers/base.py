@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -23,12 +24,16 @@ class Layer:
         state: non-trainable arrays saved with the model (BatchNormalization's moving statistics).
         identity_at_inference: True for layers that only act in training (Dropout, augmentation), so that
             exporters can drop them.
+        replica_sum: None in one process. During a data-parallel ``fit`` the engine sets it to a function that
+            sums an array in place over every process's copy of the layer (and returns it): a layer whose
+            training forward reduces over the batch (BatchNormalization) uses it to see the global batch.
 
     Create these with ``add_weight`` in ``build`` and update them in place (``out=``, ``[...] =``): once a
     model is built, each array is a view into the model's contiguous buffers (``model.flat``).
     """
 
     identity_at_inference: bool = False
+    replica_sum: Callable[[np.ndarray], np.ndarray] | None = None
 
     def __init__(self, *, name: str | None = None, input_shape: tuple[int, ...] | None = None) -> None:
         self.name = name

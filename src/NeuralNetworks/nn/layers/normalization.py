@@ -21,6 +21,11 @@ class BatchNormalization(Layer):
     ``moving <- momentum * moving + (1 - momentum) * batch`` in ``self.state``, saved with the model.
     Backward is exact for the training forward, through the batch statistics:
     ``dx = (gamma / sqrt(var + eps)) * (dy - mean(dy) - x_hat * mean(dy * x_hat))``, means over the batch axes.
+
+    In a data-parallel ``fit`` (``replica_sum`` set by the engine) the statistics are those of the global batch,
+    as PyTorch's SyncBatchNorm computes them: the per-channel sums and count, then the squared deviations, are
+    summed over the processes in forward, and the two sums of backward likewise, so N processes train exactly
+    as one process with the whole batch.
     """
 
     def __init__(self, momentum: float = 0.99, epsilon: float = 1e-3, center: bool = True, scale: bool = True,
@@ -32,6 +37,7 @@ class BatchNormalization(Layer):
         self.scale = bool(scale)
         self._x_hat: np.ndarray | None = None
         self._inverse_std: np.ndarray | None = None
+        self._batch_share = 1.0  # this process's part of the values per channel in the last training batch
 
     def build(self, input_shape, rng, dtype):
         output_shape = super().build(input_shape, rng, dtype)
@@ -59,12 +65,13 @@ class BatchNormalization(Layer):
                 shift = shift + beta
             self._x_hat = None
             return (flat * factor.astype(x.dtype) + shift.astype(x.dtype)).reshape(x.shape)
-        if len(flat) < 2:
-            raise ValueError(f"{self.name or 'BatchNormalization'} needs at least 2 values per channel to "
-                             f"compute batch statistics in training. Received an array of shape {x.shape}")
-        mean = flat.mean(axis=0)
-        centered = flat - mean
-        variance = np.mean(centered * centered, axis=0)
+        if self.replica_sum is not None:
+            mean, centered, variance = self._global_statistics(flat)
+        else:
+            self._check_count(len(flat), f"an array of shape {x.shape}")
+            mean = flat.mean(axis=0)
+            centered = flat - mean
+            variance = np.mean(centered * centered, axis=0)
         inverse_std = 1.0 / np.sqrt(variance + x.dtype.type(self.epsilon))
         x_hat = centered
         x_hat *= inverse_std
@@ -78,6 +85,26 @@ class BatchNormalization(Layer):
         if beta is not None:
             y += beta
         return y.reshape(x.shape)
+
+    def _check_count(self, count: float, received: str) -> None:
+        if count < 2:
+            raise ValueError(f"{self.name or 'BatchNormalization'} needs at least 2 values per channel to "
+                             f"compute batch statistics in training. Received {received}")
+
+    def _global_statistics(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mean, centered values and variance over the batches of every process, in the same two passes as one
+        process: the per-channel sums and the count, then the squared deviations from the global mean."""
+        sums = np.empty(flat.shape[1] + 1)  # float64: the count stays exact, the sums accurate
+        sums[:-1] = flat.sum(axis=0)
+        sums[-1] = len(flat)
+        count = self.replica_sum(sums)[-1]
+        self._check_count(count, f"{int(count)} values per channel over all processes")
+        mean = (sums[:-1] / count).astype(flat.dtype)
+        centered = flat - mean
+        squares = np.einsum("ij,ij->j", centered, centered).astype(np.float64)
+        variance = (self.replica_sum(squares) / count).astype(flat.dtype)
+        self._batch_share = len(flat) / count
+        return mean, centered, variance
 
     def backward(self, grad_output: np.ndarray, input_gradient: bool = True) -> np.ndarray | None:
         if self._x_hat is None:
@@ -93,6 +120,11 @@ class BatchNormalization(Layer):
         if not input_gradient:
             return None
         count = len(x_hat)
+        if self.replica_sum is not None:  # the global batch's sums, each process's part weighted by its share
+            both = np.concatenate([grad_sum, grad_dot_x_hat]).astype(np.float64) * self._batch_share
+            self.replica_sum(both)
+            grad_sum, grad_dot_x_hat = (both[:len(grad_sum)].astype(grad.dtype),
+                                        both[len(grad_sum):].astype(grad.dtype))
         factor = self._inverse_std
         if "gamma" in self.params:
             factor = factor * self.params["gamma"]

@@ -1,0 +1,228 @@
+"""Synchronous data-parallel ``fit``: every process holds the whole model and computes its part of each global
+batch; the gradients are averaged with one sum of the contiguous gradient buffer, and every process then takes
+the same optimizer step.
+
+What keeps the processes identical:
+
+- At the start, rank 0's random state is broadcast (so every process draws the same validation split and the
+  same epoch orders), then its parameters, non-trainable state (moving statistics), optimizer slots and step
+  count (so processes that built or loaded different weights start from rank 0's).
+- Each global batch (sorted positions of the shared epoch order) is cut into ``size`` contiguous parts; process
+  ``r`` computes the ``r``-th. Its gradient is the mean over its part, so it is scaled by its share of the
+  global batch before the sum: the result is the gradient of the global batch's mean loss, for any split.
+- BatchNormalization computes statistics of the global batch through ``Layer.replica_sum``; its moving
+  statistics are then the same everywhere.
+- Losses and metrics are summed over processes (sample-weighted), so every process sees the same epoch logs and
+  callbacks such as EarlyStopping or ReduceLROnPlateau decide alike. Display and file-writing callbacks
+  (``Callback.root_only``) run on rank 0 only.
+
+Dropout draws different masks on every process (each gets its own random stream for the epoch, then all
+return to the shared one). BLAS uses at most this process's share of the machine's cores. A failure on any
+process ends the whole job through ``engine.abort``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import traceback
+import zlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .._threads import blas_controller
+from ..callbacks import Callback, CallbackList, History
+from ..sources import InOrder, Order, Samples, batches
+from ..training import Logs, Totals, Trainer, evaluation_totals, finite_loss
+from .engine import Engine
+from .environment import cores_per_process
+
+if TYPE_CHECKING:
+    from ..models import Sequential
+
+ROOT = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+EXPECTED_ERRORS = (ValueError, TypeError, OSError)  # bad input or files: one line, no traceback
+
+
+def share_of_cores() -> contextlib.AbstractContextManager:
+    """Limit BLAS to this process's share of the machine's cores (``environment.cores_per_process``), or to
+    fewer threads if it was limited so already: N processes with all cores' threads each would oversubscribe
+    the machine, and BLAS threads waiting for descheduled ones slow every product several-fold."""
+    controller = blas_controller()
+    if controller is None:
+        return contextlib.nullcontext()
+    current = [info["num_threads"] for info in controller.info() if info["user_api"] == "blas"]
+    return controller.limit(limits=min([cores_per_process(), *current]), user_api="blas")
+
+
+def failure_report(error: BaseException, rank: int, size: int) -> tuple[str, int]:
+    """The message and exit status a process that failed ends the job with."""
+    where = f"process {rank} of {size}"
+    if isinstance(error, KeyboardInterrupt):
+        return f"interrupted on {where}; stopping all {size} processes", EXIT_INTERRUPTED
+    if isinstance(error, EXPECTED_ERRORS):
+        return f"error: {where}: {error}; stopping all {size} processes", EXIT_BAD_INPUT
+    trace = "".join(traceback.format_exception(error))
+    return f"{trace}error: {where} failed ({type(error).__name__}: {error}); stopping all {size} processes", \
+        EXIT_FAILED
+
+
+class DataParallelTrainer(Trainer):
+    """``fit`` over the processes of ``engine`` (see the module docstring). Every process runs the same program
+    and calls ``fit`` with the same arguments; the data may be arrays (each process holds them) or a
+    ``SampleSource`` (each process gathers only its part of every batch).
+
+    ``communication_seconds`` accumulates the time spent in the engine's sums (waiting for the slowest process
+    included), for benchmarks.
+    """
+
+    def __init__(self, model: Sequential, engine: Engine) -> None:
+        super().__init__(model)
+        self.engine = engine
+        self.communication_seconds = 0.0
+        self._reduce_batch_logs = False
+
+    @property
+    def is_root(self) -> bool:
+        return self.engine.rank == ROOT
+
+    # -- the job ------------------------------------------------------------------------------------------
+    def fit(self, x: object, y: object = None, epochs: int = 1, batch_size: int = 32,
+            validation_data: object = None, validation_split: float = 0.0,
+            shuffle: bool = True, callbacks: Sequence[Callback] | None = None, verbose: int = 1) -> History:
+        """``Trainer.fit`` on every process, ``batch_size`` being the global batch; any exception ends every
+        process of the job (never a hang)."""
+        try:
+            self._share_random_state()  # before the validation split, which draws from it
+            with share_of_cores():
+                return super().fit(x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
+                                   validation_split=validation_split, shuffle=shuffle, callbacks=callbacks,
+                                   verbose=verbose)
+        except BaseException as error:
+            self.engine.abort(*failure_report(error, self.engine.rank, self.engine.size))
+
+    def evaluate(self, x: object, y: object = None) -> Logs:
+        """``Trainer.evaluate`` with each process computing its part; any exception ends the job."""
+        try:
+            with share_of_cores():
+                return super().evaluate(x, y)
+        except BaseException as error:
+            self.engine.abort(*failure_report(error, self.engine.rank, self.engine.size))
+
+    def callbacks(self, callbacks: list[Callback]) -> list[Callback]:
+        # Whether batch logs are summed after every batch must be the same decision on every process.
+        self._reduce_batch_logs = any(type(c).on_batch_end is not Callback.on_batch_end for c in callbacks)
+        return callbacks if self.is_root else [c for c in callbacks if not c.root_only]
+
+    def steps(self, samples: int, batch_size: int) -> int:
+        if batch_size < self.engine.size:
+            raise ValueError(f"batch_size={batch_size} cannot be split over {self.engine.size} processes: give "
+                             f"every process at least one sample (batch_size >= {self.engine.size})")
+        return samples // batch_size + (samples % batch_size >= self.engine.size)
+
+    def begin(self) -> None:
+        self._check_same_model()
+        flat, optimizer = self.model.flat, self.model.optimizer
+        for array in (flat.params, flat.state, *(optimizer.slots[0].values() if optimizer.slots else ())):
+            self.engine.broadcast(array, ROOT)
+        iterations = self.engine.broadcast(np.array([optimizer.iterations], dtype=np.float64), ROOT)
+        optimizer.iterations = int(iterations[0])
+        for layer in self.model.layers:
+            layer.replica_sum = self._sum
+
+    def end(self) -> None:
+        for layer in self.model.layers:
+            vars(layer).pop("replica_sum", None)  # back to the class default: one process
+
+    # -- one epoch ----------------------------------------------------------------------------------------
+    def part(self, index: np.ndarray) -> np.ndarray | None:
+        """This process's contiguous part of a global batch; None when the batch has fewer samples than there
+        are processes (only an epoch's last batch can: it is left out, and reshuffling covers it later)."""
+        size, rank = self.engine.size, self.engine.rank
+        count = len(index)
+        if count < size:
+            return None
+        return index[count * rank // size:count * (rank + 1) // size]
+
+    def train_epoch(self, train: Samples, batch_size: int, shuffle: bool, callback_list: CallbackList) -> Logs:
+        model = self.model
+        order = train.order(model.rng if shuffle else None)
+        shared_state = model.rng.bit_generator.state
+        self._own_random_stream()
+        totals = Totals(model)
+        try:
+            for batch, (count, x, y) in enumerate(batches(train, order, batch_size, self.part)):
+                loss_value, y_pred = self.train_step(x, y, share=len(y) / count)
+                totals.add(model, finite_loss(loss_value, batch), y, y_pred)
+                if self._reduce_batch_logs:
+                    running = self._sum(totals.sums.copy())
+                    if callback_list.wants_batch_logs:
+                        callback_list.on_batch_end(batch, totals.means(running))
+        finally:
+            model.rng.bit_generator.state = shared_state  # every process back on the shared random stream
+        return totals.means(self._sum(totals.sums.copy()))
+
+    def train_step(self, x: np.ndarray, y: np.ndarray, share: float | None = None) -> tuple[float, np.ndarray]:
+        """One step on this process's part ``(x, y)`` of a global batch, ``share`` of it (default: an equal
+        part): local gradients, scaled by ``share``, summed over processes in one call, then the step."""
+        model = self.model
+        loss_value, y_pred = model.compute_gradients(x, y)
+        grads = model.flat.grads
+        grads *= grads.dtype.type(1 / self.engine.size if share is None else share)
+        self._sum(grads)
+        model.apply_gradients()
+        return loss_value, y_pred
+
+    def evaluate_samples(self, samples: Samples) -> Logs:
+        order = samples.order(None)
+        size, rank = self.engine.size, self.engine.rank
+        start, stop = len(order) * rank // size, len(order) * (rank + 1) // size
+        totals = evaluation_totals(self.model, samples, _slice(order, start, stop))
+        return totals.means(self._sum(totals.sums.copy()))
+
+    # -- helpers ------------------------------------------------------------------------------------------
+    def _sum(self, array: np.ndarray) -> np.ndarray:
+        start = time.perf_counter()
+        try:
+            return self.engine.sum(array)
+        finally:
+            self.communication_seconds += time.perf_counter() - start
+
+    def _share_random_state(self) -> None:
+        """Every process continues rank 0's random stream (shuffling, validation split)."""
+        encoded = json.dumps(self.model.rng.bit_generator.state).encode("utf-8")
+        length = self.engine.broadcast(np.array([len(encoded)], dtype=np.int64), ROOT)
+        buffer = np.zeros(int(length[0]), dtype=np.uint8)
+        if self.is_root:
+            buffer[:] = np.frombuffer(encoded, dtype=np.uint8)
+        self.model.rng.bit_generator.state = json.loads(self.engine.broadcast(buffer, ROOT).tobytes())
+
+    def _own_random_stream(self) -> None:
+        """Give this process a random stream of its own for the epoch (Dropout masks), seeded from the shared one."""
+        generator = self.model.rng.bit_generator
+        seed = int(self.model.rng.integers(2**63))
+        generator.state = type(generator)(np.random.SeedSequence([seed, self.engine.rank])).state
+
+    def _check_same_model(self) -> None:
+        """Raise unless this process's model has rank 0's layout (else the sums would mix unrelated numbers)."""
+        flat = self.model.flat
+        names = "\n".join((*flat.param_names, *flat.state_names))
+        mine = np.array([flat.params.size, flat.state.size, zlib.crc32(names.encode("utf-8"))], dtype=np.float64)
+        root = self.engine.broadcast(mine.copy(), ROOT)
+        if not np.array_equal(mine, root):
+            raise ValueError(f"this process's model ({int(mine[0])} parameters) differs from rank 0's "
+                             f"({int(root[0])} parameters, or other layer names): every process must build the "
+                             "same model")
+
+
+def _slice(order: Order, start: int, stop: int) -> Order:
+    """Positions ``start:stop`` of ``order``, still lazy when the order is."""
+    if isinstance(order, InOrder):
+        return InOrder(order.start + start, order.start + stop)
+    return order[start:stop]
