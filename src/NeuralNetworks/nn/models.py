@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import positive_int
+from .._validation import optional_seed, positive_int, text
+from ..budget import DEFAULT_BUDGET, Budget
 from . import activations, inspection, saving, training
 from . import callbacks as callbacks_module
 from . import losses as losses_module
@@ -31,6 +32,10 @@ INFERENCE_BATCH_SIZE = training.INFERENCE_BATCH_SIZE
 SUPPORTED_DTYPES = ("float32", "float64")
 
 Labels = dict[int, str]
+
+
+class NonFiniteOutputError(ValueError, FloatingPointError):
+    """A prediction overflowed: the model would have returned infinities or NaN as if they were scores."""
 
 
 def _snake_case(name: str) -> str:
@@ -52,11 +57,15 @@ class Sequential:
 
     def __init__(self, layers: Iterable[Layer] | None = None, *, name: str = "sequential",
                  seed: int | None = None, dtype: str = "float32") -> None:
-        if str(np.dtype(dtype)) not in SUPPORTED_DTYPES:
+        try:
+            supported = str(np.dtype(dtype)) in SUPPORTED_DTYPES
+        except (TypeError, ValueError):
+            supported = False
+        if not supported:
             raise ValueError(f"Sequential supports dtype float32 or float64. Received: dtype={dtype!r}")
-        self.name = name
+        self.name = text("Sequential", "name", name, DEFAULT_BUDGET.max_name_chars)
         self.dtype = np.dtype(dtype)
-        self.seed = seed
+        self.seed = optional_seed("Sequential", "seed", seed)
         self.rng = np.random.default_rng(seed)
         self.layers: list[Layer] = []
         self.labels: Labels | None = None
@@ -281,17 +290,28 @@ class Sequential:
         return logs["loss"] if len(logs) == 1 else list(logs.values())
 
     def predict(self, x: object, batch_size: int | None = None, verbose: int = 0) -> np.ndarray:
-        """Model outputs for every sample of ``x``, computed in batches; caches nothing."""
+        """Model outputs for every sample of ``x``, computed in batches; caches nothing.
+
+        Raises ``NonFiniteOutputError`` rather than return infinities or NaN (inputs or weights so large that
+        the arithmetic overflows)."""
+        size = INFERENCE_BATCH_SIZE if batch_size is None else positive_int("predict", "batch_size", batch_size)
         x, _ = self.prepare_data(x)
-        size = batch_size or INFERENCE_BATCH_SIZE
-        if len(x) <= size:  # one batch (one image, say): no output buffer to fill
-            with self._threads.limit(len(x)):
-                y = self.forward(np.asarray(x, dtype=self.dtype))
-            return y.copy()  # a layer may hand back one of its reused buffers: the caller gets its own array
-        output = np.empty((len(x), *self.output_shape), dtype=self.dtype)
-        with self._threads.limit(size):
-            for start in range(0, len(x), size):
-                output[start:start + size] = self.forward(np.asarray(x[start:start + size], dtype=self.dtype))
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # an overflow is reported below
+            if len(x) <= size:  # one batch (one image, say): no output buffer to fill
+                with self._threads.limit(len(x)):
+                    # a copy: the caller gets its own array, never one of a layer's reused buffers
+                    output = self.forward(np.asarray(x, dtype=self.dtype)).copy()
+            else:
+                output = np.empty((len(x), *self.output_shape), dtype=self.dtype)
+                with self._threads.limit(size):
+                    for start in range(0, len(x), size):
+                        output[start:start + size] = self.forward(np.asarray(x[start:start + size],
+                                                                             dtype=self.dtype))
+        if not np.isfinite(output).all():
+            rows = int(np.count_nonzero(~np.isfinite(output.reshape(len(output), -1)).all(axis=1)))
+            raise NonFiniteOutputError(
+                f"The model's outputs overflowed to infinity or NaN for {rows} of {len(output)} samples: the inputs "
+                f"or the weights are too large for {self.dtype} (scale the inputs, e.g. divide pixels by 255)")
         return output
 
     def __call__(self, x: object = None, *, data: object = None, training: bool = False) -> Any:
@@ -374,6 +394,9 @@ class Sequential:
                                  include_optimizer=include_optimizer)
 
 
-def load(filepath: str | os.PathLike) -> Sequential:
-    """Read a model written by ``Sequential.save``; raise ``saving.ModelFileError`` naming what was wrong."""
-    return saving.load_model(filepath, Sequential)
+def load(filepath: str | os.PathLike, *, budget: Budget | None = None) -> Sequential:
+    """Read a model written by ``Sequential.save``; raise ``saving.ModelFileError`` naming what was wrong.
+
+    The file is checked against ``budget`` (default: ``budget.DEFAULT_BUDGET``) before anything is built:
+    a file from a stranger cannot make it allocate more than the budget allows (see SECURITY.md)."""
+    return saving.load_model(filepath, Sequential, budget=budget)
