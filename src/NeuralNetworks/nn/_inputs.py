@@ -45,6 +45,8 @@ def as_samples(x: object, sample_shape: tuple[int, ...] | None, name: str = "x")
     array = _numeric(x, name)
     if array.ndim == 0:
         raise ValueError(f"`{name}` must be an array of samples. Received a scalar")
+    if len(array) == 0:
+        raise ValueError(f"`{name}` must hold at least one sample. Received an empty batch of shape {array.shape}")
     if sample_shape is not None and array.shape[1:] != sample_shape:
         if array.shape[1:] + (1,) == sample_shape:
             array = array[..., np.newaxis]
@@ -100,7 +102,7 @@ def as_targets(y: object, loss: losses_module.Loss, output_shape: tuple[int, ...
 def as_classification_batch(data: object, sample_shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
     """``model(data=...)``'s input as a batch, and whether it was one sample (then given without batch axis).
     The trailing channel of 1 may be left out, for one sample or a batch."""
-    array = np.asarray(data)
+    array = _numeric(data, "data")
     single = array.shape == sample_shape or array.shape + (1,) == sample_shape
     channel_free = sample_shape[:-1] if len(sample_shape) > 1 and sample_shape[-1] == 1 else None
     if not single and (array.ndim == 0 or array.shape[1:] not in (sample_shape, channel_free)):

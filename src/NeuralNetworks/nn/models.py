@@ -183,6 +183,8 @@ class Sequential:
                 loss: str | losses_module.Loss = "categorical_crossentropy",
                 metrics: Sequence[str | metrics_module.Metric] | None = None) -> None:
         """Choose the optimizer, the loss and the metrics reported during training."""
+        if isinstance(metrics, str) or (metrics is not None and not isinstance(metrics, Sequence)):
+            raise TypeError(f"compile expects `metrics` to be a list, e.g. metrics=['accuracy']. Received: {metrics!r}")
         self.optimizer = optimizers_module.get(optimizer)
         self.loss = losses_module.get(loss)
         self.metrics = [metrics_module.get(m) for m in (metrics or [])]
@@ -281,6 +283,8 @@ class Sequential:
         """Loss and metrics on ``(x, y)``: a float (no metrics), ``[loss, *metrics]``, or a dict."""
         if self.optimizer is None or self.loss is None:
             raise RuntimeError("Call model.compile(optimizer=..., loss=...) before model.evaluate()")
+        if batch_size is not None:
+            batch_size = positive_int("evaluate", "batch_size", batch_size)
         x, y = self.prepare_data(x, y)
         logs = training.evaluate(self, x, y, batch_size)
         if verbose:
@@ -386,12 +390,17 @@ class Sequential:
         """
         if (filepath is None) == (model_dir is None):
             raise TypeError("save() takes the file path once: model.save(filepath) or model.save(model_dir=...)")
+        before = self.labels, self.preprocessing
         if labels is not None:
             self.labels = as_labels(labels)
         if preprocessing is not None:
-            self.preprocessing = str(preprocessing)
-        return saving.save_model(self, filepath if model_dir is None else model_dir,
-                                 include_optimizer=include_optimizer)
+            self.preprocessing = preprocessing
+        try:
+            return saving.save_model(self, filepath if model_dir is None else model_dir,
+                                     include_optimizer=include_optimizer)
+        except BaseException:
+            self.labels, self.preprocessing = before  # a failed save changes nothing
+            raise
 
 
 def load(filepath: str | os.PathLike, *, budget: Budget | None = None) -> Sequential:

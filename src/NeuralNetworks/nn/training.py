@@ -88,6 +88,9 @@ class Trainer:
         epochs = positive_int("fit", "epochs", epochs)
         batch_size = positive_int("fit", "batch_size", batch_size)
         validation_split = real_in_range("fit", "validation_split", validation_split, 0.0, 1.0, high_open=True)
+        if callbacks is not None and (not isinstance(callbacks, Sequence) or
+                                      not all(isinstance(callback, Callback) for callback in callbacks)):
+            raise TypeError(f"fit expects `callbacks` to be a list of Callback instances. Received: {callbacks!r:.80}")
         x, y = model.prepare_data(x, y)
         train_index: np.ndarray | int = len(x)  # all samples; permutation(n) == permutation(arange(n))
         x_val = y_val = None
