@@ -18,6 +18,11 @@ SAFE_NAME = re.compile(r"[^\W_][\w .'&-]*", re.UNICODE)
 MAX_SAFE_NAME_CHARS = 128
 
 
+class WrongTypeError(TypeError, ValueError):
+    """An argument of the wrong type (a string or NaN where a number is expected): a TypeError, and a ValueError
+    for callers that treat every bad argument alike."""
+
+
 def positive_int(owner: str, name: str, value: object) -> int:
     """Return `value` as an int, or raise naming `owner` and `name` when it is not a positive integer."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
@@ -38,7 +43,7 @@ def real_in_range(
 ) -> float:
     """Return `value` as a float in [low, high] (ends opened on request), or raise a message naming it."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(float(value)):
-        raise TypeError(f"{owner} expects a real number `{name}`. Received: {name}={value!r}")
+        raise WrongTypeError(f"{owner} expects a real number `{name}`. Received: {name}={value!r}")
     number = float(value)
     too_low = number <= low if low_open else number < low
     too_high = number >= high if high_open else number > high
@@ -68,13 +73,13 @@ def boolean(owner: str, name: str, value: object) -> bool:
     so that a string such as "false" is never read as True."""
     if isinstance(value, bool | np.bool_) or (isinstance(value, numbers.Integral) and value in (0, 1)):
         return bool(value)
-    raise TypeError(f"{owner} expects `{name}` to be True or False. Received: {name}={value!r}")
+    raise WrongTypeError(f"{owner} expects `{name}` to be True or False. Received: {name}={value!r}")
 
 
 def finite_real(owner: str, name: str, value: object) -> float:
     """Return ``value`` as a finite float, or raise naming the argument (NaN, infinities, strings, bools)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
-        raise TypeError(f"{owner} expects a finite real number `{name}`. Received: {name}={value!r}")
+        raise WrongTypeError(f"{owner} expects a finite real number `{name}`. Received: {name}={value!r}")
     return float(value)
 
 

@@ -6,7 +6,6 @@ and copied into the returned arrays. https://github.com/googlecreativelab/quickd
 
 from __future__ import annotations
 
-import numbers
 import os
 import zlib
 from collections.abc import Sequence
@@ -14,6 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .._files import require_regular
+from .._validation import non_negative_int, positive_int, real_in_range, safe_name
+from ..budget import DEFAULT_BUDGET, Budget, bytes_text
 from .errors import DataError
 from .splits import LABEL_DTYPE, Dataset, shuffled, split_indices
 
@@ -50,10 +52,11 @@ def list_classes(data_dir: str | os.PathLike) -> list[str]:
 def open_bitmaps(path: str | os.PathLike) -> np.ndarray:
     """Memory-map one numpy_bitmap file as a read-only (N, 784) uint8 array, checking its header only."""
     path = Path(path)
+    require_regular(path, DataError, "QuickDraw file")  # a FIFO would block np.load, a device never end
     try:
         bitmaps = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:
-        raise DataError(f"{path}: not a readable .npy file ({error})") from None
+        raise DataError(f"{path}: not a readable .npy file ({str(error).splitlines()[0]})") from None
     if not isinstance(bitmaps, np.ndarray):  # an .npz archive under a .npy name
         bitmaps.close()
         raise DataError(f"{path}: expected a .npy array of shape (N, {BITMAP_PIXELS}), found an .npz archive")
@@ -71,11 +74,19 @@ def _class_rng(seed: int, name: str) -> np.random.Generator:
 
 
 def _choose(files: dict[str, Path], classes: Sequence[str] | None, data_dir: str | os.PathLike) -> list[str]:
+    """The classes to load, each a safe name (it becomes a label, and may have been typed by a user)."""
     if classes is None:
+        for class_, path in files.items():
+            try:
+                safe_name("load_quickdraw", "class", class_)
+            except ValueError as error:
+                raise DataError(f"{path}: cannot be a class: {error}; rename the file") from None
         return list(files)
     if isinstance(classes, str):
         classes = [classes]
-    chosen = list(dict.fromkeys(classes))
+    if not isinstance(classes, Sequence):
+        raise TypeError(f"load_quickdraw expects `classes` to be a list of class names. Received: {classes!r:.80}")
+    chosen = list(dict.fromkeys(safe_name("load_quickdraw", "classes", name) for name in classes))
     unknown = [name for name in chosen if name not in files]
     if unknown:
         raise DataError(f"{data_dir}: unknown QuickDraw class(es) {', '.join(map(repr, unknown))}; "
@@ -83,6 +94,23 @@ def _choose(files: dict[str, Path], classes: Sequence[str] | None, data_dir: str
     if not chosen:
         raise DataError(f"{data_dir}: `classes` is empty; available: {', '.join(files)}")
     return chosen
+
+
+def _counts(files: dict[str, Path], chosen: list[str], max_per_class: int | None, budget: Budget) -> dict[str, int]:
+    """Drawings to read per class, from the files' headers; refused if they exceed the budget."""
+    counts = {}
+    for class_ in chosen:
+        bitmaps = open_bitmaps(files[class_])
+        counts[class_] = len(bitmaps) if max_per_class is None else min(len(bitmaps), max_per_class)
+        del bitmaps  # closes the memory map
+        if counts[class_] == 0:
+            raise DataError(f"{files[class_]}: holds no drawings")
+    total = sum(counts.values()) * BITMAP_PIXELS
+    if total > budget.max_dataset_bytes:
+        raise DataError(f"{len(chosen)} QuickDraw classes of {sum(counts.values())} drawings take {bytes_text(total)}, "
+                        f"more than the budget's max_dataset_bytes ({bytes_text(budget.max_dataset_bytes)}); "
+                        "pass max_per_class (CLI: --max-per-class) or fewer classes")
+    return counts
 
 
 def load_quickdraw(
@@ -94,26 +122,27 @@ def load_quickdraw(
     seed: int = 0,
     test_only: bool = False,
     name: str = "quickdraw",
+    budget: Budget | None = None,
 ) -> Dataset:
     """A ``Dataset`` from a folder of numpy_bitmap files; labels follow the sorted class names.
 
     Each class uses its first ``max_per_class`` drawings (all if None), shuffled with ``seed`` and split into
-    train and test (``test_fraction`` of them); the same arguments always give the same arrays.
+    train and test (``test_fraction`` of them); the same arguments always give the same arrays. The rows to
+    read are counted from the files' headers first and held to the ``budget``'s ``max_dataset_bytes``.
     """
-    if max_per_class is not None and (isinstance(max_per_class, bool) or not isinstance(
-            max_per_class, numbers.Integral) or max_per_class <= 0):
-        raise ValueError(f"load_quickdraw expects a positive integer `max_per_class` or None. "
-                         f"Received: max_per_class={max_per_class!r}")
-    if isinstance(test_fraction, bool) or not isinstance(test_fraction, numbers.Real) or not 0 < test_fraction < 1:
-        raise ValueError(f"load_quickdraw expects `test_fraction` in (0, 1). Received: test_fraction={test_fraction!r}")
+    if max_per_class is not None:
+        max_per_class = positive_int("load_quickdraw", "max_per_class", max_per_class)
+    test_fraction = real_in_range("load_quickdraw", "test_fraction", test_fraction, 0.0, 1.0, low_open=True,
+                                  high_open=True)
+    seed = non_negative_int("load_quickdraw", "seed", seed)
+    budget = budget or DEFAULT_BUDGET
     files = class_files(data_dir)
     chosen = _choose(files, classes, data_dir)
+    counts = _counts(files, chosen, max_per_class, budget)
     parts: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {"train": ([], []), "test": ([], [])}
     for label, class_ in enumerate(chosen):
         bitmaps = open_bitmaps(files[class_])
-        count = len(bitmaps) if max_per_class is None else min(len(bitmaps), max_per_class)
-        if count == 0:
-            raise DataError(f"{files[class_]}: holds no drawings")
+        count = counts[class_]
         train_rows, test_rows = split_indices(count, test_fraction, _class_rng(seed, class_))
         for split, rows in (("train", train_rows), ("test", test_rows)):
             if split == "train" and test_only:
