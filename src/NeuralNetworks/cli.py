@@ -13,10 +13,11 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 
+from .cli_checks import check_numbers, check_outputs, output_file, output_folder
 from .data import DEFAULT_DATASET, catalog
 
 if TYPE_CHECKING:
@@ -58,8 +59,15 @@ def _add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed for splits, initial weights and shuffling")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line ``error: ...`` (exit 2) like every other failure, not the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="NeuralNetworks", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="NeuralNetworks", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     train = commands.add_parser("train", help="train a network and save it with its labels")
@@ -162,14 +170,12 @@ def class_table(names: list[str], precision: np.ndarray, recall: np.ndarray, sup
 def command_train(args: argparse.Namespace) -> int:
     from . import plots
     from .nn import losses, optimizers
+    from .nn.saving import resolve_path
 
-    if args.threads is not None and args.threads < 1:
-        raise CommandError(f"--threads must be a positive integer, got {args.threads}")
-    for name in ("epochs", "batch", "patience"):
-        if getattr(args, name) < (0 if name == "patience" else 1):
-            raise CommandError(f"--{name} must be a positive integer, got {getattr(args, name)}")
-    dataset = _load_dataset(args)
     out = args.out or Path(f"{args.dataset}-{args.arch}.npz")
+    target = output_file("--out", resolve_path(out, for_writing=True))
+    plot = output_file("--plot", args.plot or target.with_name(f"{target.stem}-history.png"))
+    dataset = _load_dataset(args)
     print(f"{dataset.name}: {len(dataset.x_train)} training and {len(dataset.x_test)} test images, "
           f"{dataset.num_classes} classes ({', '.join(dataset.label_dict.values())})")
     model = _build_model(args.arch, dataset.input_shape, dataset.num_classes, args.seed)
@@ -204,7 +210,6 @@ def command_train(args: argparse.Namespace) -> int:
     loss, accuracy = model.evaluate(dataset.x_test, dataset.y_test)
     print(f"test accuracy: {accuracy:.4f} (loss {loss:.4f}) on {len(dataset.x_test)} images")
     print(f"saved model to {path}")
-    plot = args.plot or path.with_name(f"{path.stem}-history.png")
     print(f"saved training curves to {plots.training_curves(model.history.history, plot)}")
     return EXIT_OK
 
@@ -219,6 +224,9 @@ def command_test(args: argparse.Namespace) -> int:
     from . import plots
     from .nn import metrics
 
+    stem = args.model.with_suffix("")
+    confusion_path = output_file("--confusion", args.confusion or Path(f"{stem}-confusion.png"))
+    samples_path = output_file("--samples", args.samples or Path(f"{stem}-samples.png"))
     model = _load_model(args.model)
     dataset = _load_dataset(args, test_only=True)
     if tuple(dataset.input_shape) != tuple(model.input_shape):
@@ -235,13 +243,12 @@ def command_test(args: argparse.Namespace) -> int:
     accuracy = np.trace(matrix) / matrix.sum()
     print(f"test accuracy: {accuracy:.4f} on {matrix.sum()} {dataset.name} images")
     print(class_table(names, precision, recall, matrix.sum(axis=1)))
-    stem = args.model.with_suffix("")
-    confusion = plots.confusion_matrix(matrix, names, args.confusion or f"{stem}-confusion.png")
+    confusion = plots.confusion_matrix(matrix, names, confusion_path)
     shown = min(SAMPLE_GRID_SIZE, len(dataset.x_test))
     sample = np.random.default_rng(args.seed).choice(len(dataset.x_test), shown, replace=False)
     predicted = scores[sample].argmax(axis=1)
     samples = plots.sample_predictions(dataset.x_test[sample], [names[i] for i in dataset.y_test[sample]],
-                                       [names[i] for i in predicted], args.samples or f"{stem}-samples.png")
+                                       [names[i] for i in predicted], samples_path)
     print(f"saved confusion matrix to {confusion} and sample predictions to {samples}")
     return EXIT_OK
 
@@ -291,6 +298,10 @@ def command_download(args: argparse.Namespace) -> int:
 def command_export(args: argparse.Namespace) -> int:
     from . import export
 
+    if args.format == "onnx":
+        output_file("--out", args.out)
+    else:
+        output_folder("--out", args.out)
     model = _load_model(args.model)
     try:
         if args.format == "onnx":
@@ -323,9 +334,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv) or ["app"])
     try:
+        check_numbers(args)
+        check_outputs(args)
         return COMMANDS[args.command](args)
-    except (CommandError, DataError, ModelFileError, ValueError, TypeError, OSError) as error:
+    except (CommandError, DataError, ModelFileError, ValueError, TypeError, OSError, ArithmeticError,
+            RuntimeError) as error:  # ArithmeticError: a loss that diverged (FloatingPointError)
         print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except MemoryError:
+        print("error: out of memory (lower --batch or --max-per-class)", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -82,11 +82,7 @@ def _choose(files: dict[str, Path], classes: Sequence[str] | None, data_dir: str
             except ValueError as error:
                 raise DataError(f"{path}: cannot be a class: {error}; rename the file") from None
         return list(files)
-    if isinstance(classes, str):
-        classes = [classes]
-    if not isinstance(classes, Sequence):
-        raise TypeError(f"load_quickdraw expects `classes` to be a list of class names. Received: {classes!r:.80}")
-    chosen = list(dict.fromkeys(safe_name("load_quickdraw", "classes", name) for name in classes))
+    chosen = list(dict.fromkeys([classes] if isinstance(classes, str) else classes))
     unknown = [name for name in chosen if name not in files]
     if unknown:
         raise DataError(f"{data_dir}: unknown QuickDraw class(es) {', '.join(map(repr, unknown))}; "
@@ -136,6 +132,10 @@ def load_quickdraw(
                                   high_open=True)
     seed = non_negative_int("load_quickdraw", "seed", seed)
     budget = budget or DEFAULT_BUDGET
+    if classes is not None and not isinstance(classes, str | Sequence):
+        raise TypeError(f"load_quickdraw expects `classes` to be a list of class names. Received: {classes!r:.80}")
+    for class_ in [classes] if isinstance(classes, str) else classes or ():
+        safe_name("load_quickdraw", "classes", class_)  # before the folder is even listed
     files = class_files(data_dir)
     chosen = _choose(files, classes, data_dir)
     counts = _counts(files, chosen, max_per_class, budget)
