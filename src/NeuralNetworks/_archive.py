@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import struct
 import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -23,6 +22,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from ._files import open_regular
+from ._validation import first_line, printable
 from .budget import Budget, bytes_text
 
 ZIP_MAGIC = b"PK\x03\x04"  # every .npz starts with a zip local-file header
@@ -40,8 +40,10 @@ COMPRESSIONS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
 NPY_SUFFIX = ".npy"
 NPY_VERSIONS = {(1, 0): npy_format.read_array_header_1_0, (2, 0): npy_format.read_array_header_2_0}
 NUMERIC_KINDS = "biuf"  # bool, integers, floats: the only dtypes an archive may hold (no objects, no complex)
-HEADER_ERRORS = (ValueError, TypeError, SyntaxError, RecursionError, OverflowError, KeyError, EOFError)
-READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError, RuntimeError)
+# zipfile and numpy's .npy header parser are not written for hostile input: whatever they raise on a damaged file
+# (BadZipFile, zlib.error, EOFError, IndexError, struct.error, SyntaxError in a header literal, ...) means
+# "unreadable", reported with the error's first line.
+PARSER_ERRORS = (Exception,)
 
 
 @dataclass(frozen=True)
@@ -105,8 +107,8 @@ class NpzArchive:
                              f"more than the budget's max_archive_members ({budget.max_archive_members})")
         try:
             archive = zipfile.ZipFile(handle)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as problem:
-            raise self._fail(str(problem)) from None
+        except PARSER_ERRORS as problem:
+            raise self._fail(first_line(problem)) from None
         try:
             self._members = self._check_members(archive.infolist(), size, max_bytes, limit_name)
         except BaseException:
@@ -149,7 +151,7 @@ class NpzArchive:
                              f"max_archive_members ({budget.max_archive_members})")
         for info in infos:
             name = info.filename
-            shown = repr(name[:80] + ("..." if len(name) > 80 else ""))
+            shown = repr(printable(name, 80))
             if len(name) > budget.max_member_name_chars + len(NPY_SUFFIX):
                 raise self._fail(f"member name {shown} is longer than {budget.max_member_name_chars} characters")
             if not name.endswith(NPY_SUFFIX) or "\x00" in name:
@@ -183,9 +185,8 @@ class NpzArchive:
                 shape, fortran_order, dtype = NPY_VERSIONS[version](
                     stream, max_header_size=self.budget.max_npy_header_bytes)
                 data_offset = stream.tell()
-        except HEADER_ERRORS + READ_ERRORS as problem:
-            raise self._fail(f"member {key!r} has no valid .npy header: {str(problem).splitlines()[0][:200]}") \
-                from None
+        except PARSER_ERRORS as problem:
+            raise self._fail(f"member {key!r} has no valid .npy header: {first_line(problem)}") from None
         if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None or \
                 dtype.kind not in NUMERIC_KINDS:
             raise self._fail(f"array {key!r} has dtype {dtype}; expected plain numbers (bool, int or float)")
@@ -204,8 +205,8 @@ class NpzArchive:
             with self._zip.open(self._members[key]) as stream:
                 return npy_format.read_array(stream, allow_pickle=False,
                                              max_header_size=self.budget.max_npy_header_bytes)
-        except READ_ERRORS as problem:
-            raise self._fail(f"array {key!r} cannot be read: {str(problem).splitlines()[0][:200]}") from None
+        except PARSER_ERRORS as problem:
+            raise self._fail(f"array {key!r} cannot be read: {first_line(problem)}") from None
 
     def close(self) -> None:
         if self._zip is not None:

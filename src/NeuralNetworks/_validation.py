@@ -6,6 +6,7 @@ import math
 import numbers
 import os
 import re
+import reprlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +17,28 @@ MAX_SEED = 2**128 - 1  # numpy's generators take any non-negative integer; 128 b
 # and "&", starting with a letter or digit; so never a path separator, "..", a hidden file or a control character.
 SAFE_NAME = re.compile(r"[^\W_][\w .'&-]*", re.UNICODE)
 MAX_SAFE_NAME_CHARS = 128
+
+
+def shown(value: object) -> str:
+    """``value`` as a message shows it: repr (so a newline or an escape sequence stays visible text), cut short
+    (so a huge list or string from a hostile file costs nothing to show)."""
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = 60
+    short.maxlist = short.maxtuple = short.maxdict = 6
+    short.maxlong, short.maxlevel = 40, 3
+    return short.repr(value)
+
+
+def printable(text: str, max_chars: int = 200) -> str:
+    """``text`` cut to ``max_chars`` with every non-printable character escaped: a one-line message part."""
+    cut = text[:max_chars] + ("..." if len(text) > max_chars else "")
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in cut)
+
+
+def first_line(problem: BaseException) -> str:
+    """What an exception says, as one printable line (its class name if it says nothing)."""
+    text = str(problem).strip()
+    return printable(text.splitlines()[0]) if text else type(problem).__name__
 
 
 class WrongTypeError(TypeError, ValueError):
@@ -98,9 +121,8 @@ def text(owner: str, name: str, value: object, max_chars: int, *, allow_empty: b
     characters, which could rewrite a terminal when printed); else raise naming the argument."""
     if not isinstance(value, str) or len(value) > max_chars or (not value and not allow_empty) or \
             not value.isprintable():
-        shown = repr(value[:40] + "...") if isinstance(value, str) and len(value) > 40 else repr(value)
         raise ValueError(f"{owner} expects `{name}` to be a {'' if allow_empty else 'non-empty '}string of at most "
-                         f"{max_chars} printable characters. Received: {name}={shown}")
+                         f"{max_chars} printable characters. Received: {name}={shown(value)}")
     return value
 
 

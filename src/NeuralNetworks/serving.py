@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ._files import open_regular
+from ._validation import first_line
 from .budget import DEFAULT_BUDGET, Budget
 from .data.images import (
     INK,
@@ -75,7 +76,7 @@ def open_image(source: BinaryIO, budget: Budget, max_side: int | None = None) ->
         with warnings.catch_warnings():  # Pillow warns about big images; the budget below decides
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(source, formats=IMAGE_FORMATS)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+    except Exception:  # Pillow's decoders are not all written for hostile input: whatever they raise, unreadable
         raise UnreadableImageError(f"expected one of: {', '.join(IMAGE_FORMATS)}") from None
     width, height = image.size
     if max_side is not None and max(width, height) > max_side:
@@ -88,8 +89,8 @@ def open_image(source: BinaryIO, budget: Budget, max_side: int | None = None) ->
                          f"pixels. Received {width}x{height}")
     try:
         image.load()
-    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as error:
-        raise DamagedImageError(str(error)) from None
+    except Exception as error:
+        raise DamagedImageError(first_line(error)) from None
     return image
 
 

@@ -124,7 +124,7 @@ CONFIG_EDITS = {
                                r"Adam expects `learning_rate` in \(0.0, inf\]"),
     "seed-negative": (lambda c: c["model"].update(seed=-1), r"`seed` to be None or an integer"),
     "dtype-float16": (lambda c: c["model"].update(dtype="float16"), r"model.dtype must be one of float32, float64"),
-    "version-huge": (lambda c: c.update(version=10**40), r"model format version 10+ is not supported"),
+    "version-huge": (lambda c: c.update(version=10**40), r"model format version 10+(\.\.\.0+)? is not supported"),
     "format-missing": (lambda c: c.pop("format"), r"not a NeuralNetworks model file \(format is not"),
     # names the registries do not know
     "unknown-layer": (lambda c: c["model"]["layers"][4].update(class_name="Lambda"), r"unknown layer class 'Lambda'"),
@@ -141,9 +141,9 @@ CONFIG_EDITS = {
         r"StepDecay expects a positive integer `step_size`"),
     "unknown-preprocessing": (lambda c: c.update(preprocessing="evil"), r"preprocessing must be one of"),
     # structure
-    "unknown-top-level-key": (lambda c: c.update(evil=1), r"the config must have the keys .* unknown: evil"),
-    "unknown-model-key": (lambda c: c["model"].update(evil=1), r"model must have the keys .* unknown: evil"),
-    "unknown-layer-key": (lambda c: dense(c).update(evil=1), r"model.layers\[4\].config .* unknown: evil"),
+    "unknown-top-level-key": (lambda c: c.update(evil=1), r"the config must have the keys .* unknown: 'evil'"),
+    "unknown-model-key": (lambda c: c["model"].update(evil=1), r"model must have the keys .* unknown: 'evil'"),
+    "unknown-layer-key": (lambda c: dense(c).update(evil=1), r"model.layers\[4\].config .* unknown: 'evil'"),
     "compile-not-object": (lambda c: c.update(compile=[1]), r"compile must be a JSON object"),
     "no-layers": (lambda c: c["model"].update(layers=[]), r"model.layers must be a list of 1 to"),
     "duplicate-layer-names": (lambda c: layer_config(c, "Conv2D").update(name="rescaling_1"),
@@ -214,7 +214,7 @@ def test_a_negative_moving_variance_is_refused_and_zero_is_fine(good, tmp_path):
 @pytest.mark.parametrize(("text", "pattern"), [
     ('{"format": "NeuralNetworks.Sequential", "version": 1, "x": Infinity}', r"Infinity, which is not a JSON number"),
     ('{"format": "NeuralNetworks.Sequential", "version": 1, "x": NaN}', r"NaN, which is not a JSON number"),
-    ('{"format": "NeuralNetworks.Sequential", "version": 1, "x": 1e400}', r"1e400 overflows a float"),
+    ('{"format": "NeuralNetworks.Sequential", "version": 1, "x": 1e400}', r"'1e400' overflows a float"),
     ('{"format": "NeuralNetworks.Sequential", "version": 1, "x": ' + "9" * 5000 + "}", r"5000 digits"),
     ('{"format": "NeuralNetworks.Sequential", "version": 1, "version": 1}', r"'version' appears twice"),
     ("[" * 100_000 + "]" * 100_000, r"deeper than the budget's max_json_depth \(32\)"),

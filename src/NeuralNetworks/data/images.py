@@ -22,6 +22,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
+from .._validation import shown
 from ..budget import DEFAULT_BUDGET, Budget
 
 SIZE = 28  # output side, pixels
@@ -70,7 +71,7 @@ def _as_strokes(strokes: object, budget: Budget) -> list[np.ndarray]:
             points = np.asarray(stroke, dtype=np.float64)
         except (TypeError, ValueError):
             raise ValueError(f"stroke {index} must be a list of (x, y) number pairs. "
-                             f"Received: {str(stroke)[:80]}") from None
+                             f"Received: {shown(stroke)}") from None
         if points.size == 0:
             continue
         if points.ndim != 2 or points.shape[1] != 2:

@@ -11,7 +11,6 @@ import contextlib
 import gzip
 import math
 import os
-import zlib
 from pathlib import Path
 from typing import BinaryIO
 
@@ -19,6 +18,7 @@ import numpy as np
 
 from .._archive import NpzArchive
 from .._files import open_regular
+from .._validation import first_line
 from ..budget import DEFAULT_BUDGET, Budget, bytes_text
 from .errors import DataError
 from .splits import LABEL_DTYPE, Dataset
@@ -112,8 +112,10 @@ def read_idx(path: str | os.PathLike, expected_magic: int | None = None, *,
                 if stream.read(1):
                     raise DataError(f"{path}: trailing bytes after the {expected_bytes} bytes of data the header "
                                     f"announces ({shape_text})")
-        except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
-            raise DataError(f"{path}: unreadable or corrupt file ({error})") from None
+        except DataError:
+            raise
+        except Exception as error:  # gzip/zlib on a damaged stream: BadGzipFile, zlib.error, EOFError, ...
+            raise DataError(f"{path}: unreadable or corrupt file ({first_line(error)})") from None
     return data
 
 

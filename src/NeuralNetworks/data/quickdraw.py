@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .._files import require_regular
-from .._validation import non_negative_int, positive_int, real_in_range, safe_name
+from .._validation import first_line, non_negative_int, positive_int, printable, real_in_range, safe_name
 from ..budget import DEFAULT_BUDGET, Budget, bytes_text
 from .errors import DataError
 from .splits import LABEL_DTYPE, Dataset, shuffled, split_indices
@@ -55,8 +55,8 @@ def open_bitmaps(path: str | os.PathLike) -> np.ndarray:
     require_regular(path, DataError, "QuickDraw file")  # a FIFO would block np.load, a device never end
     try:
         bitmaps = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError, EOFError) as error:
-        raise DataError(f"{path}: not a readable .npy file ({str(error).splitlines()[0]})") from None
+    except Exception as error:  # numpy's header parser is not written for hostile input: anything it raises
+        raise DataError(f"{path}: not a readable .npy file ({first_line(error)})") from None
     if not isinstance(bitmaps, np.ndarray):  # an .npz archive under a .npy name
         bitmaps.close()
         raise DataError(f"{path}: expected a .npy array of shape (N, {BITMAP_PIXELS}), found an .npz archive")
@@ -80,15 +80,15 @@ def _choose(files: dict[str, Path], classes: Sequence[str] | None, data_dir: str
             try:
                 safe_name("load_quickdraw", "class", class_)
             except ValueError as error:
-                raise DataError(f"{path}: cannot be a class: {error}; rename the file") from None
+                raise DataError(f"{printable(str(path))}: cannot be a class: {error}; rename the file") from None
         return list(files)
     chosen = list(dict.fromkeys([classes] if isinstance(classes, str) else classes))
     unknown = [name for name in chosen if name not in files]
     if unknown:
         raise DataError(f"{data_dir}: unknown QuickDraw class(es) {', '.join(map(repr, unknown))}; "
-                        f"available: {', '.join(files)}")
+                        f"available: {printable(', '.join(files), 2000)}")
     if not chosen:
-        raise DataError(f"{data_dir}: `classes` is empty; available: {', '.join(files)}")
+        raise DataError(f"{data_dir}: `classes` is empty; available: {printable(', '.join(files), 2000)}")
     return chosen
 
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .._validation import optional_seed, text
+from .._validation import optional_seed, shown, text
 from ..budget import Budget
 from . import losses, metrics, optimizers, schedules
 from .layers import REGISTRY as LAYER_REGISTRY
@@ -55,7 +55,7 @@ def _no_constant(name: str) -> None:
 def _finite_float(literal: str) -> float:
     value = float(literal)
     if not math.isfinite(value):
-        raise ValueError(f"the number {literal[:40]} overflows a float")
+        raise ValueError(f"the number {shown(literal)} overflows a float")
     return value
 
 
@@ -63,7 +63,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result = dict(pairs)
     if len(result) != len(pairs):
         repeated = next(key for index, (key, _) in enumerate(pairs) if key in dict(pairs[:index]))
-        raise ValueError(f"the key {repeated[:40]!r} appears twice in one JSON object")
+        raise ValueError(f"the key {shown(repeated)} appears twice in one JSON object")
     return result
 
 
@@ -122,20 +122,20 @@ def entries(value: object, where: str, required: Iterable[str], optional: Iterab
         allowed = f" (optionally {', '.join(sorted(set(optional)))})" if optional else ""
         raise ValueError(f"{where} must have the keys {', '.join(sorted(required)) or 'none'}{allowed}; "
                          f"missing: {', '.join(missing) or 'none'}; "
-                         f"unknown: {', '.join(key[:40] for key in unknown[:10]) or 'none'}")
+                         f"unknown: {', '.join(shown(key) for key in unknown[:10]) or 'none'}")
     return value
 
 
 def _integer(value: object, where: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{where} must be an integer from {low} to {high}. Received: {str(value)[:40]}")
+        raise ValueError(f"{where} must be an integer from {low} to {high}. Received: {shown(value)}")
     return value
 
 
 def _shape(value: object, where: str, budget: Budget) -> Shape:
     """A sample shape: positive integers, each at most max_dimension, at most max_sample_elements in all."""
     if not isinstance(value, list | tuple) or not value or len(value) > budget.max_json_depth:
-        raise ValueError(f"{where} must be a list of positive integers. Received: {str(value)[:80]}")
+        raise ValueError(f"{where} must be a list of positive integers. Received: {shown(value)}")
     shape = tuple(_integer(axis, where, 1, budget.max_dimension) for axis in value)
     if math.prod(shape) > budget.max_sample_elements:
         raise ValueError(f"{where} {shape} holds {math.prod(shape)} values per sample, more than the budget's "
@@ -160,7 +160,7 @@ def _layers(model: dict[str, Any], budget: Budget) -> tuple[dict[str, Shape], di
         entry = entries(entry, where, ("class_name", "config"))
         layer_class = LAYER_REGISTRY.get(entry["class_name"]) if isinstance(entry["class_name"], str) else None
         if layer_class is None:
-            raise ValueError(f"{where}: unknown layer class {str(entry['class_name'])[:40]!r}; known: "
+            raise ValueError(f"{where}: unknown layer class {shown(entry['class_name'])}; known: "
                              f"{', '.join(LAYER_REGISTRY)}")
         config = entries(entry["config"], f"{where}.config", ("name",), _constructor_keys(layer_class))
         name = text(f"{where}.config", "name", config["name"], budget.max_name_chars)
@@ -213,7 +213,7 @@ def _labels(labels: object, outputs: int, budget: Budget) -> None:
                          f"{budget.max_labels}). Received {len(labels)} labels")
     if any(LABEL_INDEX.fullmatch(key) is None for key in labels) or {int(key) for key in labels} != set(range(outputs)):
         raise ValueError(f"labels must be keyed by the output indices 0 to {outputs - 1}. "
-                         f"Received keys {', '.join(sorted(labels)[:5])[:80]}")
+                         f"Received keys {shown(sorted(labels))}")
     names = [text("labels", f"labels[{key}]", value, budget.max_name_chars) for key, value in labels.items()]
     if len(set(names)) != len(names):
         repeated = next(name for index, name in enumerate(names) if name in names[:index])
@@ -225,13 +225,13 @@ def check_preprocessing(style: object) -> None:
     from ..data.images import STYLES  # the drawing styles live with the drawings
 
     if style is not None and style not in STYLES:
-        raise ValueError(f"preprocessing must be one of {', '.join(STYLES)} or null. Received: {str(style)[:40]!r}")
+        raise ValueError(f"preprocessing must be one of {', '.join(STYLES)} or null. Received: {shown(style)}")
 
 
 def _rng_state(state: object) -> None:
     state = entries(state, "rng_state", ("bit_generator", "state", "has_uint32", "uinteger"))
     if state["bit_generator"] != PCG64:
-        raise ValueError(f"rng_state.bit_generator must be {PCG64!r}. Received: {str(state['bit_generator'])[:40]!r}")
+        raise ValueError(f"rng_state.bit_generator must be {PCG64!r}. Received: {shown(state['bit_generator'])}")
     inner = entries(state["state"], "rng_state.state", ("state", "inc"))
     for key in ("state", "inc"):
         _integer(inner[key], f"rng_state.state.{key}", 0, PCG64_LIMIT - 1)
@@ -243,14 +243,14 @@ def _optimizer(spec: object, params: dict[str, Shape], budget: Budget) -> tuple[
     spec = entries(spec, "compile.optimizer", ("class_name", "config"), ("iterations",))
     optimizer_class = optimizers.REGISTRY.get(spec["class_name"]) if isinstance(spec["class_name"], str) else None
     if optimizer_class is None:
-        raise ValueError(f"compile.optimizer: unknown optimizer {str(spec['class_name'])[:40]!r}; known: "
+        raise ValueError(f"compile.optimizer: unknown optimizer {shown(spec['class_name'])}; known: "
                          f"{', '.join(optimizers.REGISTRY)}")
     config = entries(spec["config"], "compile.optimizer.config", (), _constructor_keys(optimizer_class))
     if isinstance(config.get("learning_rate"), dict):
         schedule = entries(config["learning_rate"], "compile.optimizer.config.learning_rate", ("schedule", "config"))
         if not isinstance(schedule["schedule"], str) or schedule["schedule"] not in schedules.REGISTRY:
             raise ValueError(f"compile.optimizer.config.learning_rate: unknown schedule "
-                             f"{str(schedule['schedule'])[:40]!r}; known: {', '.join(schedules.REGISTRY)}")
+                             f"{shown(schedule['schedule'])}; known: {', '.join(schedules.REGISTRY)}")
         if not isinstance(schedule["config"], dict):
             raise TypeError("compile.optimizer.config.learning_rate.config must be a JSON object")
     try:
@@ -267,7 +267,7 @@ def _compile(spec: object, params: dict[str, Shape], budget: Budget) -> tuple[di
     spec = entries(spec, "compile", ("loss",), ("loss_config", "metrics", "optimizer"))
     loss_class = losses.REGISTRY.get(spec["loss"]) if isinstance(spec["loss"], str) else None
     if loss_class is None:
-        raise ValueError(f"compile.loss: unknown loss {str(spec['loss'])[:40]!r}; known: {', '.join(losses.REGISTRY)}")
+        raise ValueError(f"compile.loss: unknown loss {shown(spec['loss'])}; known: {', '.join(losses.REGISTRY)}")
     loss_config = entries(spec.get("loss_config", {}), "compile.loss_config", (), _constructor_keys(loss_class))
     try:
         loss_class(**loss_config)
@@ -292,7 +292,7 @@ def check(config: dict[str, Any], budget: Budget) -> Expected:
     text("model", "name", model["name"], budget.max_name_chars)
     if model["dtype"] not in SUPPORTED_DTYPES:
         raise ValueError(f"model.dtype must be one of {', '.join(SUPPORTED_DTYPES)}. "
-                         f"Received: {str(model['dtype'])[:40]!r}")
+                         f"Received: {shown(model['dtype'])}")
     optional_seed("model", "seed", model.get("seed"))
     params, state, output_shape = _layers(model, budget)
     _labels(config.get("labels"), math.prod(output_shape), budget)

@@ -31,6 +31,7 @@ except ImportError:  # Windows: a file open in another process cannot be deleted
     fcntl = None
 
 from .._archive import NpzArchive
+from .._validation import shown
 from ..budget import DEFAULT_BUDGET, Budget, bytes_text
 from . import losses as losses_module
 from . import model_config
@@ -211,7 +212,7 @@ def _read_config(archive: NpzArchive, target: Path, budget: Budget) -> dict[str,
         raise ModelFileError(f"{target}: not a NeuralNetworks model file (format is not {FORMAT_NAME!r})")
     if config.get("version") != FORMAT_VERSION:
         raise ModelFileError(
-            f"{target}: model format version {str(config.get('version'))[:40]} is not supported "
+            f"{target}: model format version {shown(config.get('version'))} is not supported "
             f"(this library reads version {FORMAT_VERSION})"
         )
     return config
