@@ -139,8 +139,8 @@ class NpzArchive:
             raw = handle.read(ZIP64_END_RECORD.size)
             if raw[:4] != ZIP64_END_SIGNATURE:
                 raise self._fail("a damaged zip64 directory record")
-            fields = ZIP64_END_RECORD.unpack(raw)
-            entries, directory_bytes = fields[6], fields[7]
+            fields = ZIP64_END_RECORD.unpack(raw)  # signature, size, versions (2), disks (2), entries here, entries
+            entries, directory_bytes = fields[7], fields[8]  # in all, directory bytes, directory offset
         return entries, directory_bytes
 
     def _check_members(self, infos: list[zipfile.ZipInfo], size: int, max_bytes: int,

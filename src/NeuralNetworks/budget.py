@@ -35,7 +35,7 @@ class Budget:
     """Limits on what outside input may claim; see the module docstring and SECURITY.md."""
 
     # -- model files (.npz) ---------------------------------------------------------------------------------
-    max_model_bytes: int = 2 * GIB  # the file, and all its arrays once decompressed (weights, optimizer slots)
+    max_model_bytes: int = 1 * GIB  # the file, and all its arrays once decompressed (weights, optimizer slots)
     max_archive_members: int = 8192  # arrays in one .npz
     max_member_name_chars: int = 256  # "layer/param" names
     max_npy_header_bytes: int = 10_000  # one .npy header (numpy's own default)
@@ -45,12 +45,13 @@ class Budget:
     max_layers: int = 1024
     max_dimension: int = 1 << 20  # one axis of a shape (input, output, window, stride, reshape target)
     max_sample_elements: int = 1 << 22  # per sample: the input, each layer's output and its working arrays
-    max_parameters: int = 1 << 27  # weights of a model (512 MiB in float32)
+    max_parameters: int = 1 << 25  # weights of a model (128 MiB in float32; loading takes about 6x that)
+    max_operations_per_sample: int = 1 << 31  # arithmetic of one prediction (~0.1 s on one core)
     max_labels: int = 100_000
     max_name_chars: int = 256  # one label, layer name or model name
     max_iterations: int = 10**15  # an optimizer's saved step count
     # -- compressed data (model files, mnist.npz, gzipped IDX) ------------------------------------------------
-    max_inflation_ratio: int = 200  # decompressed / compressed bytes, once past inflation_floor_bytes
+    max_inflation_ratio: int = 50  # decompressed / compressed bytes, once past inflation_floor_bytes
     inflation_floor_bytes: int = 64 * MIB  # data below this size may compress as well as it likes
     # -- datasets ---------------------------------------------------------------------------------------------
     max_dataset_bytes: int = 2 * GIB  # images one loader returns (IDX, mnist.npz, QuickDraw rows, shapes)

@@ -154,7 +154,7 @@ def _layers(model: dict[str, Any], budget: Budget) -> tuple[dict[str, Shape], di
     params: dict[str, Shape] = {}
     state: dict[str, Shape] = {}
     names: set[str] = set()
-    parameter_count = 0
+    parameter_count = operations = 0
     for index, entry in enumerate(entries_):
         where = f"model.layers[{index}]"
         entry = entries(entry, where, ("class_name", "config"))
@@ -175,6 +175,7 @@ def _layers(model: dict[str, Any], budget: Budget) -> tuple[dict[str, Shape], di
             output = layer.compute_output_shape(shape)
             trainable, non_trainable = layer.weight_shapes(shape), layer.state_shapes(shape)
             working = layer.working_elements_per_sample(shape)
+            operations += layer.operations_per_sample(shape) + math.prod(shape)
         except (TypeError, ValueError) as error:
             raise type(error)(f"{where}: {error}") from None
         output = _shape(list(output), f"{where} output shape", budget)
@@ -185,6 +186,9 @@ def _layers(model: dict[str, Any], budget: Budget) -> tuple[dict[str, Shape], di
             for key, array_shape in shapes.items():
                 parameter_count += math.prod(array_shape)
                 target[f"{name}/{key}"] = tuple(array_shape)
+        if operations > budget.max_operations_per_sample:
+            raise ValueError(f"{where}: one prediction would take {operations} operations, more than the budget's "
+                             f"max_operations_per_sample ({budget.max_operations_per_sample})")
         if parameter_count > budget.max_parameters:
             raise ValueError(f"{where}: the model's weights reach {parameter_count} values, more than the budget's "
                              f"max_parameters ({budget.max_parameters})")

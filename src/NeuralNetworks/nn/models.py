@@ -7,6 +7,7 @@ training loop lives in ``training``, the packed weight buffers in ``weights``, t
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -29,6 +30,9 @@ from .layers import REGISTRY as LAYER_REGISTRY
 from .layers import Dense, Layer
 
 INFERENCE_BATCH_SIZE = training.INFERENCE_BATCH_SIZE
+# predict takes fewer than INFERENCE_BATCH_SIZE samples at a time when a batch's largest layer output and working
+# arrays would exceed this many values (256 MiB in float32): only for layers far wider than 28x28 images need.
+INFERENCE_BATCH_ELEMENTS = 1 << 26
 SUPPORTED_DTYPES = ("float32", "float64")
 
 Labels = dict[int, str]
@@ -78,6 +82,7 @@ class Sequential:
         self.flat: weights_module.FlatWeights | None = None
         self._plan: training.StepPlan | None = None
         self._threads = BlasThreads()
+        self._elements_per_sample = 0  # the largest output plus working arrays of a layer, per sample
         self._name_counts: dict[str, int] = {}
         for layer in layers or ():
             self.add(layer)
@@ -158,6 +163,8 @@ class Sequential:
             if self.flat is None or not self.flat.is_bound_to(self.layers):
                 self.flat = weights_module.FlatWeights(self.layers, self.dtype)
             self._threads.product_per_sample = multiply_adds_per_sample(self.layers)
+            self._elements_per_sample = max(math.prod(layer.output_shape) + layer.working_elements_per_sample(
+                layer.input_shape) for layer in self.layers)
 
     @property
     def built(self) -> bool:
@@ -298,8 +305,10 @@ class Sequential:
 
         Raises ``NonFiniteOutputError`` rather than return infinities or NaN (inputs or weights so large that
         the arithmetic overflows)."""
-        size = INFERENCE_BATCH_SIZE if batch_size is None else positive_int("predict", "batch_size", batch_size)
+        if batch_size is not None:
+            batch_size = positive_int("predict", "batch_size", batch_size)
         x, _ = self.prepare_data(x)
+        size = batch_size or max(1, min(INFERENCE_BATCH_SIZE, INFERENCE_BATCH_ELEMENTS // self._elements_per_sample))
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # an overflow is reported below
             if len(x) <= size:  # one batch (one image, say): no output buffer to fill
                 with self._threads.limit(len(x)):

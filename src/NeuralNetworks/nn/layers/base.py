@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any
 
 import numpy as np
@@ -74,6 +75,11 @@ class Layer:
     def working_elements_per_sample(self, input_shape: tuple[int, ...]) -> int:
         """Array elements a forward pass holds per sample besides its input and output (0 for most layers)."""
         return 0
+
+    def operations_per_sample(self, input_shape: tuple[int, ...]) -> int:
+        """Arithmetic operations of a forward pass per sample, beyond one per input value: a multiply-add per
+        weight by default (exact for Dense); layers that slide windows count each window."""
+        return sum(math.prod(shape) for shape in self.weight_shapes(input_shape).values())
 
     def check_weight(self, key: str, value: np.ndarray) -> None:
         """Raise ValueError if ``value`` cannot be this layer's weight ``key`` (finite floats of the right shape

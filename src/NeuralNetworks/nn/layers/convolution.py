@@ -61,6 +61,11 @@ class Conv2D(ActivatedLayer):
         columns = g.out_height * g.out_width * self.kernel_size[0] * self.kernel_size[1] * g.channels
         return columns + (g.padded_height * g.padded_width * g.channels if g.is_padded else 0)
 
+    def operations_per_sample(self, input_shape):
+        """A multiply-add per kernel weight per output pixel."""
+        g = WindowGeometry("Conv2D", input_shape, self.kernel_size, self.strides, self.padding)
+        return g.out_height * g.out_width * self.kernel_size[0] * self.kernel_size[1] * g.channels * self.filters
+
     def build(self, input_shape, rng, dtype):
         output_shape = super().build(input_shape, rng, dtype)
         self.geometry = WindowGeometry("Conv2D", self.input_shape, self.kernel_size, self.strides, self.padding)
