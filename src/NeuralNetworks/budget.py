@@ -46,7 +46,7 @@ class Budget:
     max_dimension: int = 1 << 20  # one axis of a shape (input, output, window, stride, reshape target)
     max_sample_elements: int = 1 << 22  # per sample: the input, each layer's output and its working arrays
     max_parameters: int = 1 << 25  # weights of a model (128 MiB in float32; loading takes about 6x that)
-    max_operations_per_sample: int = 1 << 31  # arithmetic of one prediction (~0.1 s on one core)
+    max_operations_per_sample: int = 1 << 31  # arithmetic of one prediction (~0.2 s on one core)
     max_labels: int = 100_000
     max_name_chars: int = 256  # one label, layer name or model name
     max_iterations: int = 10**15  # an optimizer's saved step count
@@ -67,8 +67,10 @@ class Budget:
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < math.inf:
-                raise ValueError(f"Budget expects `{field.name}` to be a positive finite number. "
+            kind = numbers.Integral if field.type == "int" else numbers.Real
+            if isinstance(value, bool) or not isinstance(value, kind) or not 0 < value < math.inf:
+                expected = "integer" if kind is numbers.Integral else "number"
+                raise ValueError(f"Budget expects `{field.name}` to be a positive finite {expected}. "
                                  f"Received: {field.name}={value!r}")
 
     def inflation_limit(self, compressed_bytes: int) -> int:
