@@ -135,7 +135,11 @@ def _load_dataset(args: argparse.Namespace, test_only: bool = False):
             raise CommandError(f"--max-per-class does not apply to {spec.name}, which comes as a whole; "
                                f"it applies to: {_capped_datasets()}")
         options[spec.size_option] = args.max_per_class
-    return spec.load(args.data_dir, alias=args.dataset, **options)
+    dataset = spec.load(args.data_dir, alias=args.dataset, **options)
+    if not len(dataset.x_test) or not (test_only or len(dataset.x_train)):
+        raise CommandError(f"{dataset.name}: {len(dataset.x_train)} training and {len(dataset.x_test)} test images, "
+                           f"too few to {'test' if test_only else 'train'} (more per class, e.g. --max-per-class)")
+    return dataset
 
 
 def _build_model(arch: str, input_shape: tuple[int, ...], num_classes: int, seed: int):

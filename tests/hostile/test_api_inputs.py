@@ -91,3 +91,18 @@ def test_compile_and_save_arguments(model, tmp_path):
     assert not (tmp_path / "m.npz").exists() and model.labels is None and model.preprocessing is None
     with pytest.raises(ValueError, match=r"Adam expects `learning_rate` in \(0.0, inf\]. Received: learning_rate=0"):
         optimizers.get("adam", learning_rate=0)  # never silently the default
+
+
+def test_values_beyond_the_models_dtype_and_diverging_training_are_named(model):
+    with pytest.raises(ValueError, match=r"`x` holds values beyond the range of float32"):
+        model.predict(np.full((2, 4, 2), 1e300))
+    model.compile(optimizer=optimizers.SGD(1e30), loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match=r"The loss became (nan|inf).*lower the learning rate") as caught:
+        model.fit(X * 1e30, Y, epochs=5, batch_size=2, verbose=0)
+    assert isinstance(caught.value, FloatingPointError)
+
+
+def test_a_layer_too_large_to_build_is_named():
+    with pytest.raises(ValueError, match=r"Cannot add average_pooling2d_1 with input shape \(4, 4, 1\): its arrays do "
+                                         r"not fit in memory"):
+        models.Sequential([layers.AveragePooling2D(10**6, padding="same", input_shape=(4, 4, 1))])

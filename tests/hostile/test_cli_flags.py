@@ -85,7 +85,8 @@ def test_numeric_flags_out_of_their_domain(argv, pattern, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize(("max_per_class", "pattern"), [("0", "samples_per_class"), ("-4", "samples_per_class"),
-                                                        ("1000000000", "more than the budget's max_dataset_bytes")])
+                                                        ("1000000000", "more than the budget's max_dataset_bytes"),
+                                                        ("2", "16 training and 0 test images, too few to train")])
 def test_max_per_class_is_never_no_limit(max_per_class, pattern, capsys):
     fails(["train", "--max-per-class", max_per_class], pattern, capsys)
 

@@ -38,7 +38,7 @@ SUPPORTED_DTYPES = ("float32", "float64")
 Labels = dict[int, str]
 
 
-class NonFiniteOutputError(ValueError, FloatingPointError):
+class NonFiniteOutputError(training.NonFiniteError):
     """A prediction overflowed: the model would have returned infinities or NaN as if they were scores."""
 
 
@@ -137,12 +137,14 @@ class Sequential:
         self._layers_changed()
 
     def _build_layer(self, layer: Layer, input_shape: tuple[int, ...], after: Layer | None) -> None:
+        where = f"after {after.name} (output shape {after.output_shape})" if after else \
+            f"with input shape {tuple(input_shape)}"
         try:
             layer.build(tuple(input_shape), self.rng, self.dtype)
         except ValueError as error:
-            where = f"after {after.name} (output shape {after.output_shape})" if after else \
-                f"with input shape {tuple(input_shape)}"
             raise ValueError(f"Cannot add {layer.name} {where}: {error}") from None
+        except MemoryError as error:
+            raise ValueError(f"Cannot add {layer.name} {where}: its arrays do not fit in memory ({error})") from None
 
     def build(self, input_shape: Sequence[int]) -> None:
         """Build every layer for samples of ``input_shape`` (batch axis excluded), then pack the weights."""
@@ -229,6 +231,11 @@ class Sequential:
         x = as_samples(x, self.input_shape, name)
         if not self.built:
             self.build(x.shape[1:])
+        if x.dtype.kind == "f" and x.dtype.itemsize > self.dtype.itemsize:  # values the model's dtype cannot hold
+            largest = np.finfo(self.dtype).max
+            if x.max() > largest or x.min() < -largest:
+                raise ValueError(f"`{name}` holds values beyond the range of {self.dtype} (+-{largest:.3g}), the "
+                                 f"model's dtype. Received values from {x.min():.3g} to {x.max():.3g}: scale them")
         if y is None:
             return x, None
         return x, as_targets(y, self.loss, self.output_shape, len(x), self.dtype,
@@ -264,6 +271,9 @@ class Sequential:
     def train_on_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         """One gradient step on one prepared batch; returns the batch loss and the predictions."""
         loss_value, y_pred = self.compute_gradients(x, y)
+        if not np.isfinite(loss_value):  # a step from such gradients would turn every weight into NaN
+            raise training.NonFiniteError(f"The loss became {loss_value}: lower the learning rate or scale the "
+                                          "inputs (e.g. divide pixels by 255); no step was taken from it")
         self.apply_gradients()
         return loss_value, y_pred
 
@@ -324,7 +334,8 @@ class Sequential:
             rows = int(np.count_nonzero(~np.isfinite(output.reshape(len(output), -1)).all(axis=1)))
             raise NonFiniteOutputError(
                 f"The model's outputs overflowed to infinity or NaN for {rows} of {len(output)} samples: the inputs "
-                f"or the weights are too large for {self.dtype} (scale the inputs, e.g. divide pixels by 255)")
+                f"or the weights are too large for {self.dtype} (scale the inputs, e.g. divide pixels by 255; while "
+                "training, lower the learning rate)")
         return output
 
     def __call__(self, x: object = None, *, data: object = None, training: bool = False) -> Any:

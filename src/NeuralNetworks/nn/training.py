@@ -29,6 +29,12 @@ if TYPE_CHECKING:
 INFERENCE_BATCH_SIZE = 256  # predict/evaluate batch: big enough for BLAS to be efficient, small in memory
 
 Logs = dict[str, float]
+
+
+class NonFiniteError(ValueError, FloatingPointError):
+    """Numbers overflowed to infinity or NaN (a loss, a prediction): a FloatingPointError, and a ValueError for
+    callers that treat every refused input alike."""
+
 Backward = Callable[[np.ndarray], np.ndarray | None]
 
 
@@ -150,7 +156,7 @@ class Trainer:
             y_batch = y[index]
             loss_value, y_pred = self.train_step(x[index], y_batch)
             if not np.isfinite(loss_value):
-                raise FloatingPointError(f"The loss became {loss_value} at batch {batch}: lower the learning rate "
+                raise NonFiniteError(f"The loss became {loss_value} at batch {batch}: lower the learning rate "
                                          "or scale the inputs (e.g. divide pixels by 255)")
             totals["loss"] += loss_value * len(index)
             for name, metric in metrics:
