@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from ._files import open_regular
-from ._validation import first_line
+from ._validation import first_line, positive_int
 from .budget import DEFAULT_BUDGET, Budget
 from .data.images import (
     INK,
@@ -156,7 +156,12 @@ class ServedModel:
 
     def top_k(self, bitmap: np.ndarray, k: int = TOP_K) -> list[tuple[str, float]]:
         """The ``k`` most probable (label, probability) pairs for one (28, 28) bitmap, best first."""
-        sample = np.asarray(bitmap, dtype=np.float32).reshape(1, *self.model.input_shape)  # models rescale 0-255
+        k = positive_int("top_k", "k", k)
+        sample = np.asarray(bitmap)
+        if sample.shape != (SIZE, SIZE) or sample.dtype.kind not in "buif":
+            raise ValueError(f"top_k expects a ({SIZE}, {SIZE}) bitmap of numbers. Received an array of shape "
+                             f"{sample.shape} and dtype {sample.dtype}")
+        sample = sample.astype(np.float32).reshape(1, *self.model.input_shape)  # models rescale 0-255
         with self.lock:
             scores = self.model.predict(sample)[0].reshape(-1)
         best = np.argsort(-scores, kind="stable")[:k]

@@ -72,11 +72,14 @@ def test_epochs_must_be_a_positive_integer(model, epochs):
     ({"validation_split": np.nan}, TypeError, r"validation_split"),
     ({"callbacks": ["not a callback"]}, TypeError, r"`callbacks` to be a list of Callback instances"),
     ({"callbacks": callbacks.History()}, TypeError, r"`callbacks` to be a list"),
+    ({"verbose": 7}, ValueError, r"`verbose` to be 0 \(silent\), 1 \(progress bar\) or 2"),
+    ({"verbose": "yes"}, ValueError, r"`verbose`"),
+    ({"shuffle": "no"}, TypeError, r"`shuffle` to be True or False"),
 ], ids=["one-element", "string", "short-labels", "none", "nan-labels", "split-1", "split-nan", "not-callbacks",
-        "single-callback"])
+        "single-callback", "verbose-7", "verbose-string", "shuffle-string"])
 def test_fit_options_are_checked(model, validation, error, message):
     with pytest.raises(error, match=message):
-        model.fit(X, Y, verbose=0, **validation)
+        model.fit(X, Y, **{"verbose": 0, **validation})
 
 
 def test_compile_and_save_arguments(model, tmp_path):
@@ -106,3 +109,21 @@ def test_a_layer_too_large_to_build_is_named():
     with pytest.raises(ValueError, match=r"Cannot add average_pooling2d_1 with input shape \(4, 4, 1\): its arrays do "
                                          r"not fit in memory"):
         models.Sequential([layers.AveragePooling2D(10**6, padding="same", input_shape=(4, 4, 1))])
+
+
+def test_serving_top_k_checks_its_arguments(tmp_path):
+    from NeuralNetworks import serving
+
+    network = models.Sequential(seed=0)
+    network.add(layers.Rescaling(1 / 255, input_shape=(28, 28)))
+    network.add(layers.Flatten())
+    network.add(layers.Dense(3, activation="softmax"))
+    served = serving.load_model(network.save(tmp_path / "m.npz", labels=["a", "b", "c"]))
+    bitmap = np.zeros((28, 28), np.uint8)
+    for k in (0, -1, 1.5, "2"):
+        with pytest.raises(ValueError, match=r"top_k expects a positive integer `k`"):
+            served.top_k(bitmap, k=k)
+    for wrong in (np.zeros((27, 28)), np.zeros(784), np.array([["a"] * 28] * 28)):
+        with pytest.raises(ValueError, match=r"top_k expects a \(28, 28\) bitmap of numbers"):
+            served.top_k(wrong)
+    assert sorted(label for label, _ in served.top_k(bitmap, k=10)) == ["a", "b", "c"]  # k beyond the labels: all

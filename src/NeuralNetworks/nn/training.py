@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import functools
 import inspect
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._validation import positive_int, real_in_range
+from .._validation import boolean, positive_int, real_in_range
 from .activations import Softmax
 from .callbacks import Callback, CallbackList, EpochLogger, History, ProgressBar
 from .layers import Layer
@@ -26,6 +27,7 @@ from .weights import FlatWeights
 if TYPE_CHECKING:
     from .models import Sequential
 
+VERBOSITY = (0, 1, 2)  # fit's display: none, a progress bar, one line per epoch
 INFERENCE_BATCH_SIZE = 256  # predict/evaluate batch: big enough for BLAS to be efficient, small in memory
 
 Logs = dict[str, float]
@@ -94,6 +96,10 @@ class Trainer:
         epochs = positive_int("fit", "epochs", epochs)
         batch_size = positive_int("fit", "batch_size", batch_size)
         validation_split = real_in_range("fit", "validation_split", validation_split, 0.0, 1.0, high_open=True)
+        shuffle = boolean("fit", "shuffle", shuffle)
+        if not isinstance(verbose, numbers.Integral) or verbose not in VERBOSITY:  # True and False are 1 and 0
+            raise ValueError(f"fit expects `verbose` to be 0 (silent), 1 (progress bar) or 2 (one line per epoch). "
+                             f"Received: verbose={verbose!r}")
         if callbacks is not None and (not isinstance(callbacks, Sequence) or
                                       not all(isinstance(callback, Callback) for callback in callbacks)):
             raise TypeError(f"fit expects `callbacks` to be a list of Callback instances. Received: {callbacks!r:.80}")
