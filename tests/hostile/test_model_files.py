@@ -384,3 +384,14 @@ def test_every_registered_layer_declares_what_build_creates():
         built = ({k: v.shape for k, v in layer.params.items()}, {k: v.shape for k, v in layer.state.items()})
         assert declared == built, name
     assert layers.Conv2D(2, 3, padding="same").working_elements_per_sample((5, 5, 1)) == 5 * 5 * 9 + 7 * 7
+
+
+def test_a_layer_named_like_the_optimizer_prefix_still_round_trips(tmp_path):
+    model = models.Sequential(seed=0)
+    model.add(layers.Dense(3, input_shape=(2,), name="optimizer"))
+    model.add(layers.Dense(2, name="optimizer/x"))
+    model.compile("adam", "mse")
+    model.fit(np.zeros((4, 2)), np.zeros((4, 2)), verbose=0)
+    loaded = models.load(model.save(tmp_path / "m.npz"))
+    np.testing.assert_array_equal(loaded.predict(np.ones((1, 2))), model.predict(np.ones((1, 2))))
+    np.testing.assert_array_equal(loaded.optimizer.slots[0]["v"], model.optimizer.slots[0]["v"])

@@ -264,6 +264,9 @@ def _optimizer(spec: object, params: dict[str, Shape], budget: Budget) -> tuple[
     _integer(spec.get("iterations", 0), "compile.optimizer.iterations", 0, budget.max_iterations)
     slots = {f"{OPTIMIZER_PREFIX}{name}/{slot}": shape for name, shape in params.items()
              for slot in optimizer.slot_names}
+    if slots.keys() & params.keys():
+        raise ValueError(f"the array name {shown(sorted(slots.keys() & params.keys())[0])} would be both a weight and "
+                         "an optimizer slot; rename the layer")
     return slots, tuple(optimizer.non_negative_slots)
 
 

@@ -293,20 +293,20 @@ def _check_arrays(archive: NpzArchive, expected: model_config.Expected) -> None:
     """The file's arrays are exactly the expected weights (and all the optimizer slots, or none), each of
     the expected shape and a float dtype."""
     keys = set(archive.headers) - {CONFIG_KEY}
-    slots = {key for key in keys if key.startswith(OPTIMIZER_PREFIX)}
-    missing, unexpected = sorted(expected.weights.keys() - keys), sorted(keys - slots - expected.weights.keys())
-    if missing or unexpected:
+    others = keys - expected.weights.keys()  # a layer may be named "optimizer": keys are sorted by what they are
+    slots = others & expected.slots.keys()
+    stray = sorted(key for key in others - slots if not key.startswith(OPTIMIZER_PREFIX))
+    missing = sorted(expected.weights.keys() - keys)
+    if missing or stray:
         raise ValueError(f"weights: weights do not match the model (missing: {missing[:10] or 'none'}; "
-                         f"unexpected: {unexpected[:10] or 'none'})")
-    if slots:
-        unexpected = sorted(slots - expected.slots.keys())
-        if unexpected:
-            raise ValueError(f"unexpected optimizer entry {unexpected[0]}: the optimizer keeps "
-                             f"{', '.join(sorted({key.rsplit('/', 1)[1] for key in expected.slots})) or 'no slots'} "
-                             f"for {', '.join(sorted(expected.weights)[:10])}")
-        missing = sorted(expected.slots.keys() - slots)
-        if missing:
-            raise ValueError(f"optimizer entries missing: {', '.join(missing[:10])} (a file holds every slot or none)")
+                         f"unexpected: {stray[:10] or 'none'})")
+    if others - slots:
+        raise ValueError(f"unexpected optimizer entry {sorted(others - slots)[0]}: the optimizer keeps "
+                         f"{', '.join(sorted({key.rsplit('/', 1)[1] for key in expected.slots})) or 'no slots'} "
+                         f"for {', '.join(sorted(expected.weights)[:10])}")
+    missing = sorted(expected.slots.keys() - slots)
+    if slots and missing:
+        raise ValueError(f"optimizer entries missing: {', '.join(missing[:10])} (a file holds every slot or none)")
     for key in keys:
         header, shape = archive.headers[key], {**expected.weights, **expected.slots}[key]
         if header.shape != shape:
