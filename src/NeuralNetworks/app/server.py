@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import os
 import socket
+import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated
@@ -159,6 +160,9 @@ def create_app(model_paths: Mapping[str, str | os.PathLike] | None = None, *,
                   description="Draw, and watch a NumPy-only neural network guess.")
     app.state.models = served
     app.add_middleware(BodySizeLimit, max_bytes=budget.max_request_bytes, timeout=budget.request_timeout_seconds)
+    # Decoding an upload at the size limit takes ~150 MB for a moment: as many at once as there are cores, not as
+    # many as the server has threads.
+    drawing_slots = threading.BoundedSemaphore(os.cpu_count() or 1)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):
@@ -190,7 +194,8 @@ def create_app(model_paths: Mapping[str, str | os.PathLike] | None = None, *,
     @app.post("/api/predict", response_model=Prediction, summary="Classify a drawing", responses=ERROR_RESPONSES)
     def predict(request: PredictRequest) -> Prediction:
         model = _choose(served, request.model)
-        return _predict(model, _bitmap(request, model))
+        with drawing_slots:
+            return _predict(model, _bitmap(request, model))
 
     @app.post("/doodle", response_class=HTMLResponse, summary="The classic form post: field `img`, a PNG data URL",
               responses=FORM_ERROR_RESPONSES)
@@ -201,7 +206,8 @@ def create_app(model_paths: Mapping[str, str | os.PathLike] | None = None, *,
             if not img:
                 raise InputProblem(422, "Missing form field `img`: a PNG data URL of the drawing")
             chosen = _choose(served, model)
-            prediction = _predict(chosen, _bitmap(PredictRequest(image=img), chosen))
+            with drawing_slots:
+                prediction = _predict(chosen, _bitmap(PredictRequest(image=img), chosen))
         except InputProblem as problem:
             if not wants_html:
                 return _error(problem.status, problem.message)
