@@ -115,6 +115,7 @@ def test_hostile_files_through_the_commands(tmp_path, model_file, capsys):
     (tmp_path / "fake.png").write_text("not an image")
     (tmp_path / "tiny.png").write_bytes(png(1, 1, data=b"\0\0"))
     (tmp_path / "eps.png").write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 100 100\nshowpage\n")
+    np.save(tmp_path / "cat.npy", np.zeros((4, 784), np.uint8))  # a QuickDraw folder, for --classes
     cases = [(["predict", "--model", str(model_file), str(tmp_path / "fifo.png")], "found a FIFO"),
              (["predict", "--model", str(model_file), str(tmp_path / "bomb.png")],
               "12000x12000 pixels, more than the budget's max_image_pixels"),
