@@ -44,3 +44,15 @@ def test_an_unknown_case_is_rejected_with_the_known_names():
                                capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False)
     assert completed.returncode == 2
     assert "unknown case(s) mlp7" in completed.stderr and "mlp16-sgd" in completed.stderr
+
+
+def test_hostile_files_benchmark_refuses_every_hostile_file_and_loads_the_good_ones():
+    completed = subprocess.run([sys.executable, str(BENCHMARKS / "hostile_files.py"), "--quick"], capture_output=True,
+                               text=True, timeout=TIMEOUT_SECONDS, check=False)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    rows = [line.split(" | ") for line in completed.stdout.splitlines()[2:]]
+    assert len(rows) >= 10 and all(len(row) == 6 for row in rows)
+    outcomes = {row[0].lstrip("| "): row[2] for row in rows}
+    assert outcomes.pop("baseline: import, load nothing") == "nothing loaded"
+    assert all(outcome.startswith("loaded") for name, outcome in outcomes.items() if name.startswith("shipped"))
+    assert all(outcome.startswith("refused: ") for name, outcome in outcomes.items() if not name.startswith("shipped"))

@@ -15,10 +15,11 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 
+from .cli_checks import check_numbers, check_outputs, output_file, output_folder
 from .data import DEFAULT_DATASET, Dataset, StreamedDataset, catalog
 
 if TYPE_CHECKING:
@@ -69,8 +70,15 @@ def _add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
                              f"they exceed {catalog.STREAM_ABOVE_BYTES // 2**20} MiB; {_streamed_datasets()})")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line ``error: ...`` (exit 2) like every other failure, not the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="NeuralNetworks", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="NeuralNetworks", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     train = commands.add_parser("train", help="train a network and save it with its labels")
@@ -143,7 +151,13 @@ def _load_dataset(args: argparse.Namespace, test_only: bool = False) -> Dataset 
             raise CommandError(f"--max-per-class does not apply to {spec.name}, which comes as a whole; "
                                f"it applies to: {_capped_datasets()}")
         options[spec.size_option] = args.max_per_class
-    return spec.open(args.data_dir, alias=args.dataset, stream=args.stream, test_only=test_only, **options)
+    dataset = spec.open(args.data_dir, alias=args.dataset, stream=args.stream, test_only=test_only, **options)
+    test = len(_test_data(dataset)[0])
+    train = 0 if test_only else len(dataset.train if isinstance(dataset, StreamedDataset) else dataset.x_train)
+    if not test or not (test_only or train):
+        raise CommandError(f"{dataset.name}: {train} training and {test} test images, too few to "
+                           f"{'test' if test_only else 'train'} (more per class, e.g. --max-per-class)")
+    return dataset
 
 
 def _build_model(arch: str, input_shape: tuple[int, ...], num_classes: int, seed: int):
@@ -210,14 +224,12 @@ def _test_data(dataset: Dataset | StreamedDataset) -> tuple:
 def command_train(args: argparse.Namespace) -> int:
     from . import plots
     from .nn import callbacks, parallel
+    from .nn.saving import resolve_path
 
-    if args.threads is not None and args.threads < 1:
-        raise CommandError(f"--threads must be a positive integer, got {args.threads}")
-    for name in ("epochs", "batch", "patience"):
-        if getattr(args, name) < (0 if name == "patience" else 1):
-            raise CommandError(f"--{name} must be a positive integer, got {getattr(args, name)}")
-    dataset = _load_dataset(args)
     out = args.out or Path(f"{args.dataset}-{args.arch}.npz")
+    target = output_file("--out", resolve_path(out, for_writing=True))
+    plot = output_file("--plot", args.plot or target.with_name(f"{target.stem}-history.png"))
+    dataset = _load_dataset(args)
     test = _test_data(dataset)
     streamed = isinstance(dataset, StreamedDataset)
     print(f"{dataset.name}: {len(dataset.train if streamed else dataset.x_train)} training and {len(test[0])} test "
@@ -252,7 +264,6 @@ def command_train(args: argparse.Namespace) -> int:
     print(f"test accuracy: {logs['accuracy']:.4f} (loss {logs['loss']:.4f}) on {len(test[0])} images")
     print(f"saved model to {path}")
     if root:
-        plot = args.plot or path.with_name(f"{path.stem}-history.png")
         print(f"saved training curves to {plots.training_curves(model.history.history, plot)}")
     return EXIT_OK
 
@@ -272,6 +283,9 @@ def command_test(args: argparse.Namespace) -> int:
     from . import plots
     from .nn import metrics
 
+    stem = args.model.with_suffix("")
+    confusion_path = output_file("--confusion", args.confusion or Path(f"{stem}-confusion.png"))
+    samples_path = output_file("--samples", args.samples or Path(f"{stem}-samples.png"))
     model = _load_model(args.model)
     dataset = _load_dataset(args, test_only=True)
     if tuple(dataset.input_shape) != tuple(model.input_shape):
@@ -296,10 +310,9 @@ def command_test(args: argparse.Namespace) -> int:
     accuracy = np.trace(matrix) / matrix.sum()
     print(f"test accuracy: {accuracy:.4f} on {matrix.sum()} {dataset.name} images")
     print(class_table(names, precision, recall, matrix.sum(axis=1)))
-    stem = args.model.with_suffix("")
-    confusion = plots.confusion_matrix(matrix, names, args.confusion or f"{stem}-confusion.png")
+    confusion = plots.confusion_matrix(matrix, names, confusion_path)
     samples = plots.sample_predictions(images, [names[i] for i in truth], [names[i] for i in predicted],
-                                       args.samples or f"{stem}-samples.png")
+                                       samples_path)
     print(f"saved confusion matrix to {confusion} and sample predictions to {samples}")
     return EXIT_OK
 
@@ -352,6 +365,10 @@ def command_download(args: argparse.Namespace) -> int:
 def command_export(args: argparse.Namespace) -> int:
     from . import export
 
+    if args.format == "onnx":
+        output_file("--out", args.out)
+    else:
+        output_folder("--out", args.out)
     model = _load_model(args.model)
     try:
         if args.format == "onnx":
@@ -387,11 +404,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     # In a data-parallel job every process runs this; only rank 0 prints, and a process that fails ends the job.
     output = contextlib.nullcontext() if parallel.is_root_process() else contextlib.redirect_stdout(io.StringIO())
     try:
+        check_numbers(args)
+        check_outputs(args)
         with output:
             return COMMANDS[args.command](args)
-    except (CommandError, DataError, ModelFileError, ValueError, TypeError, OSError) as error:
+    except (CommandError, DataError, ModelFileError, ValueError, TypeError, OSError, ArithmeticError,
+            RuntimeError) as error:  # ArithmeticError: a loss that diverged (FloatingPointError)
         parallel.end_job(f"error: process {parallel.launched_rank()}: {error}", EXIT_USAGE)
         print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except MemoryError:
+        print("error: out of memory (lower --batch or --max-per-class)", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         parallel.end_job(f"interrupted on process {parallel.launched_rank()}", EXIT_INTERRUPTED)

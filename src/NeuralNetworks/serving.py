@@ -16,25 +16,48 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from .data.images import INK, SIZE, STYLES, EmptyDrawingError, Style, preprocess_image, preprocess_strokes
+from ._files import open_regular
+from ._validation import first_line, positive_int
+from .budget import DEFAULT_BUDGET, Budget
+from .data.images import (
+    INK,
+    MIN_IMAGE_SIDE,
+    SIZE,
+    STYLES,
+    EmptyDrawingError,
+    Style,
+    preprocess_image,
+    preprocess_strokes,
+)
 from .nn import models
 
 DIGIT_LABELS = tuple(str(digit) for digit in range(10))
 TOP_K = 3  # labels a prediction lists, best first
 DRAWING_KINDS = ("strokes", "image", "pixels")
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")  # the decoders Pillow may use on an image from outside
 
 Strokes = Sequence[Sequence[tuple[float, float]]]
 
 
 class ImageFileError(ValueError):
     """An image file cannot be read: the message names the file and what was expected."""
+
+
+class UnreadableImageError(ValueError):
+    """The bytes are not an image in one of ``IMAGE_FORMATS``."""
+
+
+class DamagedImageError(ValueError):
+    """The image's header was read, its pixels could not be decoded (truncated or corrupt)."""
 
 
 def style_for(labels: Sequence[str], declared: object = None) -> Style:
@@ -45,18 +68,43 @@ def style_for(labels: Sequence[str], declared: object = None) -> Style:
     return "mnist" if tuple(labels) == DIGIT_LABELS else "quickdraw"
 
 
-def read_image(path: str | os.PathLike) -> Image.Image:
-    """Open and decode an image file (PNG, JPEG, ...); ``ImageFileError`` names the file if it cannot."""
+def open_image(source: BinaryIO, budget: Budget, max_side: int | None = None) -> Image.Image:
+    """Open an encoded image (one of ``IMAGE_FORMATS``) and check its size from the header, before decoding its
+    first frame: at most ``budget.max_image_pixels`` pixels (and ``max_side`` a side, if given), at least
+    ``MIN_IMAGE_SIDE`` a side. Raises ValueError (ImageFileError from ``read_image``) naming what was wrong."""
     try:
-        with Image.open(path) as image:
-            image.load()
-            return image
-    except FileNotFoundError:
-        raise ImageFileError(f"{path}: no such image file") from None
-    except UnidentifiedImageError:
-        raise ImageFileError(f"{path}: not an image file (expected PNG, JPEG, ...)") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise ImageFileError(f"{path}: the image cannot be decoded ({error})") from None
+        with warnings.catch_warnings():  # Pillow warns about big images; the budget below decides
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(source, formats=IMAGE_FORMATS)
+    except Exception:  # Pillow's decoders are not all written for hostile input: whatever they raise, unreadable
+        raise UnreadableImageError(f"expected one of: {', '.join(IMAGE_FORMATS)}") from None
+    width, height = image.size
+    if max_side is not None and max(width, height) > max_side:
+        raise ValueError(f"the image is too large: at most {max_side}x{max_side} pixels. Received {width}x{height}")
+    if width * height > budget.max_image_pixels:
+        raise ValueError(f"the image is {width}x{height} pixels, more than the budget's max_image_pixels "
+                         f"({budget.max_image_pixels})")
+    if min(width, height) < MIN_IMAGE_SIDE:
+        raise ValueError(f"the image is too small to hold a drawing: at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} "
+                         f"pixels. Received {width}x{height}")
+    try:
+        image.load()
+    except Exception as error:
+        raise DamagedImageError(first_line(error)) from None
+    return image
+
+
+def read_image(path: str | os.PathLike, *, budget: Budget | None = None) -> Image.Image:
+    """Open and decode an image file (see ``open_image``); ``ImageFileError`` names the file if it cannot."""
+    with open_regular(path, ImageFileError, "image file") as handle:
+        try:
+            return open_image(handle, budget or DEFAULT_BUDGET)
+        except UnreadableImageError as error:
+            raise ImageFileError(f"{path}: not an image file ({error})") from None
+        except DamagedImageError as error:
+            raise ImageFileError(f"{path}: the image cannot be decoded ({error})") from None
+        except ValueError as error:
+            raise ImageFileError(f"{path}: {error}") from None
 
 
 def pixels_bitmap(pixels: object) -> np.ndarray:
@@ -84,6 +132,7 @@ class ServedModel:
     model: models.Sequential
     labels: list[str]
     style: Style
+    budget: Budget = DEFAULT_BUDGET  # what a drawing sent to it may claim (points, coordinates)
     # Layers may reuse inference buffers (Conv2D does), so one prediction at a time per model.
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -100,14 +149,19 @@ class ServedModel:
         if len(given) != 1:
             raise TypeError(f"Give exactly one of {', '.join(DRAWING_KINDS)}. Received: {', '.join(given) or 'none'}")
         if strokes is not None:
-            return preprocess_strokes(strokes, style=self.style)
+            return preprocess_strokes(strokes, style=self.style, budget=self.budget)
         if image is not None:
             return preprocess_image(image, style=self.style)
         return pixels_bitmap(pixels)
 
     def top_k(self, bitmap: np.ndarray, k: int = TOP_K) -> list[tuple[str, float]]:
         """The ``k`` most probable (label, probability) pairs for one (28, 28) bitmap, best first."""
-        sample = np.asarray(bitmap, dtype=np.float32).reshape(1, *self.model.input_shape)  # models rescale 0-255
+        k = positive_int("top_k", "k", k)
+        sample = np.asarray(bitmap)
+        if sample.shape != (SIZE, SIZE) or sample.dtype.kind not in "buif":
+            raise ValueError(f"top_k expects a ({SIZE}, {SIZE}) bitmap of numbers. Received an array of shape "
+                             f"{sample.shape} and dtype {sample.dtype}")
+        sample = sample.astype(np.float32).reshape(1, *self.model.input_shape)  # models rescale 0-255
         with self.lock:
             scores = self.model.predict(sample)[0].reshape(-1)
         best = np.argsort(-scores, kind="stable")[:k]
@@ -117,15 +171,15 @@ class ServedModel:
         return {"name": self.name, "labels": self.labels, "style": self.style}
 
 
-def load_model(path: str | os.PathLike, name: str | None = None) -> ServedModel:
-    """Load a model file for serving (named ``name``, default: the file's stem); raise ModelFileError or
-    ValueError if it cannot be fed 28x28 drawings."""
+def load_model(path: str | os.PathLike, name: str | None = None, *, budget: Budget | None = None) -> ServedModel:
+    """Load a model file for serving (named ``name``, default: the file's stem), checked against ``budget``;
+    raise ModelFileError or ValueError if it cannot be fed 28x28 drawings."""
     path = Path(path)
     name = path.stem if name is None else name
-    model = models.load(path)
+    model = models.load(path, budget=budget)
     if model.input_shape is None or int(np.prod(model.input_shape)) != SIZE * SIZE:
         raise ValueError(f"{path}: serving feeds {SIZE}x{SIZE} images, but model {name!r} expects input shape "
                          f"{model.input_shape}")
     outputs = int(np.prod(model.output_shape))
     labels = [str((model.labels or {}).get(index, index)) for index in range(outputs)]
-    return ServedModel(name, path, model, labels, style_for(labels, model.preprocessing))
+    return ServedModel(name, path, model, labels, style_for(labels, model.preprocessing), budget or DEFAULT_BUDGET)

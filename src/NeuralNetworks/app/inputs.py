@@ -8,12 +8,12 @@ import io
 import re
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from ..data.images import MIN_IMAGE_SIDE
+from ..budget import DEFAULT_BUDGET, Budget
+from ..serving import DamagedImageError, UnreadableImageError, open_image
 
-MAX_IMAGE_SIDE = 2048  # pixels; checked from the image header, before the pixels are decoded
-IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")  # decoders the app lets Pillow use
+MAX_IMAGE_SIDE = DEFAULT_BUDGET.max_upload_side  # pixels; checked from the image header, before decoding
 DATA_URL = re.compile(r"data:(image/[\w.+-]+)?(;[\w.+-]+=[\w.+-]+)*;base64,", re.IGNORECASE)
 
 
@@ -21,7 +21,7 @@ class BadInputError(ValueError):
     """The request's drawing or image cannot be used; the message says what was expected."""
 
 
-def decode_data_url(text: str) -> Image.Image:
+def decode_data_url(text: str, budget: Budget = DEFAULT_BUDGET) -> Image.Image:
     """A ``data:image/...;base64,`` URL -> a decoded PIL image between MIN_IMAGE_SIDE and MAX_IMAGE_SIDE a side."""
     match = DATA_URL.match(text)
     if match is None:
@@ -31,28 +31,20 @@ def decode_data_url(text: str) -> Image.Image:
         payload = base64.b64decode(text[match.end():], validate=True)
     except (binascii.Error, ValueError):
         raise BadInputError("`image` holds invalid base64 data") from None
-    return decode_image_bytes(payload)
+    return decode_image_bytes(payload, budget)
 
 
-def decode_image_bytes(payload: bytes) -> Image.Image:
-    """Open an encoded image, check its size from the header, then decode its first frame."""
+def decode_image_bytes(payload: bytes, budget: Budget = DEFAULT_BUDGET) -> Image.Image:
+    """Open an encoded image, check its size from the header (at most ``budget.max_upload_side`` a side), then
+    decode its first frame."""
     try:
-        image = Image.open(io.BytesIO(payload), formats=IMAGE_FORMATS)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        raise BadInputError(f"`image` is not a readable image (expected one of: {', '.join(IMAGE_FORMATS)})") \
-            from None
-    width, height = image.size
-    if max(width, height) > MAX_IMAGE_SIDE:
-        raise BadInputError(f"The image is too large: at most {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} pixels. "
-                            f"Received {width}x{height}")
-    if min(width, height) < MIN_IMAGE_SIDE:
-        raise BadInputError(f"The image is too small to hold a drawing: at least {MIN_IMAGE_SIDE}x"
-                            f"{MIN_IMAGE_SIDE} pixels. Received {width}x{height}")
-    try:
-        image.load()
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return open_image(io.BytesIO(payload), budget, max_side=budget.max_upload_side)
+    except UnreadableImageError as error:
+        raise BadInputError(f"`image` is not a readable image ({error})") from None
+    except DamagedImageError:
         raise BadInputError("`image` is truncated or corrupt: it could not be decoded") from None
-    return image
+    except ValueError as error:
+        raise BadInputError(f"`image`: {error}") from None
 
 
 def png_data_url(bitmap: np.ndarray) -> str:

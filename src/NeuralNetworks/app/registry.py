@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from ..budget import Budget
 from ..serving import ServedModel, load_model
 
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
@@ -27,10 +28,11 @@ def model_paths(extra: Iterable[str | os.PathLike] = (),
     return paths
 
 
-def load_models(paths: Mapping[str, str | os.PathLike]) -> dict[str, ServedModel]:
-    """Load every model, failing at start-up (not at the first request) on a missing or unusable file."""
+def load_models(paths: Mapping[str, str | os.PathLike], budget: Budget | None = None) -> dict[str, ServedModel]:
+    """Load every model, checked against ``budget``, failing at start-up (not at the first request) on a missing
+    or unusable file."""
     if not paths:
         missing = ", ".join(str(path) for path in SHIPPED_MODELS.values())
         raise ValueError(f"No model to serve: the shipped models are missing ({missing}); "
                          "pass a model file with --model")
-    return {str(name): load_model(path, str(name)) for name, path in paths.items()}
+    return {str(name): load_model(path, str(name), budget=budget) for name, path in paths.items()}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import os
 import socket
+import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated
@@ -18,14 +19,15 @@ from fastapi import FastAPI, Form, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictFloat
 from starlette.exceptions import HTTPException
 
+from ..budget import DEFAULT_BUDGET, Budget
 from ..data.images import EmptyDrawingError
 from ..serving import DRAWING_KINDS, ServedModel
 from . import registry
 from .inputs import decode_data_url, png_data_url
-from .limits import MAX_BODY_BYTES, BodySizeLimit
+from .limits import BodySizeLimit
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 RESULT_MARKER = "<!--server-result-->"
@@ -38,7 +40,7 @@ SECURITY_HEADERS = {
     "referrer-policy": "no-referrer",
 }
 
-Point = tuple[float, float]
+Point = tuple[StrictFloat, StrictFloat]  # numbers only: true or "3" is not a coordinate
 
 
 class PredictRequest(BaseModel):
@@ -47,7 +49,23 @@ class PredictRequest(BaseModel):
     model: str | None = Field(None, description="Model name from /api/models; the first model if omitted")
     strokes: list[list[Point]] | None = Field(None, description="Strokes of [x, y] points, y down, any unit")
     image: str | None = Field(None, description="A PNG/JPEG data URL of a canvas or an upload")
-    pixels: list[list[float]] | None = Field(None, description="A 28x28 array, 0 background to 255 ink")
+    pixels: list[list[StrictFloat]] | None = Field(None, description="A 28x28 array, 0 background to 255 ink")
+
+
+class ErrorMessage(BaseModel):
+    """Every error the app answers: one line saying what was wrong and what was expected."""
+
+    error: str
+
+
+ERRORS = {400: "Unusable input (an image that is not one, coordinates out of range)",
+          408: "The body did not arrive in time", 413: "Body too large",
+          422: "Empty drawing, unknown model or malformed request"}
+ERROR_RESPONSES = {status: {"model": ErrorMessage, "description": text} for status, text in ERRORS.items()}
+# The form post answers errors as JSON, or as the page showing the error to a browser that asks for HTML.
+FORM_ERROR_RESPONSES = {status: {"description": text, "content": {
+    "application/json": {"schema": {"$ref": "#/components/schemas/ErrorMessage"}},
+    "text/html": {"schema": {"type": "string"}}}} for status, text in ERRORS.items()}
 
 
 class Score(BaseModel):
@@ -100,7 +118,7 @@ def _bitmap(request: PredictRequest, served: ServedModel) -> np.ndarray:
     try:
         drawing = {given[0]: getattr(request, given[0])}
         if "image" in drawing:
-            drawing["image"] = decode_data_url(drawing["image"])  # size caps checked before any decoding
+            drawing["image"] = decode_data_url(drawing["image"], served.budget)  # sizes checked before decoding
         return served.preprocess(**drawing)
     except EmptyDrawingError as error:
         raise InputProblem(422, str(error)) from None
@@ -109,7 +127,10 @@ def _bitmap(request: PredictRequest, served: ServedModel) -> np.ndarray:
 
 
 def _predict(served: ServedModel, bitmap: np.ndarray) -> Prediction:
-    top = served.top_k(bitmap)
+    try:
+        top = served.top_k(bitmap)
+    except ValueError as error:  # the model's arithmetic overflowed (NonFiniteOutputError): never null scores
+        raise InputProblem(422, f"Model {served.name!r} cannot score this drawing: {error}") from None
     return Prediction(model=served.name, style=served.style, label=top[0][0],
                       scores=[Score(label=label, probability=p) for label, p in top], preview=bitmap.tolist())
 
@@ -126,14 +147,22 @@ def _result_html(prediction: Prediction | None, error: str | None) -> str:
             'alt="The 28x28 image the model saw"></section>')
 
 
-def create_app(model_paths: Mapping[str, str | os.PathLike] | None = None) -> FastAPI:
-    """The web app serving ``model_paths`` (name -> model file); the shipped doodle and digit models if None."""
-    served = registry.load_models(model_paths if model_paths is not None else registry.model_paths())
+def create_app(model_paths: Mapping[str, str | os.PathLike] | None = None, *,
+               budget: Budget | None = None) -> FastAPI:
+    """The web app serving ``model_paths`` (name -> model file); the shipped doodle and digit models if None.
+
+    ``budget`` (default ``DEFAULT_BUDGET``) bounds the model files it loads and every request: body size and
+    the time to receive it, image size, points and coordinates of a drawing."""
+    budget = budget or DEFAULT_BUDGET
+    served = registry.load_models(model_paths if model_paths is not None else registry.model_paths(), budget)
     page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
     app = FastAPI(title="NeuralNetworks doodle app", version="1",
                   description="Draw, and watch a NumPy-only neural network guess.")
     app.state.models = served
-    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(BodySizeLimit, max_bytes=budget.max_request_bytes, timeout=budget.request_timeout_seconds)
+    # Decoding an upload at the size limit takes ~150 MB for a moment: as many at once as there are cores, not as
+    # many as the server has threads.
+    drawing_slots = threading.BoundedSemaphore(os.cpu_count() or 1)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):
@@ -162,14 +191,14 @@ def create_app(model_paths: Mapping[str, str | os.PathLike] | None = None) -> Fa
     def list_models() -> list[dict[str, object]]:
         return [model.describe() for model in served.values()]
 
-    @app.post("/api/predict", response_model=Prediction, summary="Classify a drawing",
-              responses={400: {"description": "Unusable input"}, 413: {"description": "Body too large"},
-                         422: {"description": "Empty drawing, unknown model or malformed request"}})
+    @app.post("/api/predict", response_model=Prediction, summary="Classify a drawing", responses=ERROR_RESPONSES)
     def predict(request: PredictRequest) -> Prediction:
         model = _choose(served, request.model)
-        return _predict(model, _bitmap(request, model))
+        with drawing_slots:
+            return _predict(model, _bitmap(request, model))
 
-    @app.post("/doodle", response_class=HTMLResponse, summary="The classic form post: field `img`, a PNG data URL")
+    @app.post("/doodle", response_class=HTMLResponse, summary="The classic form post: field `img`, a PNG data URL",
+              responses=FORM_ERROR_RESPONSES)
     def doodle(request: Request, img: Annotated[str | None, Form()] = None,
                model: Annotated[str | None, Form()] = None) -> Response:
         wants_html = "text/html" in request.headers.get("accept", "")
@@ -177,7 +206,8 @@ def create_app(model_paths: Mapping[str, str | os.PathLike] | None = None) -> Fa
             if not img:
                 raise InputProblem(422, "Missing form field `img`: a PNG data URL of the drawing")
             chosen = _choose(served, model)
-            prediction = _predict(chosen, _bitmap(PredictRequest(image=img), chosen))
+            with drawing_slots:
+                prediction = _predict(chosen, _bitmap(PredictRequest(image=img), chosen))
         except InputProblem as problem:
             if not wants_html:
                 return _error(problem.status, problem.message)

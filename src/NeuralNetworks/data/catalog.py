@@ -18,6 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from ..budget import Budget
 from .download import download_mnist, fetch_quickdraw
 from .images import STYLES, Style
 from .mnist import load_fashion_mnist, load_mnist
@@ -30,7 +31,8 @@ DATASETS_FOLDER = Path("datasets")  # relative to the current directory: dataset
 # ``open`` streams a dataset that can stream when its images would take more memory than this. The rule reads
 # only the files' headers, so two commands with the same arguments choose alike (and see the same test split).
 STREAM_ABOVE_BYTES = 512 * 2**20
-CATALOG_OPTIONS_NOT_PASSED = ("name",)  # loader parameters the catalog owns, not the caller
+CATALOG_OPTIONS_NOT_PASSED = ("name", "budget")  # loader parameters the catalog owns or passes itself
+BUDGET_OPTION = "budget"  # loaders that read files take the resource budget (NeuralNetworks.budget)
 REQUIRED_LOADER_OPTION = "test_only"  # every loader can skip its training split (the test command relies on it)
 
 Loader = Callable[..., Dataset]
@@ -113,9 +115,12 @@ class DatasetSpec:
         return DATASETS_FOLDER / self._name_for(alias)
 
     def load(self, data_dir: str | os.PathLike | None = None, *, alias: str | None = None,
-             **options: Any) -> Dataset:
-        """Load it from ``data_dir`` (default: ``folder(alias)``); ``options`` go to the loader."""
+             budget: Budget | None = None, **options: Any) -> Dataset:
+        """Load it from ``data_dir`` (default: ``folder(alias)``); ``options`` go to the loader, and so does
+        ``budget`` (what its files may claim, ``NeuralNetworks.budget``) if the loader takes one."""
         _check_options(f"The {self.name} dataset", options, self.options)
+        if budget is not None and BUDGET_OPTION in inspect.signature(self.loader).parameters:
+            options[BUDGET_OPTION] = budget
         if self.generated:
             if data_dir is not None:
                 raise ValueError(f"The {self.name} dataset is generated, it reads no files. "

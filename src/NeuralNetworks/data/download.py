@@ -22,6 +22,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from .._validation import path_inside, safe_name
 from .errors import DataError, DownloadError
 from .mnist import NPZ_NAME, SPLIT_FILES
 from .quickdraw import FILE_SUFFIX, open_bitmaps
@@ -211,14 +212,19 @@ def download_quickdraw(
     base_urls: Sequence[str] = (QUICKDRAW_URL,),
     progress: bool = True,
 ) -> list[Path]:
-    """Download the numpy_bitmap file of each class (~100 MB each) into ``data_dir/<class>.npy``."""
+    """Download the numpy_bitmap file of each class (~100 MB each) into ``data_dir/<class>.npy``.
+
+    Class names become file names: each must be a safe name (letters, digits, spaces, ``_ - ' . &``; no path
+    separator, no "..") and its file must resolve inside ``data_dir``, or nothing is downloaded."""
     names = [classes] if isinstance(classes, str) else list(classes)
     if not names or not all(isinstance(name, str) and name.strip() for name in names):
         raise ValueError(f"download_quickdraw expects class names such as ['cat', 'apple']. Received: {classes!r}")
+    destinations = [path_inside(data_dir, safe_name("download_quickdraw", "classes", name) + FILE_SUFFIX)
+                    for name in names]
     return [
-        download_file([quickdraw_url(name, base) for base in base_urls], Path(data_dir) / f"{name}{FILE_SUFFIX}",
-                      verify=check_numpy_bitmap, progress=progress)
-        for name in names
+        download_file([quickdraw_url(name, base) for base in base_urls], destination, verify=check_numpy_bitmap,
+                      progress=progress)
+        for name, destination in zip(names, destinations, strict=True)
     ]
 
 

@@ -22,6 +22,9 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
+from .._validation import shown
+from ..budget import DEFAULT_BUDGET, Budget
+
 SIZE = 28  # output side, pixels
 SUPERSAMPLING = 8  # drawing resolution factor before the area-filter reduction
 INK = 255  # uint8 value of full ink (white on black, as in both datasets)
@@ -45,7 +48,8 @@ MNIST_SIMPLIFY_EPSILON = 0.1  # output pixels: drops redundant points of dense p
 BOX_THRESHOLD = 0.5  # ink level (of the brightest ink) at an antialiased edge: where the drawing's box ends
 NOISE_FLOOR = 0.05  # ink below this fraction of the brightest ink is background noise (JPEG, paper texture)
 MIN_IMAGE_SIDE = 8  # pixels; smaller images cannot hold a drawing
-MAX_POINTS = 10_000  # bounds one drawing's work (worst case ~1 s); a long, busy doodle has ~2,000
+MAX_POINTS = DEFAULT_BUDGET.max_points  # bounds one drawing's work (worst case ~1 s); a busy doodle has ~2,000
+WIDE_GREY_MODES = {"I;16": 65535, "I;16B": 65535, "I;16L": 65535, "I;16N": 65535}  # 16-bit grey: full ink value
 
 
 class EmptyDrawingError(ValueError):
@@ -53,18 +57,21 @@ class EmptyDrawingError(ValueError):
 
 
 # -- strokes -----------------------------------------------------------------------------------------------
-def _as_strokes(strokes: object) -> list[np.ndarray]:
-    """Validate ``strokes`` (a sequence of strokes, each a sequence of (x, y)) as float64 (n, 2) arrays."""
+def _as_strokes(strokes: object, budget: Budget) -> list[np.ndarray]:
+    """Validate ``strokes`` (a sequence of strokes, each a sequence of (x, y)) as float64 (n, 2) arrays, within the
+    budget's ``max_points`` (points, and strokes) and ``max_coordinate``."""
     if isinstance(strokes, str | bytes) or not isinstance(strokes, Sequence | np.ndarray):
         raise TypeError(f"`strokes` must be a list of strokes, each a list of (x, y) points. "
                         f"Received: {type(strokes).__name__}")
+    if len(strokes) > budget.max_points:
+        raise ValueError(f"The drawing has more than {budget.max_points} points or strokes; simplify it")
     arrays, total = [], 0
     for index, stroke in enumerate(strokes):
         try:
             points = np.asarray(stroke, dtype=np.float64)
         except (TypeError, ValueError):
             raise ValueError(f"stroke {index} must be a list of (x, y) number pairs. "
-                             f"Received: {str(stroke)[:80]}") from None
+                             f"Received: {shown(stroke)}") from None
         if points.size == 0:
             continue
         if points.ndim != 2 or points.shape[1] != 2:
@@ -72,9 +79,12 @@ def _as_strokes(strokes: object) -> list[np.ndarray]:
                              f"Received shape {points.shape}")
         if not np.isfinite(points).all():
             raise ValueError(f"stroke {index} contains NaN or infinite coordinates")
+        if np.abs(points).max() > budget.max_coordinate:
+            raise ValueError(f"stroke {index} has a coordinate beyond +-{budget.max_coordinate:g}; send the drawing "
+                             "in screen units")
         total += len(points)
-        if total > MAX_POINTS:
-            raise ValueError(f"The drawing has more than {MAX_POINTS} points; simplify it")
+        if total > budget.max_points:
+            raise ValueError(f"The drawing has more than {budget.max_points} points; simplify it")
         arrays.append(points)
     if total < 2:
         raise EmptyDrawingError(f"The drawing is empty: draw something (received {total} point"
@@ -142,8 +152,15 @@ def _reduce(coverage: np.ndarray) -> np.ndarray:
     return np.rint(np.clip(blocks, 0, 1) * INK).astype(np.uint8)
 
 
+def _scale(size: float, extent: float) -> float:
+    """The factor that makes a drawing ``extent`` wide ``size`` wide; 1 for a dot (or a drawing so small that the
+    factor would overflow, which is a dot as well)."""
+    scale = size / extent if extent > 0 else 1.0
+    return scale if np.isfinite(scale) else 1.0
+
+
 def render_strokes(strokes: Sequence[Sequence[tuple[float, float]]], *,
-                   line_width: float = QUICKDRAW_LINE_WIDTH) -> np.ndarray:
+                   line_width: float = QUICKDRAW_LINE_WIDTH, budget: Budget = DEFAULT_BUDGET) -> np.ndarray:
     """Render vector strokes exactly like QuickDraw's ``numpy_bitmap``: a (28, 28) uint8, white ink on black.
 
     ``strokes`` are lists of (x, y) points in any unit (y down, like a screen); only their shape matters.
@@ -152,10 +169,10 @@ def render_strokes(strokes: Sequence[Sequence[tuple[float, float]]], *,
     """
     if not isinstance(line_width, int | float) or not np.isfinite(line_width) or line_width <= 0:
         raise ValueError(f"`line_width` must be a positive number of 256-space units. Received: {line_width!r}")
-    arrays = _as_strokes(strokes)
+    arrays = _as_strokes(strokes, budget)
     low = np.min([points.min(axis=0) for points in arrays], axis=0)
     extent = float(np.max(np.max([points.max(axis=0) for points in arrays], axis=0) - low))
-    scale = QUICKDRAW_EXTENT / extent if extent > 0 else 1.0
+    scale = _scale(QUICKDRAW_EXTENT, extent)
     aligned = [simplify((points - low) * scale, QUICKDRAW_SIMPLIFY_EPSILON) for points in arrays]
     box = np.max([points.max(axis=0) for points in aligned], axis=0)
     offset = (QUICKDRAW_SPACE - box) / 2 + (QUICKDRAW_FRAME - QUICKDRAW_SPACE) / 2
@@ -164,16 +181,17 @@ def render_strokes(strokes: Sequence[Sequence[tuple[float, float]]], *,
     return _reduce(_coverage(placed, line_width / 2 * pixels_per_unit, SIZE * SUPERSAMPLING))
 
 
-def render_strokes_mnist(strokes: Sequence[Sequence[tuple[float, float]]]) -> np.ndarray:
+def render_strokes_mnist(strokes: Sequence[Sequence[tuple[float, float]]], *,
+                         budget: Budget = DEFAULT_BUDGET) -> np.ndarray:
     """Render strokes as an MNIST digit: (28, 28) uint8, ink box fitted to 20x20, centred by mass.
 
     The pen is ``MNIST_PEN_WIDTH`` px wide in the 20 px box whatever the drawing's size, like MNIST's.
     """
-    arrays = _as_strokes(strokes)
+    arrays = _as_strokes(strokes, budget)
     low = np.min([points.min(axis=0) for points in arrays], axis=0)
     extent = float(np.max(np.max([points.max(axis=0) for points in arrays], axis=0) - low))
     centerline_box = (MNIST_BOX - MNIST_PEN_WIDTH) * SUPERSAMPLING
-    scale = centerline_box / extent if extent > 0 else 1.0
+    scale = _scale(centerline_box, extent)
     radius = MNIST_PEN_WIDTH * SUPERSAMPLING / 2
     side = SIZE * SUPERSAMPLING
     epsilon = MNIST_SIMPLIFY_EPSILON * SUPERSAMPLING
@@ -187,6 +205,13 @@ def _ink(image: object) -> np.ndarray:
     if isinstance(image, Image.Image):
         if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
             array = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255
+        elif image.mode in WIDE_GREY_MODES or image.mode in ("I", "F"):  # convert("L") would clip at 255
+            values = np.asarray(image, dtype=np.float32)
+            if not np.isfinite(values).all():
+                raise ValueError("`image` contains NaN or infinite values")
+            peak = float(values.max(initial=0))
+            full = WIDE_GREY_MODES.get(image.mode) or (65535 if peak > INK else INK if peak > 1 else 1)
+            array = np.clip(values / full, 0, 1)
         else:
             array = np.asarray(image.convert("L"), dtype=np.float32) / 255
     else:
@@ -301,8 +326,11 @@ def preprocess_image(image: object, style: Style = "quickdraw") -> np.ndarray:
     return _reduce(_place(ink, box, ink_extent, (side / 2, side / 2)))
 
 
-def preprocess_strokes(strokes: Sequence[Sequence[tuple[float, float]]], style: Style = "quickdraw") -> np.ndarray:
+def preprocess_strokes(strokes: Sequence[Sequence[tuple[float, float]]], style: Style = "quickdraw", *,
+                       budget: Budget = DEFAULT_BUDGET) -> np.ndarray:
     """Vector strokes -> the (28, 28) uint8 the model sees, in the given dataset ``style``."""
     if style not in STYLES:
         raise ValueError(f"Unknown preprocessing style {style!r}. Expected one of: {', '.join(STYLES)}")
-    return render_strokes_mnist(strokes) if style == "mnist" else render_strokes(strokes)
+    if style == "mnist":
+        return render_strokes_mnist(strokes, budget=budget)
+    return render_strokes(strokes, budget=budget)

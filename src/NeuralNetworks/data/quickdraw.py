@@ -6,7 +6,6 @@ and copied into the returned arrays. https://github.com/googlecreativelab/quickd
 
 from __future__ import annotations
 
-import numbers
 import os
 import zlib
 from collections.abc import Sequence
@@ -14,6 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .._files import require_regular
+from .._validation import first_line, non_negative_int, positive_int, printable, real_in_range, safe_name
+from ..budget import DEFAULT_BUDGET, Budget, bytes_text
 from .errors import DataError
 from .splits import LABEL_DTYPE, Dataset, shuffled, split_indices
 
@@ -51,10 +53,11 @@ def list_classes(data_dir: str | os.PathLike) -> list[str]:
 def open_bitmaps(path: str | os.PathLike) -> np.ndarray:
     """Memory-map one numpy_bitmap file as a read-only (N, 784) uint8 array, checking its header only."""
     path = Path(path)
+    require_regular(path, DataError, "QuickDraw file")  # a FIFO would block np.load, a device never end
     try:
         bitmaps = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError, EOFError) as error:
-        raise DataError(f"{path}: not a readable .npy file ({error})") from None
+    except Exception as error:  # numpy's header parser is not written for hostile input: anything it raises
+        raise DataError(f"{path}: not a readable .npy file ({first_line(error)})") from None
     if not isinstance(bitmaps, np.ndarray):  # an .npz archive under a .npy name
         bitmaps.close()
         raise DataError(f"{path}: expected a .npy array of shape (N, {BITMAP_PIXELS}), found an .npz archive")
@@ -87,23 +90,48 @@ def choose_classes(files: dict[str, Path], classes: Sequence[str] | str | os.Pat
                    data_dir: str | os.PathLike) -> list[str]:
     """The classes to load, in label order: ``classes`` as given, all of them (None or ``"all"``, sorted), or
     the sorted names listed in a file (``classes`` a path, or a single name that is a file and not a class)."""
-    if classes is None:
+    if classes is not None:
+        if isinstance(classes, str | os.PathLike):
+            classes = [classes]
+        chosen = list(dict.fromkeys(os.fspath(name) for name in classes))
+        if len(chosen) == 1 and chosen[0] not in files:
+            if chosen[0] == ALL_CLASSES:
+                classes = None
+            elif Path(chosen[0]).is_file():
+                chosen = read_class_list(Path(chosen[0]))
+    if classes is None:  # every file is a class: its name becomes a label, so it must be a safe name
+        for class_, path in files.items():
+            try:
+                safe_name("load_quickdraw", "class", class_)
+            except ValueError as error:
+                raise DataError(f"{printable(str(path))}: cannot be a class: {error}; rename the file") from None
         return list(files)
-    if isinstance(classes, str | os.PathLike):
-        classes = [classes]
-    chosen = list(dict.fromkeys(os.fspath(name) for name in classes))
-    if len(chosen) == 1 and chosen[0] not in files:
-        if chosen[0] == ALL_CLASSES:
-            return list(files)
-        if Path(chosen[0]).is_file():
-            chosen = read_class_list(Path(chosen[0]))
+    for class_ in chosen:  # names a user typed, or listed in a file
+        safe_name("load_quickdraw", "classes", class_)
     unknown = [name for name in chosen if name not in files]
     if unknown:
         raise DataError(f"{data_dir}: unknown QuickDraw class(es) {', '.join(map(repr, unknown))}; "
-                        f"available: {', '.join(files)}")
+                        f"available: {printable(', '.join(files), 2000)}")
     if not chosen:
-        raise DataError(f"{data_dir}: `classes` is empty; available: {', '.join(files)}")
+        raise DataError(f"{data_dir}: `classes` is empty; available: {printable(', '.join(files), 2000)}")
     return chosen
+
+
+def _counts(files: dict[str, Path], chosen: list[str], max_per_class: int | None, budget: Budget) -> dict[str, int]:
+    """Drawings to read per class, from the files' headers; refused if they exceed the budget."""
+    counts = {}
+    for class_ in chosen:
+        bitmaps = open_bitmaps(files[class_])
+        counts[class_] = len(bitmaps) if max_per_class is None else min(len(bitmaps), max_per_class)
+        del bitmaps  # closes the memory map
+        if counts[class_] == 0:
+            raise DataError(f"{files[class_]}: holds no drawings")
+    total = sum(counts.values()) * BITMAP_PIXELS
+    if total > budget.max_dataset_bytes:
+        raise DataError(f"{len(chosen)} QuickDraw classes of {sum(counts.values())} drawings take {bytes_text(total)}, "
+                        f"more than the budget's max_dataset_bytes ({bytes_text(budget.max_dataset_bytes)}); "
+                        "pass max_per_class (CLI: --max-per-class) or fewer classes")
+    return counts
 
 
 def load_quickdraw(
@@ -115,27 +143,30 @@ def load_quickdraw(
     seed: int = 0,
     test_only: bool = False,
     name: str = "quickdraw",
+    budget: Budget | None = None,
 ) -> Dataset:
     """A ``Dataset`` from a folder of numpy_bitmap files; labels follow the sorted class names, or the order of
     ``classes`` when given as names (``"all"`` or a file with one class per line: sorted names).
 
     Each class uses its first ``max_per_class`` drawings (all if None), shuffled with ``seed`` and split into
-    train and test (``test_fraction`` of them); the same arguments always give the same arrays.
+    train and test (``test_fraction`` of them); the same arguments always give the same arrays. The rows to
+    read are counted from the files' headers first and held to the ``budget``'s ``max_dataset_bytes``.
     """
-    if max_per_class is not None and (isinstance(max_per_class, bool) or not isinstance(
-            max_per_class, numbers.Integral) or max_per_class <= 0):
-        raise ValueError(f"load_quickdraw expects a positive integer `max_per_class` or None. "
-                         f"Received: max_per_class={max_per_class!r}")
-    if isinstance(test_fraction, bool) or not isinstance(test_fraction, numbers.Real) or not 0 < test_fraction < 1:
-        raise ValueError(f"load_quickdraw expects `test_fraction` in (0, 1). Received: test_fraction={test_fraction!r}")
+    if max_per_class is not None:
+        max_per_class = positive_int("load_quickdraw", "max_per_class", max_per_class)
+    test_fraction = real_in_range("load_quickdraw", "test_fraction", test_fraction, 0.0, 1.0, low_open=True,
+                                  high_open=True)
+    seed = non_negative_int("load_quickdraw", "seed", seed)
+    budget = budget or DEFAULT_BUDGET
+    if classes is not None and not isinstance(classes, str | os.PathLike | Sequence):
+        raise TypeError(f"load_quickdraw expects `classes` to be a list of class names. Received: {classes!r:.80}")
     files = class_files(data_dir)
     chosen = choose_classes(files, classes, data_dir)
+    counts = _counts(files, chosen, max_per_class, budget)
     parts: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {"train": ([], []), "test": ([], [])}
     for label, class_ in enumerate(chosen):
         bitmaps = open_bitmaps(files[class_])
-        count = len(bitmaps) if max_per_class is None else min(len(bitmaps), max_per_class)
-        if count == 0:
-            raise DataError(f"{files[class_]}: holds no drawings")
+        count = counts[class_]
         train_rows, test_rows = split_indices(count, test_fraction, class_rng(seed, class_))
         for split, rows in (("train", train_rows), ("test", test_rows)):
             if split == "train" and test_only:

@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from .._validation import non_negative_int, real_in_range
+from ..budget import DEFAULT_BUDGET, Budget, bytes_text
 from .errors import DataError
 from .images import render_strokes
 from .splits import LABEL_DTYPE, Dataset, shuffled
@@ -30,6 +32,7 @@ ASPECT_RANGE = 0.4  # log of the largest horizontal / vertical stretch
 DEFAULT_SAMPLES_PER_CLASS = 1000
 DEFAULT_TEST_FRACTION = 0.2
 SPLIT_KEYS = {"train": 0, "test": 1}
+IMAGE_SIDE = 28
 
 
 def _densify(corners: np.ndarray, spacing: float = POINT_SPACING) -> np.ndarray:
@@ -172,28 +175,40 @@ def load_shapes(
     test_fraction: float = DEFAULT_TEST_FRACTION,
     seed: int = 0,
     test_only: bool = False,
+    budget: Budget | None = None,
 ) -> Dataset:
     """Generate the shapes ``Dataset``: ``samples_per_class`` drawings per class, ``test_fraction`` of them test.
 
-    ``classes`` picks a subset of ``CLASS_NAMES`` (all by default); labels follow the given order.
+    ``classes`` picks a subset of ``CLASS_NAMES`` (all by default); labels follow the given order. The images
+    must fit the ``budget``'s ``max_dataset_bytes``, checked before any is drawn.
     """
     if isinstance(samples_per_class, bool) or not isinstance(samples_per_class, numbers.Integral) \
             or samples_per_class < 2:
         raise ValueError(f"load_shapes expects an integer `samples_per_class` >= 2. "
                          f"Received: samples_per_class={samples_per_class!r}")
-    if isinstance(test_fraction, bool) or not isinstance(test_fraction, numbers.Real) or not 0 < test_fraction < 1:
-        raise ValueError(f"load_shapes expects `test_fraction` in (0, 1). Received: test_fraction={test_fraction!r}")
-    names = list(CLASS_NAMES if classes is None else dict.fromkeys([classes] if isinstance(classes, str)
-                                                                    else classes))
+    test_fraction = real_in_range("load_shapes", "test_fraction", test_fraction, 0.0, 1.0, low_open=True,
+                                  high_open=True)
+    seed = non_negative_int("load_shapes", "seed", seed)
+    if isinstance(classes, str):
+        classes = [classes]
+    if classes is not None and (not isinstance(classes, Sequence) or not all(isinstance(c, str) for c in classes)):
+        raise TypeError(f"load_shapes expects `classes` to be a list of class names. Received: {classes!r:.80}")
+    names = list(CLASS_NAMES if classes is None else dict.fromkeys(classes))
     unknown = [name for name in names if name not in SHAPES]
     if unknown or not names:
         raise DataError(f"shapes: unknown class(es) {', '.join(map(repr, unknown))}; available: "
                         f"{', '.join(CLASS_NAMES)}")
+    budget = budget or DEFAULT_BUDGET
+    total = samples_per_class * len(names) * IMAGE_SIDE * IMAGE_SIDE
+    if total > budget.max_dataset_bytes:
+        raise DataError(f"shapes: {samples_per_class} drawings of each of {len(names)} classes take "
+                        f"{bytes_text(total)}, more than the budget's max_dataset_bytes "
+                        f"({bytes_text(budget.max_dataset_bytes)})")
     test_count = int(round(samples_per_class * test_fraction))
     counts = {"train": 0 if test_only else samples_per_class - test_count, "test": test_count}
     arrays = {}
     for split, count in counts.items():
-        images = np.empty((count * len(names), 28, 28, 1), dtype=np.uint8)
+        images = np.empty((count * len(names), IMAGE_SIDE, IMAGE_SIDE, 1), dtype=np.uint8)
         labels = np.repeat(np.arange(len(names), dtype=LABEL_DTYPE), count)
         for row, label in enumerate(labels):
             index = row - label * count

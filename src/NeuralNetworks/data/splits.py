@@ -7,11 +7,11 @@ Images stay ``uint8`` of shape ``(N, height, width, 1)`` (0 = background, 255 = 
 from __future__ import annotations
 
 import dataclasses
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
+from .._validation import non_negative_int, positive_int, real_in_range
 from .images import STYLES, Style
 
 LABEL_DTYPE = np.int64
@@ -19,8 +19,7 @@ LABEL_DTYPE = np.int64
 
 def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
     """Rows of the ``(N, num_classes)`` float32 identity picked by integer ``labels`` of shape ``(N,)``."""
-    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes <= 0:
-        raise ValueError(f"one_hot expects a positive integer `num_classes`. Received: num_classes={num_classes!r}")
+    num_classes = positive_int("one_hot", "num_classes", num_classes)
     labels = np.asarray(labels)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(
@@ -61,12 +60,6 @@ def shuffled(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray) -
     """``images`` and ``labels`` in the same random order (so class-sorted data is not served class by class)."""
     order = rng.permutation(len(labels))
     return images[order], labels[order]
-
-
-def _check_fraction(owner: str, fraction: object) -> float:
-    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0.0 < float(fraction) < 1.0:
-        raise ValueError(f"{owner} expects `fraction` in (0, 1). Received: fraction={fraction!r}")
-    return float(fraction)
 
 
 class Labelled:
@@ -165,7 +158,8 @@ class Dataset(Labelled):
         The samples are drawn at random (per class when ``stratify``), never the last rows, so data stored
         class by class still gives a validation set of every class. The same seed gives the same split.
         """
-        fraction = _check_fraction("with_validation", fraction)
+        fraction = real_in_range("with_validation", "fraction", fraction, 0.0, 1.0, low_open=True, high_open=True)
+        seed = non_negative_int("with_validation", "seed", seed)
         if self.x_val is not None:
             raise ValueError(f"Dataset {self.name!r} already has a validation split of {len(self.x_val)} samples")
         rng = np.random.default_rng(seed)

@@ -6,20 +6,32 @@ was received, rather than letting a NumPy broadcasting error surface from deep i
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from .._validation import text
+from ..budget import DEFAULT_BUDGET
 from . import losses as losses_module
 
-NUMERIC_KINDS = "biufc"  # bool, signed and unsigned integers, floats, complex: what np.number and bool cover
+MAX_LABEL_CHARS = DEFAULT_BUDGET.max_name_chars
+
+REAL_KINDS = "biuf"  # bool, signed and unsigned integers, floats: what a model computes with (never complex)
 
 
 def _numeric(value: object, name: str) -> np.ndarray:
-    """``value`` as an array, or TypeError if its dtype is not numeric (strings, objects)."""
-    array = np.asarray(value)
-    if array.dtype.kind not in NUMERIC_KINDS:  # dtype.kind: 3x cheaper than np.issubdtype on the predict path
-        raise TypeError(f"`{name}` must be a numeric array. Received an array of dtype {array.dtype}")
+    """``value`` as an array, or TypeError if it is not an array of real numbers (strings, objects, complex),
+    ValueError if it is ragged (lists of different lengths)."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"`{name}` must be a rectangular array of numbers. Received {type(value).__name__} that "
+                         f"NumPy cannot turn into one ({str(error).splitlines()[0][:120]})") from None
+    if array.dtype.kind not in REAL_KINDS:  # dtype.kind: 3x cheaper than np.issubdtype on the predict path
+        kind = "complex numbers, which a model cannot compute with (pass the real and imaginary parts as " \
+               "features)" if array.dtype.kind == "c" else f"an array of dtype {array.dtype}"
+        raise TypeError(f"`{name}` must be a numeric array. Received {kind}")
     return array
 
 
@@ -33,6 +45,8 @@ def as_samples(x: object, sample_shape: tuple[int, ...] | None, name: str = "x")
     array = _numeric(x, name)
     if array.ndim == 0:
         raise ValueError(f"`{name}` must be an array of samples. Received a scalar")
+    if len(array) == 0:
+        raise ValueError(f"`{name}` must hold at least one sample. Received an empty batch of shape {array.shape}")
     if sample_shape is not None and array.shape[1:] != sample_shape:
         if array.shape[1:] + (1,) == sample_shape:
             array = array[..., np.newaxis]
@@ -88,7 +102,7 @@ def as_targets(y: object, loss: losses_module.Loss, output_shape: tuple[int, ...
 def as_classification_batch(data: object, sample_shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
     """``model(data=...)``'s input as a batch, and whether it was one sample (then given without batch axis).
     The trailing channel of 1 may be left out, for one sample or a batch."""
-    array = np.asarray(data)
+    array = _numeric(data, "data")
     single = array.shape == sample_shape or array.shape + (1,) == sample_shape
     channel_free = sample_shape[:-1] if len(sample_shape) > 1 and sample_shape[-1] == 1 else None
     if not single and (array.ndim == 0 or array.shape[1:] not in (sample_shape, channel_free)):
@@ -100,8 +114,25 @@ def as_classification_batch(data: object, sample_shape: tuple[int, ...]) -> tupl
 
 
 def as_labels(labels: Mapping[int, str] | Sequence[str] | None) -> dict[int, str] | None:
-    """Class names as ``{index: name}`` from a dict (keys may be strings, as JSON stores them) or a list."""
+    """Class names as ``{index: name}`` from a dict (keys may be strings, as JSON stores them) or a list.
+
+    Indices are non-negative integers, each once; names are distinct printable strings (numbers are written
+    as text), so that ``model(data=...)`` gives one score per output."""
     if labels is None:
         return None
+    if isinstance(labels, str | bytes) or not isinstance(labels, Mapping | Sequence | np.ndarray):
+        raise TypeError(f"`labels` must be a dict {{index: name}} or a list of names. Received: {labels!r:.80}")
     items = labels.items() if isinstance(labels, Mapping) else enumerate(labels)
-    return {int(index): str(label) for index, label in items}
+    result: dict[int, str] = {}
+    for index, label in items:
+        key = int(index) if isinstance(index, numbers.Integral | str) and str(index).isdigit() else None
+        if key is None or key in result:
+            raise ValueError(f"`labels` must be keyed by distinct output indices 0, 1, ... Received the key {index!r}")
+        if isinstance(label, bool) or not isinstance(label, str | numbers.Number):
+            raise TypeError(f"`labels` must hold names (strings). Received {label!r:.80} for output {key}")
+        result[key] = text("labels", str(key), str(label), MAX_LABEL_CHARS)
+    names = list(result.values())
+    if len(set(names)) != len(names):
+        repeated = next(name for position, name in enumerate(names) if name in names[:position])
+        raise ValueError(f"`labels` must be distinct: {repeated!r} names more than one output")
+    return result

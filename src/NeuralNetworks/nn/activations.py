@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .._validation import real_in_range
+
 
 class NotSerializableError(TypeError):
     """A part of a model that a model file cannot hold (it stores configurations and arrays, never code)."""
@@ -99,9 +101,7 @@ class LeakyReLU(ActivationFunction):
     name = "leaky_relu"
 
     def __init__(self, alpha: float = 0.01) -> None:
-        if not 0 <= alpha < 1:
-            raise ValueError(f"LeakyReLU expects `alpha` in [0, 1). Received: alpha={alpha!r}")
-        self.alpha = float(alpha)
+        self.alpha = real_in_range("LeakyReLU", "alpha", alpha, 0.0, 1.0, high_open=True)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return np.where(x > 0, x, x * self.alpha)

@@ -71,6 +71,14 @@ def default_for(activation_name: str) -> str:
     return "he_normal" if activation_name in _RELU_FAMILY else "glorot_uniform"
 
 
+def name_or_default(name: str | None, activation_name: str) -> str:
+    """A layer's ``initializer`` argument checked: a known name, or None for ``default_for(activation_name)``."""
+    if name is None:
+        return default_for(activation_name)
+    get(name)
+    return name
+
+
 def get(name: str) -> Initializer:
     """Resolve an initializer by name (case-insensitive)."""
     if not isinstance(name, str) or name.lower() not in _BY_NAME:

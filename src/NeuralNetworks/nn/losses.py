@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import boolean
+
 EPSILON = 1e-7
 
 
@@ -79,7 +81,7 @@ class CategoricalCrossentropy(Loss):
     fusable_with_softmax = True
 
     def __init__(self, from_logits: bool = False) -> None:
-        self.from_logits = bool(from_logits)
+        self.from_logits = boolean(type(self).__name__, "from_logits", from_logits)
 
     def _log_probs(self, y_pred: np.ndarray) -> np.ndarray:
         if self.from_logits:

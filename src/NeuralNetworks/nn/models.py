@@ -7,6 +7,7 @@ training loop lives in ``training``, the packed weight buffers in ``weights``, t
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -15,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import positive_int
+from .._validation import optional_seed, positive_int, text
+from ..budget import DEFAULT_BUDGET, Budget
 from . import activations, inspection, parallel, saving, sources, training
 from . import callbacks as callbacks_module
 from . import losses as losses_module
@@ -28,9 +30,16 @@ from .layers import REGISTRY as LAYER_REGISTRY
 from .layers import Dense, Layer
 
 INFERENCE_BATCH_SIZE = training.INFERENCE_BATCH_SIZE
+# predict takes fewer than INFERENCE_BATCH_SIZE samples at a time when a batch's largest layer output and working
+# arrays would exceed this many values (256 MiB in float32): only for layers far wider than 28x28 images need.
+INFERENCE_BATCH_ELEMENTS = 1 << 26
 SUPPORTED_DTYPES = ("float32", "float64")
 
 Labels = dict[int, str]
+
+
+class NonFiniteOutputError(training.NonFiniteError):
+    """A prediction overflowed: the model would have returned infinities or NaN as if they were scores."""
 
 
 def _snake_case(name: str) -> str:
@@ -52,11 +61,15 @@ class Sequential:
 
     def __init__(self, layers: Iterable[Layer] | None = None, *, name: str = "sequential",
                  seed: int | None = None, dtype: str = "float32") -> None:
-        if str(np.dtype(dtype)) not in SUPPORTED_DTYPES:
+        try:
+            supported = str(np.dtype(dtype)) in SUPPORTED_DTYPES
+        except (TypeError, ValueError):
+            supported = False
+        if not supported:
             raise ValueError(f"Sequential supports dtype float32 or float64. Received: dtype={dtype!r}")
-        self.name = name
+        self.name = text("Sequential", "name", name, DEFAULT_BUDGET.max_name_chars)
         self.dtype = np.dtype(dtype)
-        self.seed = seed
+        self.seed = optional_seed("Sequential", "seed", seed)
         self.rng = np.random.default_rng(seed)
         self.layers: list[Layer] = []
         self.labels: Labels | None = None
@@ -69,6 +82,7 @@ class Sequential:
         self.flat: weights_module.FlatWeights | None = None
         self._plan: training.StepPlan | None = None
         self._threads = BlasThreads()
+        self._elements_per_sample = 0  # the largest output plus working arrays of a layer, per sample
         self._name_counts: dict[str, int] = {}
         for layer in layers or ():
             self.add(layer)
@@ -123,12 +137,14 @@ class Sequential:
         self._layers_changed()
 
     def _build_layer(self, layer: Layer, input_shape: tuple[int, ...], after: Layer | None) -> None:
+        where = f"after {after.name} (output shape {after.output_shape})" if after else \
+            f"with input shape {tuple(input_shape)}"
         try:
             layer.build(tuple(input_shape), self.rng, self.dtype)
         except ValueError as error:
-            where = f"after {after.name} (output shape {after.output_shape})" if after else \
-                f"with input shape {tuple(input_shape)}"
             raise ValueError(f"Cannot add {layer.name} {where}: {error}") from None
+        except MemoryError as error:
+            raise ValueError(f"Cannot add {layer.name} {where}: its arrays do not fit in memory ({error})") from None
 
     def build(self, input_shape: Sequence[int]) -> None:
         """Build every layer for samples of ``input_shape`` (batch axis excluded), then pack the weights."""
@@ -149,6 +165,8 @@ class Sequential:
             if self.flat is None or not self.flat.is_bound_to(self.layers):
                 self.flat = weights_module.FlatWeights(self.layers, self.dtype)
             self._threads.product_per_sample = multiply_adds_per_sample(self.layers)
+            self._elements_per_sample = max(math.prod(layer.output_shape) + layer.working_elements_per_sample(
+                layer.input_shape) for layer in self.layers)
 
     @property
     def built(self) -> bool:
@@ -174,6 +192,8 @@ class Sequential:
                 loss: str | losses_module.Loss = "categorical_crossentropy",
                 metrics: Sequence[str | metrics_module.Metric] | None = None) -> None:
         """Choose the optimizer, the loss and the metrics reported during training."""
+        if isinstance(metrics, str) or (metrics is not None and not isinstance(metrics, Sequence)):
+            raise TypeError(f"compile expects `metrics` to be a list, e.g. metrics=['accuracy']. Received: {metrics!r}")
         self.optimizer = optimizers_module.get(optimizer)
         self.loss = losses_module.get(loss)
         self.metrics = [metrics_module.get(m) for m in (metrics or [])]
@@ -211,6 +231,11 @@ class Sequential:
         x = as_samples(x, self.input_shape, name)
         if not self.built:
             self.build(x.shape[1:])
+        if x.dtype.kind == "f" and x.dtype.itemsize > self.dtype.itemsize:  # values the model's dtype cannot hold
+            largest = np.finfo(self.dtype).max
+            if x.max() > largest or x.min() < -largest:
+                raise ValueError(f"`{name}` holds values beyond the range of {self.dtype} (+-{largest:.3g}), the "
+                                 f"model's dtype. Received values from {x.min():.3g} to {x.max():.3g}: scale them")
         if y is None:
             return x, None
         return x, as_targets(y, self.loss, self.output_shape, len(x), self.dtype,
@@ -246,6 +271,9 @@ class Sequential:
     def train_on_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         """One gradient step on one prepared batch; returns the batch loss and the predictions."""
         loss_value, y_pred = self.compute_gradients(x, y)
+        if not np.isfinite(loss_value):  # a step from such gradients would turn every weight into NaN
+            raise training.NonFiniteError(f"The loss became {loss_value}: lower the learning rate or scale the "
+                                          "inputs (e.g. divide pixels by 255); no step was taken from it")
         self.apply_gradients()
         return loss_value, y_pred
 
@@ -276,6 +304,8 @@ class Sequential:
         metrics), ``[loss, *metrics]``, or a dict."""
         if self.optimizer is None or self.loss is None:
             raise RuntimeError("Call model.compile(optimizer=..., loss=...) before model.evaluate()")
+        if batch_size is not None:
+            batch_size = positive_int("evaluate", "batch_size", batch_size)
         if sources.is_source(x):
             logs = training.Trainer(self).evaluate(x)
         else:
@@ -290,20 +320,34 @@ class Sequential:
         return logs["loss"] if len(logs) == 1 else list(logs.values())
 
     def predict(self, x: object, batch_size: int | None = None, verbose: int = 0) -> np.ndarray:
-        """Model outputs for every sample of ``x``, computed in batches; caches nothing."""
+        """Model outputs for every sample of ``x``, computed in batches; caches nothing.
+
+        Raises ``NonFiniteOutputError`` rather than return infinities or NaN (inputs or weights so large that
+        the arithmetic overflows)."""
         if sources.is_source(x):
             raise TypeError("predict returns every output at once, which a SampleSource may not fit: predict on "
                             "its batches, model.predict(source.gather(index)[0]), or use model.evaluate(source)")
+        if batch_size is not None:
+            batch_size = positive_int("predict", "batch_size", batch_size)
         x, _ = self.prepare_data(x)
-        size = batch_size or INFERENCE_BATCH_SIZE
-        if len(x) <= size:  # one batch (one image, say): no output buffer to fill
-            with self._threads.limit(len(x)):
-                y = self.forward(np.asarray(x, dtype=self.dtype))
-            return y.copy()  # a layer may hand back one of its reused buffers: the caller gets its own array
-        output = np.empty((len(x), *self.output_shape), dtype=self.dtype)
-        with self._threads.limit(size):
-            for start in range(0, len(x), size):
-                output[start:start + size] = self.forward(np.asarray(x[start:start + size], dtype=self.dtype))
+        size = batch_size or max(1, min(INFERENCE_BATCH_SIZE, INFERENCE_BATCH_ELEMENTS // self._elements_per_sample))
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # an overflow is reported below
+            if len(x) <= size:  # one batch (one image, say): no output buffer to fill
+                with self._threads.limit(len(x)):
+                    # a copy: the caller gets its own array, never one of a layer's reused buffers
+                    output = self.forward(np.asarray(x, dtype=self.dtype)).copy()
+            else:
+                output = np.empty((len(x), *self.output_shape), dtype=self.dtype)
+                with self._threads.limit(size):
+                    for start in range(0, len(x), size):
+                        output[start:start + size] = self.forward(np.asarray(x[start:start + size],
+                                                                             dtype=self.dtype))
+        if not np.isfinite(output).all():
+            rows = int(np.count_nonzero(~np.isfinite(output.reshape(len(output), -1)).all(axis=1)))
+            raise NonFiniteOutputError(
+                f"The model's outputs overflowed to infinity or NaN for {rows} of {len(output)} samples: the inputs "
+                f"or the weights are too large for {self.dtype} (scale the inputs, e.g. divide pixels by 255; while "
+                "training, lower the learning rate)")
         return output
 
     def __call__(self, x: object = None, *, data: object = None, training: bool = False) -> Any:
@@ -378,14 +422,22 @@ class Sequential:
         """
         if (filepath is None) == (model_dir is None):
             raise TypeError("save() takes the file path once: model.save(filepath) or model.save(model_dir=...)")
+        before = self.labels, self.preprocessing
         if labels is not None:
             self.labels = as_labels(labels)
         if preprocessing is not None:
-            self.preprocessing = str(preprocessing)
-        return saving.save_model(self, filepath if model_dir is None else model_dir,
-                                 include_optimizer=include_optimizer)
+            self.preprocessing = preprocessing
+        try:
+            return saving.save_model(self, filepath if model_dir is None else model_dir,
+                                     include_optimizer=include_optimizer)
+        except BaseException:
+            self.labels, self.preprocessing = before  # a failed save changes nothing
+            raise
 
 
-def load(filepath: str | os.PathLike) -> Sequential:
-    """Read a model written by ``Sequential.save``; raise ``saving.ModelFileError`` naming what was wrong."""
-    return saving.load_model(filepath, Sequential)
+def load(filepath: str | os.PathLike, *, budget: Budget | None = None) -> Sequential:
+    """Read a model written by ``Sequential.save``; raise ``saving.ModelFileError`` naming what was wrong.
+
+    The file is checked against ``budget`` (default: ``budget.DEFAULT_BUDGET``) before anything is built:
+    a file from a stranger cannot make it allocate more than the budget allows (see SECURITY.md)."""
+    return saving.load_model(filepath, Sequential, budget=budget)

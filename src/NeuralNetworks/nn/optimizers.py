@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import real_in_range
+from .._validation import boolean, real_in_range
 from . import schedules
 
 LearningRate = float | schedules.LearningRateSchedule
@@ -43,6 +43,7 @@ class Optimizer:
     """
 
     slot_names: tuple[str, ...] = ()
+    non_negative_slots: tuple[str, ...] = ()  # slots holding sums or averages of squares: negative is corrupt
 
     def __init__(self, learning_rate: LearningRate = 0.01) -> None:
         if isinstance(learning_rate, schedules.LearningRateSchedule):
@@ -129,7 +130,7 @@ class SGD(Optimizer):
     def __init__(self, learning_rate: LearningRate = 0.01, momentum: float = 0.0, nesterov: bool = False):
         super().__init__(learning_rate)
         self.momentum = real_in_range("SGD", "momentum", momentum, 0.0, 1.0, high_open=True)
-        self.nesterov = bool(nesterov)
+        self.nesterov = boolean("SGD", "nesterov", nesterov)
         self.slot_names = ("velocity",) if self.momentum else ()
 
     def _update(self, param, grad, slots, lr, step_size, scratch):
@@ -156,6 +157,7 @@ class AdaGrad(Optimizer):
     """
 
     slot_names = ("accumulator",)
+    non_negative_slots = ("accumulator",)
 
     def __init__(self, learning_rate: LearningRate = 0.001, initial_accumulator_value: float = 0.1,
                  epsilon: float = 1e-7) -> None:
@@ -180,6 +182,7 @@ class RMSprop(Optimizer):
     """
 
     slot_names = ("mean_square",)
+    non_negative_slots = ("mean_square",)
 
     def __init__(self, learning_rate: LearningRate = 0.001, rho: float = 0.9, epsilon: float = 1e-7) -> None:
         super().__init__(learning_rate)
@@ -200,6 +203,7 @@ class Adam(Optimizer):
     """
 
     slot_names = ("m", "v")
+    non_negative_slots = ("v",)
 
     def __init__(self, learning_rate: LearningRate = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-7) -> None:

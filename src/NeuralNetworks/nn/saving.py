@@ -14,15 +14,27 @@ are the file level beneath them. This module uses only the public API of the mod
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import secrets
-import zipfile
+import stat
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+try:
+    import fcntl
+except ImportError:  # Windows: a file open in another process cannot be deleted, which protects it as well
+    fcntl = None
+
+from .._archive import NpzArchive
+from .._validation import shown
+from ..budget import DEFAULT_BUDGET, Budget, bytes_text
 from . import losses as losses_module
+from . import model_config
 from . import optimizers as optimizers_module
 from ._inputs import as_labels
 from .activations import NotSerializableError
@@ -32,8 +44,10 @@ FORMAT_VERSION = 1
 CONFIG_KEY = "__config__"
 DEFAULT_FILENAME = "model.npz"
 SUFFIX = ".npz"
-ZIP_MAGIC = b"PK\x03\x04"  # every .npz is a zip archive and starts with this local-file header
-OPTIMIZER_PREFIX = "optimizer/"
+OPTIMIZER_PREFIX = model_config.OPTIMIZER_PREFIX
+TEMPORARY_SUFFIX = ".neuralnetworks-tmp"
+TEMPORARY_NAME = re.compile(r"\..+\.[0-9]+\.[0-9a-f]{8}" + re.escape(TEMPORARY_SUFFIX))
+WEIGHT_ITEM_SIZES = (4, 8)  # weights and slots are float32 or float64, whatever the model computes in
 
 Model = TypeVar("Model", bound="SavableModel")
 
@@ -52,6 +66,9 @@ class SavableModel(Protocol):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Any: ...
+    @property
+    def output_shape(self) -> tuple[int, ...] | None: ...
+
     def get_config(self) -> dict[str, Any]: ...
     def get_named_weights(self) -> dict[str, np.ndarray]: ...
     def set_named_weights(self, weights: dict[str, np.ndarray], source: str = ...) -> None: ...
@@ -76,61 +93,129 @@ def resolve_path(path: str | os.PathLike, *, for_writing: bool) -> Path:
 
 
 def write(path: str | os.PathLike, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> Path:
-    """Atomically write ``config`` and ``arrays`` to the model file at ``path``; return the final path."""
+    """Atomically write ``config`` and ``arrays`` to the model file at ``path``; return the final path.
+
+    The file is written under a temporary name beside it (``temporary_name``), locked while it is written,
+    then renamed into place; temporary files that an interrupted save left in the folder are removed first.
+    """
     target = resolve_path(path, for_writing=True)
     target.parent.mkdir(parents=True, exist_ok=True)
-    payload = {CONFIG_KEY: np.frombuffer(json.dumps(config).encode("utf-8"), dtype=np.uint8)}
+    payload = {CONFIG_KEY: np.frombuffer(json.dumps(config, allow_nan=False).encode("utf-8"), dtype=np.uint8)}
     for key, value in arrays.items():
         if key == CONFIG_KEY:
             raise ValueError(f"{CONFIG_KEY!r} is reserved and cannot name a weight")
         payload[key] = value
-    tmp_name = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    remove_leftovers(target.parent)
+    tmp_name = target.parent / temporary_name(target)
     # os.open with mode 0o666 honours the umask, so the model gets ordinary permissions (mkstemp would give 0600).
     fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
+            locked = _lock(handle)
             np.savez(handle, **payload)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
+            if locked:  # renamed while still locked, so no other save can take it for a leftover meanwhile
+                os.replace(tmp_name, target)
+        if not locked:
+            os.replace(tmp_name, target)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return target
 
 
-def read(path: str | os.PathLike) -> tuple[Path, dict[str, Any], dict[str, np.ndarray]]:
-    """Read a model file without pickle; raise ModelFileError naming the file and what was wrong."""
+def temporary_name(target: Path) -> str:
+    """The name a save writes ``target`` under first: ".<name>.<pid>.<random>.neuralnetworks-tmp"."""
+    return f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMPORARY_SUFFIX}"
+
+
+def _lock(handle: Any) -> bool:
+    """Hold an exclusive lock on the open temporary file (released when it closes); False where there is none."""
+    if fcntl is None:
+        return False
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return True
+
+
+def remove_leftovers(folder: str | os.PathLike) -> list[Path]:
+    """Delete what interrupted saves left in ``folder`` and return it: only regular files (never a symlink)
+    named like ``temporary_name``, owned by this user, that no running save holds (it keeps its temporary file
+    locked; where files cannot be locked, a file another process holds open cannot be deleted)."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if TEMPORARY_NAME.fullmatch(entry.name) is None:
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if not stat.S_ISREG(info.st_mode) or (hasattr(os, "getuid") and info.st_uid != os.getuid()):
+                continue
+            if _abandoned(entry.path):
+                Path(entry.path).unlink()
+                removed.append(Path(entry.path))
+        except OSError:
+            continue  # taken by a running save, or gone meanwhile
+    return removed
+
+
+def _abandoned(path: str) -> bool:
+    """True unless a running save holds the temporary file ``path`` locked."""
+    if fcntl is None:
+        return True
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(descriptor)
+    return True
+
+
+def read(path: str | os.PathLike, *,
+         budget: Budget | None = None) -> tuple[Path, dict[str, Any], dict[str, np.ndarray]]:
+    """The file level beneath ``load_model``: the checked config and every array of a model file, without
+    pickle and within ``budget``; raise ModelFileError naming the file and what was wrong."""
+    budget = budget or DEFAULT_BUDGET
     target = resolve_path(path, for_writing=False)
-    if not target.is_file():
-        raise ModelFileError(f"{target}: no such model file")
-    with open(target, "rb") as handle:
-        if handle.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
-            raise ModelFileError(f"{target}: not a NeuralNetworks model file (expected a .npz archive)")
+    with _open(target, budget) as archive:
+        config = _read_config(archive, target, budget)
+        arrays = {key: archive.read(key) for key in archive.headers if key != CONFIG_KEY}
+    return target, config, arrays
+
+
+def _open(target: Path, budget: Budget) -> NpzArchive:
+    return NpzArchive(target, budget, ModelFileError, kind="NeuralNetworks model file", what="model file",
+                      max_bytes=budget.max_model_bytes, limit_name="max_model_bytes")
+
+
+def _read_config(archive: NpzArchive, target: Path, budget: Budget) -> dict[str, Any]:
+    """The ``__config__`` entry: its header checked (1-D bytes within the budget), then parsed strictly."""
+    header = archive.headers.get(CONFIG_KEY)
+    if header is None:
+        raise ModelFileError(f"{target}: not a NeuralNetworks model file (it has no {CONFIG_KEY!r} entry)")
+    if header.dtype != np.uint8 or len(header.shape) != 1:
+        raise ModelFileError(f"{target}: not a NeuralNetworks model file ({CONFIG_KEY} is {header.dtype} of shape "
+                             f"{header.shape}; expected UTF-8 JSON as uint8 bytes)")
+    if header.nbytes > budget.max_config_bytes:
+        raise ModelFileError(f"{target}: its {CONFIG_KEY} takes {bytes_text(header.nbytes)}, more than the budget's "
+                             f"max_config_bytes ({bytes_text(budget.max_config_bytes)})")
     try:
-        with np.load(target, allow_pickle=False) as archive:
-            if CONFIG_KEY not in archive.files:
-                raise ModelFileError(f"{target}: not a NeuralNetworks model file (it has no {CONFIG_KEY!r} entry)")
-            arrays = {key: archive[key] for key in archive.files}
-    except ModelFileError:
-        raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as error:
-        raise ModelFileError(
-            f"{target}: not a readable NeuralNetworks model file (expected a .npz archive; {error})"
-        ) from None
-    raw = arrays.pop(CONFIG_KEY)
-    try:
-        config = json.loads(raw.astype(np.uint8).tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        config = model_config.parse(archive.read(CONFIG_KEY).tobytes(), budget)
+    except ValueError as error:
         raise ModelFileError(f"{target}: the model's {CONFIG_KEY} is not valid JSON ({error})") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
         raise ModelFileError(f"{target}: not a NeuralNetworks model file (format is not {FORMAT_NAME!r})")
     if config.get("version") != FORMAT_VERSION:
         raise ModelFileError(
-            f"{target}: model format version {config.get('version')!r} is not supported "
+            f"{target}: model format version {shown(config.get('version'))} is not supported "
             f"(this library reads version {FORMAT_VERSION})"
         )
-    return target, config, arrays
+    return config
 
 
 def save_model(model: SavableModel, filepath: str | os.PathLike, *, include_optimizer: bool = True) -> Path:
@@ -142,8 +227,9 @@ def save_model(model: SavableModel, filepath: str | os.PathLike, *, include_opti
         architecture = model.get_config()
     except NotSerializableError as error:
         raise NotSerializableError(f"Cannot save the model to {filepath}: {error}") from None
+    labels = _labels_for(model)
     config = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "model": architecture,
-              "labels": None if model.labels is None else {str(k): v for k, v in model.labels.items()},
+              "labels": None if labels is None else {str(k): v for k, v in labels.items()},
               "preprocessing": model.preprocessing,
               "rng_state": model.rng.bit_generator.state}
     arrays = model.get_named_weights()
@@ -158,6 +244,17 @@ def save_model(model: SavableModel, filepath: str | os.PathLike, *, include_opti
     return write(filepath, config, arrays)
 
 
+def _labels_for(model: SavableModel) -> dict[int, str] | None:
+    """The model's labels, checked to name each output once (what ``load_model`` will require)."""
+    labels = as_labels(model.labels)
+    outputs = math.prod(model.output_shape)
+    if labels is not None and sorted(labels) != list(range(outputs)):
+        raise ValueError(f"Cannot save labels {sorted(labels)[:10]} for a model with {outputs} outputs: give one "
+                         f"label per output, indices 0 to {outputs - 1}")
+    model_config.check_preprocessing(model.preprocessing)
+    return labels
+
+
 def _optimizer_slots(model: SavableModel) -> dict[str, np.ndarray]:
     """The optimizer's slots as "optimizer/layer/param/slot" arrays, once it has taken a step."""
     optimizer = model.optimizer
@@ -167,24 +264,79 @@ def _optimizer_slots(model: SavableModel) -> dict[str, np.ndarray]:
             for slot, flat in optimizer.slots[0].items() for name, view in model.flat.param_views(flat).items()}
 
 
-def load_model(filepath: str | os.PathLike, model_class: type[Model]) -> Model:
-    """Rebuild the model saved at ``filepath`` as a ``model_class`` (``models.Sequential``): layers through the
-    layer registry, weights checked against them; raise ModelFileError naming the file and what was wrong."""
-    path, config, arrays = read(filepath)
-    try:
-        return _rebuild(model_class, config, arrays)
-    except ModelFileError:
-        raise
-    except (KeyError, TypeError, ValueError) as error:
-        detail = f"missing entry {error}" if isinstance(error, KeyError) else str(error)
-        raise ModelFileError(f"{path}: invalid model file ({detail})") from None
+def load_model(filepath: str | os.PathLike, model_class: type[Model], *, budget: Budget | None = None) -> Model:
+    """Rebuild the model saved at ``filepath`` as a ``model_class`` (``models.Sequential``).
+
+    Nothing is built or read before the file has been checked against ``budget`` (default ``DEFAULT_BUDGET``):
+    its zip directory and array headers (``NpzArchive``), its config (``model_config.check``: every entry,
+    and the shapes the layers would create, computed without creating them) and that its arrays are exactly
+    the ones the config implies. Then the model is built, and each array read into it, one at a time, checked
+    to hold finite values (and, for variances and squared-gradient averages, non-negative ones). Raises
+    ModelFileError naming the file and what was wrong.
+    """
+    budget = budget or DEFAULT_BUDGET
+    target = resolve_path(filepath, for_writing=False)
+    with _open(target, budget) as archive:
+        config = _read_config(archive, target, budget)
+        try:
+            expected = model_config.check(config, budget)
+            _check_arrays(archive, expected)
+            return _rebuild(model_class, config, archive, expected)
+        except ModelFileError:
+            raise
+        except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError, IndexError) as error:
+            detail = f"missing entry {error}" if isinstance(error, KeyError) else str(error)
+            raise ModelFileError(f"{target}: invalid model file ({detail})") from None
 
 
-def _rebuild(model_class: type[Model], config: dict[str, Any], arrays: dict[str, np.ndarray]) -> Model:
+def _check_arrays(archive: NpzArchive, expected: model_config.Expected) -> None:
+    """The file's arrays are exactly the expected weights (and all the optimizer slots, or none), each of
+    the expected shape and a float dtype."""
+    keys = set(archive.headers) - {CONFIG_KEY}
+    others = keys - expected.weights.keys()  # a layer may be named "optimizer": keys are sorted by what they are
+    slots = others & expected.slots.keys()
+    stray = sorted(key for key in others - slots if not key.startswith(OPTIMIZER_PREFIX))
+    missing = sorted(expected.weights.keys() - keys)
+    if missing or stray:
+        raise ValueError(f"weights: weights do not match the model (missing: {missing[:10] or 'none'}; "
+                         f"unexpected: {stray[:10] or 'none'})")
+    if others - slots:
+        raise ValueError(f"unexpected optimizer entry {sorted(others - slots)[0]}: the optimizer keeps "
+                         f"{', '.join(sorted({key.rsplit('/', 1)[1] for key in expected.slots})) or 'no slots'} "
+                         f"for {', '.join(sorted(expected.weights)[:10])}")
+    missing = sorted(expected.slots.keys() - slots)
+    if slots and missing:
+        raise ValueError(f"optimizer entries missing: {', '.join(missing[:10])} (a file holds every slot or none)")
+    for key in keys:
+        header, shape = archive.headers[key], {**expected.weights, **expected.slots}[key]
+        if header.shape != shape:
+            raise ValueError(f"shape mismatch for {key}: model expects {shape}, got {header.shape}")
+        if header.dtype.kind != "f" or header.dtype.itemsize not in WEIGHT_ITEM_SIZES:
+            raise ValueError(f"{key} is {header.dtype}; expected float32 or float64")
+
+
+class _ArraysFromFile(Mapping):
+    """The file's arrays by key, each read when asked for: weights are copied into the model one at a time."""
+
+    def __init__(self, archive: NpzArchive, keys: Iterable[str]) -> None:
+        self._archive, self._keys = archive, tuple(keys)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self._keys:
+            raise KeyError(key)
+        return self._archive.read(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+def _rebuild(model_class: type[Model], config: dict[str, Any], archive: NpzArchive,
+             expected: model_config.Expected) -> Model:
     model = model_class.from_config(config["model"])
-    slots = {k[len(OPTIMIZER_PREFIX):]: v for k, v in arrays.items() if k.startswith(OPTIMIZER_PREFIX)}
-    model.set_named_weights({k: v for k, v in arrays.items() if not k.startswith(OPTIMIZER_PREFIX)},
-                            source="weights")
+    model.set_named_weights(_ArraysFromFile(archive, expected.weights), source="weights")
     model.labels = as_labels(config.get("labels"))
     model.preprocessing = config.get("preprocessing")
     if config.get("rng_state"):  # shuffling and dropout resume exactly where the saved run stopped
@@ -199,21 +351,20 @@ def _rebuild(model_class: type[Model], config: dict[str, Any], arrays: dict[str,
         model.compile(optimizer=optimizer, loss=loss, metrics=compile_config.get("metrics"))
         if "optimizer" in compile_config:
             model.optimizer.iterations = int(compile_config["optimizer"].get("iterations", 0))
-            _restore_slots(model, slots)
+            _restore_slots(model, archive, expected)
     return model
 
 
-def _restore_slots(model: SavableModel, slots: dict[str, np.ndarray]) -> None:
-    """Copy saved "layer/param/slot" arrays into the optimizer's slots (compile bound it to the model)."""
+def _restore_slots(model: SavableModel, archive: NpzArchive, expected: model_config.Expected) -> None:
+    """Copy the file's "optimizer/layer/param/slot" arrays into the optimizer's slots (compile bound it)."""
     bound = model.optimizer.slots[0] if model.optimizer.slots else {}
     views = {slot: model.flat.param_views(flat) for slot, flat in bound.items()}
-    for key, value in slots.items():
-        name, slot = key.rsplit("/", 1)
-        target = views.get(slot, {}).get(name)
-        if target is None:
-            raise ValueError(f"unexpected optimizer entry {OPTIMIZER_PREFIX}{key} for a "
-                             f"{type(model.optimizer).__name__} over {', '.join(model.flat.param_names)}")
-        if value.shape != target.shape:
-            raise ValueError(f"shape mismatch for {OPTIMIZER_PREFIX}{key}: model expects {target.shape}, "
-                             f"got {value.shape}")
-        target[...] = value
+    for key in sorted(set(archive.headers) & expected.slots.keys()):
+        name, slot = key[len(OPTIMIZER_PREFIX):].rsplit("/", 1)
+        value = archive.read(key)
+        if not np.isfinite(value).all():
+            raise ValueError(f"{key} must hold finite floating-point values")
+        if slot in expected.non_negative_slots and (value < 0).any():
+            raise ValueError(f"{key} must hold values >= 0 (it accumulates squared gradients). "
+                             f"Received a minimum of {value.min()}")
+        views[slot][name][...] = value

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import functools
 import inspect
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._validation import positive_int, real_in_range
+from .._validation import boolean, positive_int, real_in_range
 from .activations import Softmax
 from .callbacks import Callback, CallbackList, EpochLogger, History, ProgressBar
 from .layers import Layer
@@ -27,9 +28,16 @@ from .weights import FlatWeights
 if TYPE_CHECKING:
     from .models import Sequential
 
+VERBOSITY = (0, 1, 2)  # fit's display: none, a progress bar, one line per epoch
 INFERENCE_BATCH_SIZE = 256  # predict/evaluate batch: big enough for BLAS to be efficient, small in memory
 
 Logs = dict[str, float]
+
+
+class NonFiniteError(ValueError, FloatingPointError):
+    """Numbers overflowed to infinity or NaN (a loss, a prediction): a FloatingPointError, and a ValueError for
+    callers that treat every refused input alike."""
+
 Backward = Callable[[np.ndarray], np.ndarray | None]
 
 
@@ -104,8 +112,8 @@ def evaluation_totals(model: Sequential, samples: Samples, order: Order) -> Tota
 
 def finite_loss(loss_value: float, batch: int) -> float:
     if not np.isfinite(loss_value):
-        raise FloatingPointError(f"The loss became {loss_value} at batch {batch}: lower the learning rate "
-                                 "or scale the inputs (e.g. divide pixels by 255)")
+        raise NonFiniteError(f"The loss became {loss_value} at batch {batch}: lower the learning rate "
+                             "or scale the inputs (e.g. divide pixels by 255)")
     return loss_value
 
 
@@ -131,6 +139,13 @@ class Trainer:
         epochs = positive_int("fit", "epochs", epochs)
         batch_size = positive_int("fit", "batch_size", batch_size)
         validation_split = real_in_range("fit", "validation_split", validation_split, 0.0, 1.0, high_open=True)
+        shuffle = boolean("fit", "shuffle", shuffle)
+        if not isinstance(verbose, numbers.Integral) or verbose not in VERBOSITY:  # True and False are 1 and 0
+            raise ValueError(f"fit expects `verbose` to be 0 (silent), 1 (progress bar) or 2 (one line per epoch). "
+                             f"Received: verbose={verbose!r}")
+        if callbacks is not None and (not isinstance(callbacks, Sequence) or
+                                      not all(isinstance(callback, Callback) for callback in callbacks)):
+            raise TypeError(f"fit expects `callbacks` to be a list of Callback instances. Received: {callbacks!r:.80}")
         train, validation = self.training_data(x, y, validation_data, validation_split)
         history = History()
         # History and the progress display come last, so they record what the user's callbacks added to the logs.
@@ -193,7 +208,7 @@ class Trainer:
         """``source`` as training or validation samples, once its sample shape is known to fit the model."""
         if len(source) == 0:
             raise ValueError(f"`{name}` is a SampleSource with no samples")
-        self.model.prepare_data(np.zeros((0, *source.sample_shape), np.uint8), name=name)  # builds, checks shape
+        self.model.prepare_data(np.zeros((1, *source.sample_shape), np.uint8), name=name)  # builds, checks shape
         return SourceSamples(source, self.model)
 
     def _split(self, n: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:

@@ -106,30 +106,41 @@ def set_weight_list(layers: Sequence[Layer], weights: Sequence[np.ndarray]) -> N
     if isinstance(weights, Mapping):
         raise TypeError("set_weights takes a list of arrays in layer order, as Keras does; for a dict keyed "
                         "'layer/param' use set_named_weights")
-    targets = weight_arrays(layers)
+    targets = _targets(layers)
     if len(weights) != len(targets):
-        raise ValueError(f"set_weights expects {len(targets)} arrays ({', '.join(n for n, _ in targets)}). "
+        raise ValueError(f"set_weights expects {len(targets)} arrays ({', '.join(targets)}). "
                          f"Received {len(weights)}")
-    for (name, target), value in zip(targets, weights, strict=True):
-        _assign(target, value, name, "set_weights")
+    for (name, (layer, key, target)), value in zip(targets.items(), weights, strict=True):
+        _assign(layer, key, target, value, name, "set_weights")
 
 
 def set_named_weights(layers: Sequence[Layer], weights: Mapping[str, np.ndarray], source: str) -> None:
     """Copy arrays keyed "layer/name" into the layers; every key and shape must match exactly."""
-    targets = dict(weight_arrays(layers))
+    targets = _targets(layers)
     missing, unexpected = sorted(set(targets) - set(weights)), sorted(set(weights) - set(targets))
     if missing or unexpected:
         raise ValueError(f"{source}: weights do not match the model (missing: {missing or 'none'}; "
                          f"unexpected: {unexpected or 'none'})")
-    for name, target in targets.items():
-        _assign(target, weights[name], name, source)
+    for name, (layer, key, target) in targets.items():
+        _assign(layer, key, target, weights[name], name, source)
 
 
-def _assign(target: np.ndarray, value: object, name: str, source: str) -> None:
-    """``target[...] = value`` once ``value`` is known to be finite floats of ``target``'s shape."""
+def _targets(layers: Sequence[Layer]) -> dict[str, tuple[Layer, str, np.ndarray]]:
+    """"layer/name" -> (layer, name, array), in ``weight_arrays`` order."""
+    return {f"{layer.name}/{key}": (layer, key, value) for layer in layers
+            for key, value in (*layer.params.items(), *layer.state.items())}
+
+
+def _assign(layer: Layer, key: str, target: np.ndarray, value: object, name: str, source: str) -> None:
+    """``target[...] = value`` once ``value`` is known to be finite floats of ``target``'s shape that the layer
+    accepts (``Layer.check_weight``: a variance is never negative)."""
     value = np.asarray(value)
     if value.shape != target.shape:
         raise ValueError(f"{source}: shape mismatch for {name}: model expects {target.shape}, got {value.shape}")
     if not np.issubdtype(value.dtype, np.floating) or not np.isfinite(value).all():
         raise ValueError(f"{source}: {name} must hold finite floating-point values")
+    try:
+        layer.check_weight(key, value)
+    except ValueError as error:
+        raise ValueError(f"{source}: {error}") from None
     target[...] = value

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from ..._validation import shape_tuple
+from ..._validation import shape_tuple, text
+from ...budget import DEFAULT_BUDGET
 from .. import activations as activations_module
 from .. import initializers
 
@@ -36,7 +38,7 @@ class Layer:
     replica_sum: Callable[[np.ndarray], np.ndarray] | None = None
 
     def __init__(self, *, name: str | None = None, input_shape: tuple[int, ...] | None = None) -> None:
-        self.name = name
+        self.name = None if name is None else text(type(self).__name__, "name", name, DEFAULT_BUDGET.max_name_chars)
         self.input_shape = None if input_shape is None else shape_tuple(type(self).__name__, "input_shape",
                                                                         input_shape)
         self.output_shape: tuple[int, ...] | None = None
@@ -62,6 +64,31 @@ class Layer:
     def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """The output sample shape for an input sample shape; raise ValueError if the input does not fit."""
         return input_shape
+
+    # What building for ``input_shape`` would allocate, known without building: the model-file loader compares
+    # these with the file's arrays and its budget before any layer allocates (see ``saving``). A layer that
+    # creates weights in ``build`` overrides the first two; one with working arrays (im2col columns, a padded
+    # copy) overrides the third. Pure functions of the constructor arguments and ``input_shape``.
+    def weight_shapes(self, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+        """The trainable arrays ``build(input_shape)`` creates with ``add_weight``: name -> shape."""
+        return {}
+
+    def state_shapes(self, input_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+        """The non-trainable arrays ``build(input_shape)`` creates (moving statistics): name -> shape."""
+        return {}
+
+    def working_elements_per_sample(self, input_shape: tuple[int, ...]) -> int:
+        """Array elements a forward pass holds per sample besides its input and output (0 for most layers)."""
+        return 0
+
+    def operations_per_sample(self, input_shape: tuple[int, ...]) -> int:
+        """Arithmetic operations of a forward pass per sample, beyond one per input value: a multiply-add per
+        weight by default (exact for Dense); layers that slide windows count each window."""
+        return sum(math.prod(shape) for shape in self.weight_shapes(input_shape).values())
+
+    def check_weight(self, key: str, value: np.ndarray) -> None:
+        """Raise ValueError if ``value`` cannot be this layer's weight ``key`` (finite floats of the right shape
+        are checked by the caller): e.g. a negative variance."""
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """Compute the output; cache what ``backward`` needs only when ``training``."""

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._validation import positive_int
+from ..._validation import boolean, positive_int
 from .. import activations, initializers
 from .base import ActivatedLayer, BufferCache
 from .windows import WindowGeometry, as_padding, as_pair
@@ -41,9 +41,8 @@ class Conv2D(ActivatedLayer):
         self.kernel_size = as_pair("Conv2D", "kernel_size", kernel_size)
         self.strides = as_pair("Conv2D", "strides", strides)
         self.padding = as_padding("Conv2D", padding)
-        self.initializer = initializer or initializers.default_for(self.activation.name)
-        initializers.get(self.initializer)
-        self.use_bias = bool(use_bias)
+        self.initializer = initializers.name_or_default(initializer, self.activation.name)
+        self.use_bias = boolean("Conv2D", "use_bias", use_bias)
         self.geometry: WindowGeometry | None = None
         self._buffers = BufferCache()
         self._cols: np.ndarray | None = None
@@ -51,6 +50,21 @@ class Conv2D(ActivatedLayer):
     def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         geometry = WindowGeometry("Conv2D", input_shape, self.kernel_size, self.strides, self.padding)
         return geometry.out_height, geometry.out_width, self.filters
+
+    def weight_shapes(self, input_shape):
+        kernel = (*self.kernel_size, input_shape[-1], self.filters)
+        return {"kernel": kernel, **({"bias": (self.filters,)} if self.use_bias else {})}
+
+    def working_elements_per_sample(self, input_shape):
+        """The im2col columns (one row of kh * kw * channels per output pixel) and the padded input."""
+        g = WindowGeometry("Conv2D", input_shape, self.kernel_size, self.strides, self.padding)
+        columns = g.out_height * g.out_width * self.kernel_size[0] * self.kernel_size[1] * g.channels
+        return columns + (g.padded_height * g.padded_width * g.channels if g.is_padded else 0)
+
+    def operations_per_sample(self, input_shape):
+        """A multiply-add per kernel weight per output pixel."""
+        g = WindowGeometry("Conv2D", input_shape, self.kernel_size, self.strides, self.padding)
+        return g.out_height * g.out_width * self.kernel_size[0] * self.kernel_size[1] * g.channels * self.filters
 
     def build(self, input_shape, rng, dtype):
         output_shape = super().build(input_shape, rng, dtype)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+import numbers
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from ..._validation import positive_int
+from ..._validation import boolean, finite_real, positive_int
 from .. import activations, initializers
 from .base import ActivatedLayer, Layer
 
@@ -29,9 +31,8 @@ class Dense(ActivatedLayer):
     ) -> None:
         super().__init__(activation=activation, **kwargs)
         self.units = positive_int("Dense", "units", units)
-        self.initializer = initializer or initializers.default_for(self.activation.name)
-        initializers.get(self.initializer)
-        self.use_bias = bool(use_bias)
+        self.initializer = initializers.name_or_default(initializer, self.activation.name)
+        self.use_bias = boolean("Dense", "use_bias", use_bias)
         self._input: np.ndarray | None = None
 
     def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -40,6 +41,9 @@ class Dense(ActivatedLayer):
                 f"Dense expects a 1-D input of shape (features,), got {input_shape}; add a Flatten layer first"
             )
         return (self.units,)
+
+    def weight_shapes(self, input_shape):
+        return {"kernel": (input_shape[0], self.units), **({"bias": (self.units,)} if self.use_bias else {})}
 
     def build(self, input_shape, rng, dtype):
         output_shape = super().build(input_shape, rng, dtype)
@@ -70,7 +74,7 @@ class Flatten(Layer):
     """Reshape each sample to one dimension: ``(batch, d1, d2, ...) -> (batch, d1 * d2 * ...)``."""
 
     def compute_output_shape(self, input_shape):
-        return (int(np.prod(input_shape)),)
+        return (math.prod(input_shape),)
 
     def forward(self, x, training=False):
         return x.reshape(len(x), -1)
@@ -84,16 +88,17 @@ class Reshape(Layer):
 
     def __init__(self, target_shape: tuple[int, ...], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        shape = tuple(target_shape)
-        if shape.count(-1) > 1 or not all(isinstance(d, int) and (d > 0 or d == -1) for d in shape):
+        shape = tuple(target_shape) if isinstance(target_shape, Sequence) and not isinstance(target_shape, str) else ()
+        if not shape or shape.count(-1) > 1 or not all(
+                isinstance(d, numbers.Integral) and not isinstance(d, bool) and (d > 0 or d == -1) for d in shape):
             raise ValueError(
                 f"Reshape expects positive integers and at most one -1. Received: target_shape={target_shape!r}"
             )
-        self.target_shape = shape
+        self.target_shape = tuple(int(d) for d in shape)
 
     def compute_output_shape(self, input_shape):
-        size = int(np.prod(input_shape))
-        known = int(np.prod([d for d in self.target_shape if d != -1]))
+        size = math.prod(input_shape)  # exact integers: a product of huge sizes cannot wrap around
+        known = math.prod(d for d in self.target_shape if d != -1)
         if -1 in self.target_shape:
             if size % known:
                 raise ValueError(f"Cannot reshape input of shape {input_shape} to {self.target_shape}")
@@ -138,8 +143,8 @@ class Rescaling(Layer):
 
     def __init__(self, scale: float, offset: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.scale = float(scale)
-        self.offset = float(offset)
+        self.scale = finite_real("Rescaling", "scale", scale)
+        self.offset = finite_real("Rescaling", "offset", offset)
 
     def forward(self, x, training=False):
         y = x * self.scale

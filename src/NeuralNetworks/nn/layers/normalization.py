@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._validation import real_in_range
+from ..._validation import boolean, real_in_range
 from .base import Layer
 
 
@@ -33,11 +33,23 @@ class BatchNormalization(Layer):
         super().__init__(**kwargs)
         self.momentum = real_in_range("BatchNormalization", "momentum", momentum, 0.0, 1.0)
         self.epsilon = real_in_range("BatchNormalization", "epsilon", epsilon, 0.0, math.inf, low_open=True)
-        self.center = bool(center)
-        self.scale = bool(scale)
+        self.center = boolean("BatchNormalization", "center", center)
+        self.scale = boolean("BatchNormalization", "scale", scale)
         self._x_hat: np.ndarray | None = None
         self._inverse_std: np.ndarray | None = None
         self._batch_share = 1.0  # this process's part of the values per channel in the last training batch
+
+    def weight_shapes(self, input_shape):
+        channels = (input_shape[-1],)
+        return {**({"gamma": channels} if self.scale else {}), **({"beta": channels} if self.center else {})}
+
+    def state_shapes(self, input_shape):
+        return {"moving_mean": (input_shape[-1],), "moving_variance": (input_shape[-1],)}
+
+    def check_weight(self, key, value):
+        if key == "moving_variance" and np.any(value < 0):
+            raise ValueError(f"{self.name or 'BatchNormalization'}: moving_variance must hold variances >= 0. "
+                             f"Received a minimum of {np.min(value)}")
 
     def build(self, input_shape, rng, dtype):
         output_shape = super().build(input_shape, rng, dtype)

@@ -32,6 +32,16 @@ class _Pooling2D(Layer):
         geometry = WindowGeometry(type(self).__name__, input_shape, self.pool_size, self.strides, self.padding)
         return geometry.out_height, geometry.out_width, geometry.channels
 
+    def working_elements_per_sample(self, input_shape):
+        """The padded copy of the input (none without padding)."""
+        g = WindowGeometry(type(self).__name__, input_shape, self.pool_size, self.strides, self.padding)
+        return g.padded_height * g.padded_width * g.channels if g.is_padded else 0
+
+    def operations_per_sample(self, input_shape):
+        """One comparison or addition per window offset per output value."""
+        g = WindowGeometry(type(self).__name__, input_shape, self.pool_size, self.strides, self.padding)
+        return g.out_height * g.out_width * g.channels * self.pool_size[0] * self.pool_size[1]
+
     def build(self, input_shape, rng, dtype):
         output_shape = super().build(input_shape, rng, dtype)
         self.geometry = WindowGeometry(type(self).__name__, self.input_shape, self.pool_size, self.strides,

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._validation import real_in_range
+from ..._validation import optional_seed, real_in_range
 from .base import Layer
 
 
@@ -20,7 +20,7 @@ class Dropout(Layer):
     def __init__(self, rate: float, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.rate = real_in_range("Dropout", "rate", rate, 0.0, 1.0, high_open=True)
-        self.seed = seed
+        self.seed = optional_seed("Dropout", "seed", seed)
         self._mask: np.ndarray | None = None
         self._rng: np.random.Generator | None = None
 
