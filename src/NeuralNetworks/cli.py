@@ -229,6 +229,7 @@ def command_train(args: argparse.Namespace) -> int:
     out = args.out or Path(f"{args.dataset}-{args.arch}.npz")
     target = output_file("--out", resolve_path(out, for_writing=True))
     plot = output_file("--plot", args.plot or target.with_name(f"{target.stem}-history.png"))
+    checkpoint = args.checkpoint and output_file("--checkpoint", resolve_path(args.checkpoint, for_writing=True))
     dataset = _load_dataset(args)
     test = _test_data(dataset)
     streamed = isinstance(dataset, StreamedDataset)
@@ -238,7 +239,7 @@ def command_train(args: argparse.Namespace) -> int:
     model = _model_to_train(args, dataset)
     model.summary()
     slower, stopper = training_callbacks(dataset.num_classes, args.patience)
-    extra = [callbacks.ModelCheckpoint(args.checkpoint)] if args.checkpoint else []
+    extra = [callbacks.ModelCheckpoint(checkpoint)] if checkpoint else []
     threads = contextlib.nullcontext()
     if args.threads is not None:
         from threadpoolctl import threadpool_limits

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from NeuralNetworks import data
+from NeuralNetworks.budget import Budget
 from NeuralNetworks.data.errors import DataError
+from NeuralNetworks.data.quickdraw import read_class_list
 from NeuralNetworks.data.streaming import stream_quickdraw
 from NeuralNetworks.nn import presets
 
@@ -94,6 +96,13 @@ def test_a_bad_class_list_is_refused(doodle_dir, tmp_path, content, message):
     listing.write_text(content)
     with pytest.raises(DataError, match=message):
         stream_quickdraw(doodle_dir, classes=str(listing))
+
+
+def test_a_class_list_beyond_the_budget_is_refused_unread(doodle_dir, tmp_path):
+    listing = tmp_path / "list.txt"
+    listing.write_text("cat\n" * 100)
+    with pytest.raises(DataError, match="larger than the budget"):
+        read_class_list(listing, Budget(max_labels=10, max_name_chars=3))
 
 
 @pytest.mark.parametrize("options, argument", [({"max_per_class": 0}, "max_per_class"),

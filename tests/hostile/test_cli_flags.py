@@ -96,6 +96,8 @@ def test_output_paths_that_cannot_be_written(tmp_path, model_file, capsys, monke
     fails(["train", "--plot", str(tmp_path / "folder")], "--plot", capsys, monkeypatch)
     (tmp_path / "file").write_text("x")
     fails(["train", "--out", str(tmp_path / "file" / "m.npz")], r"--out .*file is not a folder", capsys, monkeypatch)
+    fails(["train", "--checkpoint", str(tmp_path / "file" / "c.npz")], r"--checkpoint .*file is not a folder", capsys,
+          monkeypatch)
     locked = tmp_path / "read-only"
     locked.mkdir(mode=0o555)
     if not os.access(locked, os.W_OK):  # root may write anywhere

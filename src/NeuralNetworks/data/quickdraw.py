@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._files import require_regular
+from .._files import open_regular, require_regular
 from .._validation import first_line, non_negative_int, positive_int, printable, real_in_range, safe_name
 from ..budget import DEFAULT_BUDGET, Budget, bytes_text
 from .errors import DataError
@@ -74,10 +74,18 @@ def class_rng(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(name.encode("utf-8"))])
 
 
-def read_class_list(path: Path) -> list[str]:
-    """The class names in a text file, one per line (blank lines and lines starting with # skipped), sorted."""
+def read_class_list(path: Path, budget: Budget = DEFAULT_BUDGET) -> list[str]:
+    """The class names in a text file, one per line (blank lines and lines starting with # skipped), sorted.
+
+    The file is read only up to what ``budget.max_labels`` names of ``budget.max_name_chars`` can take."""
+    limit = budget.max_labels * (budget.max_name_chars + 1)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        with open_regular(path, DataError, "list of classes") as handle:
+            text = handle.read(limit + 1)
+        if len(text) > limit:
+            raise DataError(f"{path}: the list of classes is larger than the budget allows "
+                            f"({bytes_text(limit)}: max_labels names of max_name_chars characters)")
+        lines = text.decode("utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: cannot read the list of classes ({error})") from None
     names = sorted({line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")})
