@@ -10,12 +10,13 @@ import pytest
 
 from NeuralNetworks.nn import gradcheck, layers, models
 
-AUGMENTATIONS = [
+AFFINE = [
     pytest.param(lambda **kw: layers.RandomTranslation(0.2, (-0.1, 0.3), **kw), id="translation"),
     pytest.param(lambda **kw: layers.RandomRotation(0.1, **kw), id="rotation"),
     pytest.param(lambda **kw: layers.RandomZoom((-0.3, 0.5), **kw), id="zoom"),
     pytest.param(lambda **kw: layers.RandomZoom(0.2, width_factor=(0.0, 0.4), **kw), id="zoom-anisotropic"),
 ]
+AUGMENTATIONS = [*AFFINE, pytest.param(lambda **kw: layers.RandomFlip(**kw), id="flip")]
 
 
 def built(layer, input_shape, dtype=np.float64, seed=0):
@@ -62,7 +63,7 @@ def reference_transform(image, matrix, fill_mode, fill_value, interpolation):
     return out
 
 
-@pytest.mark.parametrize("make_layer", AUGMENTATIONS)
+@pytest.mark.parametrize("make_layer", AFFINE)
 @pytest.mark.parametrize("fill_mode", ["constant", "nearest", "reflect", "wrap"])
 @pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
 def test_resampling_matches_the_pixel_by_pixel_reference(make_layer, fill_mode, interpolation):
@@ -149,9 +150,28 @@ def test_nearest_interpolation_backward_matches_its_transpose():
     assert math.isclose(np.sum(y * upstream), np.sum(x * layer.backward(upstream)), rel_tol=1e-12)
 
 
+@pytest.mark.parametrize(("mode", "expected"), [
+    ("horizontal", {"none", "left-right"}), ("vertical", {"none", "top-bottom"}),
+    ("horizontal_and_vertical", {"none", "left-right", "top-bottom", "both"})])
+def test_flip_mirrors_each_image_exactly_and_at_random(mode, expected):
+    layer = built(layers.RandomFlip(mode, seed=0), (5, 4, 2))
+    x = np.random.default_rng(0).random((400, 5, 4, 2))
+    y = layer.forward(x, training=True)
+    variants = {"none": lambda image: image, "left-right": lambda image: image[:, ::-1],
+                "top-bottom": lambda image: image[::-1], "both": lambda image: image[::-1, ::-1]}
+    seen = [next(name for name, flip in variants.items() if np.array_equal(flip(image), out))
+            for image, out in zip(x, y, strict=True)]  # StopIteration if an output is no exact flip
+    counts = {name: seen.count(name) for name in expected}
+    assert set(seen) == expected
+    assert all(abs(count / len(x) - 1 / len(expected)) < 0.1 for count in counts.values()), counts
+    upstream = np.random.default_rng(1).standard_normal(y.shape)  # backward is the transpose: the same flips
+    assert math.isclose(np.sum(y * upstream), np.sum(x * layer.backward(upstream)), rel_tol=1e-12)
+
+
 def augmented_model(seed):
     model = models.Sequential(seed=seed)
-    model.add(layers.RandomTranslation(0.1, 0.1, fill_mode="constant", input_shape=(10, 10, 1)))
+    model.add(layers.RandomFlip("horizontal", input_shape=(10, 10, 1)))
+    model.add(layers.RandomTranslation(0.1, 0.1, fill_mode="constant"))
     model.add(layers.RandomRotation(0.05))
     model.add(layers.RandomZoom(0.1))
     model.add(layers.Flatten())
@@ -178,12 +198,14 @@ def test_a_layer_seed_fixes_its_own_draws():
     np.testing.assert_array_equal(draws[0], draws[1])
 
 
-@pytest.mark.parametrize("make_layer", AUGMENTATIONS)
+@pytest.mark.parametrize("make_layer", AFFINE)
 def test_config_round_trip(make_layer):
     layer = make_layer(fill_mode="wrap", interpolation="nearest", seed=3, fill_value=1.5, name="aug")
     rebuilt = type(layer).from_config(layer.get_config())
     assert rebuilt.get_config() == layer.get_config()
     assert layer.get_config()["fill_mode"] == "wrap" and layer.get_config()["seed"] == 3
+    flip = layers.RandomFlip("vertical", seed=2, name="flip")
+    assert layers.RandomFlip.from_config(flip.get_config()).get_config() == flip.get_config()
 
 
 def test_saved_model_keeps_its_augmentation_and_predicts_the_same(tmp_path):
@@ -193,8 +215,8 @@ def test_saved_model_keeps_its_augmentation_and_predicts_the_same(tmp_path):
     model.fit(x, y, epochs=1, batch_size=8, verbose=0)
     loaded = models.load(model.save(tmp_path / "augmented.npz"))
     assert loaded.get_config() == model.get_config()
-    assert [type(layer).__name__ for layer in loaded.layers[:3]] == ["RandomTranslation", "RandomRotation",
-                                                                     "RandomZoom"]
+    assert [type(layer).__name__ for layer in loaded.layers[:4]] == ["RandomFlip", "RandomTranslation",
+                                                                     "RandomRotation", "RandomZoom"]
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
     plain = models.Sequential(seed=0)  # the same network without augmentation predicts exactly the same
     plain.add(layers.Flatten(input_shape=(10, 10, 1)))
@@ -215,6 +237,7 @@ def test_saved_model_keeps_its_augmentation_and_predicts_the_same(tmp_path):
     (lambda: layers.RandomZoom((-1.0, 0.5)), "within"),
     (lambda: layers.RandomZoom(0.1, fill_value=math.inf), "fill_value"),
     (lambda: layers.RandomZoom(0.1, seed=1.5), "seed"),
+    (lambda: layers.RandomFlip("diagonal"), "mode"),
 ])
 def test_bad_arguments_are_named(make_layer, message):
     with pytest.raises(ValueError, match=message):

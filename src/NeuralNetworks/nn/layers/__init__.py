@@ -1,6 +1,6 @@
 """Layers. ``REGISTRY`` maps the class names a saved model may name to their classes; nothing else loads."""
 
-from .augmentation import RandomAffine2D, RandomRotation, RandomTranslation, RandomZoom
+from .augmentation import RandomAffine2D, RandomFlip, RandomImageLayer, RandomRotation, RandomTranslation, RandomZoom
 from .base import ActivatedLayer, Layer
 from .convolution import Conv2D
 from .core import Activation, Dense, Flatten, Rescaling, Reshape
@@ -11,9 +11,11 @@ from .regularization import Dropout
 REGISTRY: dict[str, type[Layer]] = {
     cls.__name__: cls
     for cls in (Dense, Flatten, Reshape, Activation, Rescaling, Dropout, Conv2D, MaxPooling2D, AveragePooling2D,
-                GlobalAveragePooling2D, BatchNormalization, RandomTranslation, RandomRotation, RandomZoom)
+                GlobalAveragePooling2D, BatchNormalization, RandomFlip, RandomTranslation, RandomRotation,
+                RandomZoom)
 }
 
 __all__ = ["Layer", "ActivatedLayer", "Dense", "Flatten", "Reshape", "Activation", "Rescaling", "Dropout",
            "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "BatchNormalization",
-           "RandomAffine2D", "RandomTranslation", "RandomRotation", "RandomZoom", "REGISTRY"]
+           "RandomImageLayer", "RandomAffine2D", "RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom",
+           "REGISTRY"]
