@@ -32,6 +32,29 @@ def test_train_saves_the_model_with_labels_and_plots_curves(trained, capsys):
     assert "Labels: circle, square, triangle, star" in out and "Total params" in out
 
 
+@pytest.mark.parametrize("arch", ["digits", "doodles"])
+def test_train_builds_the_shipped_presets_with_a_cosine_schedule(arch, tmp_path, capsys):
+    from NeuralNetworks.nn import layers, presets
+
+    out = tmp_path / f"{arch}.npz"
+    argv = ["train", "--max-per-class", "20", "--epochs", "2", "--quiet", "--arch", arch, "--schedule", "cosine",
+            "--lr", "0.002", "--out", str(out)]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "best epoch" not in printed and "Epoch 2/2" in printed  # cosine runs every epoch, keeps the last
+    model = models.load(out)
+    assert model.get_config()["layers"] == presets.ARCHITECTURES[arch]((28, 28, 1), 8, seed=0).get_config()["layers"]
+    assert any(isinstance(layer, layers.RandomImageLayer) for layer in model.layers)
+    schedule = model.optimizer.learning_rate  # the cosine reaches 0 exactly at the last training step
+    assert schedule.initial_learning_rate == 0.002 and schedule.decay_steps == model.optimizer.iterations
+
+
+def test_arch_names_match_the_presets():
+    from NeuralNetworks.nn import presets
+
+    assert cli.ARCHITECTURES == tuple(presets.ARCHITECTURES)
+
+
 def test_test_reports_accuracy_per_class_and_writes_figures(trained, capsys, tmp_path):
     confusion, samples = tmp_path / "c.png", tmp_path / "s.png"
     assert cli.main(["test", "--model", str(trained), "--max-per-class", "60", "--confusion", str(confusion),
