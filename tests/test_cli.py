@@ -49,6 +49,15 @@ def test_train_builds_the_shipped_presets_with_a_cosine_schedule(arch, tmp_path,
     assert schedule.initial_learning_rate == 0.002 and schedule.decay_steps == model.optimizer.iterations
 
 
+def test_validation_split_zero_trains_on_every_image_with_the_cosine_schedule(tmp_path, capsys):
+    out = tmp_path / "all.npz"
+    assert cli.main(["train", "--max-per-class", "20", "--epochs", "1", "--quiet", "--schedule", "cosine",
+                     "--validation-split", "0", "--batch", "16", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "shapes: 128 training" in printed and "val_loss" not in printed
+    assert models.load(out).optimizer.iterations == 128 // 16  # every training image, none held out
+
+
 def test_arch_names_match_the_presets():
     from NeuralNetworks.nn import presets
 
@@ -85,10 +94,13 @@ def test_predict_prints_label_and_top3(trained, tmp_path, capsys):
         (["train", "--dataset", "quickdraw", "--data-dir", "{tmp}/qd", "--classes", "dog"], "unknown QuickDraw class"),
         (["train", "--dataset", "mnist", "--data-dir", "{tmp}/badmagic"], "magic"),
         (["train", "--epochs", "0"], "--epochs must be a positive integer"),
+        (["train", "--validation-split", "1"], "--validation-split must be in [0, 1)"),
+        (["train", "--validation-split", "0"], "--validation-split 0 needs --schedule cosine"),
         (["predict", "--model", "{model}", "{tmp}/not-an-image.png"], "not-an-image.png: not an image file"),
         (["info", "{tmp}/not-a-model.npz"], "not-a-model.npz: not a NeuralNetworks model file"),
     ],
-    ids=["missing-model", "missing-data", "unknown-class", "wrong-magic", "bad-epochs", "not-an-image", "not-a-model"],
+    ids=["missing-model", "missing-data", "unknown-class", "wrong-magic", "bad-epochs", "bad-validation-split",
+         "no-validation-without-cosine", "not-an-image", "not-a-model"],
 )
 def test_errors_are_one_line_with_exit_status_2(argv, message, tmp_path, trained, capsys):
     (tmp_path / "qd").mkdir()
