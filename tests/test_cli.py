@@ -58,6 +58,18 @@ def test_validation_split_zero_trains_on_every_image_with_the_cosine_schedule(tm
     assert models.load(out).optimizer.iterations == 128 // 16  # every training image, none held out
 
 
+def test_no_optimizer_state_saves_a_smaller_file_that_predicts_the_same(trained, tmp_path):
+    with_state, without = tmp_path / "with.npz", tmp_path / "without.npz"
+    common = ["train", "--max-per-class", "20", "--epochs", "1", "--quiet"]
+    assert cli.main([*common, "--out", str(with_state)]) == 0
+    assert cli.main([*common, "--no-optimizer-state", "--out", str(without)]) == 0
+    full, light = models.load(with_state), models.load(without)
+    assert light.optimizer.iterations == 0 < full.optimizer.iterations  # loaded with a fresh optimizer
+    assert without.stat().st_size < 0.5 * with_state.stat().st_size  # Adam keeps two moments per weight
+    images = np.random.default_rng(0).integers(0, 256, (8, 28, 28, 1)).astype(np.uint8)
+    np.testing.assert_array_equal(light.predict(images), full.predict(images))
+
+
 def test_arch_names_match_the_presets():
     from NeuralNetworks.nn import presets
 

@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--patience", type=int, default=3,
                        help="epochs without val_loss improvement to stop (with --schedule plateau)")
     train.add_argument("--out", type=Path, help="model file to write (default: <dataset>-<arch>.npz)")
+    train.add_argument("--no-optimizer-state", action="store_true",
+                       help="save without the optimizer's moments: a third of the size, all the app needs, but "
+                            "training cannot resume exactly from the file")
     train.add_argument("--plot", type=Path, help="PNG of the loss and accuracy curves")
     train.add_argument("--quiet", action="store_true", help="one line per epoch instead of progress bars")
     train.add_argument("--threads", type=int,
@@ -162,6 +165,8 @@ def command_train(args: argparse.Namespace) -> int:
                                                           patience=LR_PLATEAU_PATIENCE), stopper]
     optimizer = optimizers.get(args.optimizer, learning_rate=learning_rate)
     model.compile(optimizer=optimizer, loss=losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
+    saving = {"labels": dataset.label_dict, "preprocessing": preprocessing,
+              "include_optimizer": not args.no_optimizer_state}
     threads = contextlib.nullcontext()
     if args.threads is not None:
         from threadpoolctl import threadpool_limits
@@ -172,10 +177,10 @@ def command_train(args: argparse.Namespace) -> int:
             model.fit(dataset.x_train, dataset.y_train, epochs=args.epochs, batch_size=args.batch,
                       callbacks=training_callbacks, verbose=2 if args.quiet else 1, **validation)
     except KeyboardInterrupt:
-        path = model.save(out, labels=dataset.label_dict, preprocessing=preprocessing)
+        path = model.save(out, **saving)
         print(f"\ninterrupted: saved the best weights so far to {path}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    path = model.save(out, labels=dataset.label_dict, preprocessing=preprocessing)
+    path = model.save(out, **saving)
     if stopper is not None and stopper.best_epoch is not None:
         print(f"best epoch: {stopper.best_epoch + 1} (val_loss {stopper.best:.4f}); its weights were kept")
     loss, accuracy = model.evaluate(dataset.x_test, dataset.y_test)
