@@ -129,11 +129,14 @@ def main(argv: list[str] | None = None) -> int:
                              f"test set has {data.class_names}")
     print(f"{data.name} test set: {len(images)} images; perturbations drawn with seed {SEED}\n")
     width = max(len(name) for name in PERTURBATIONS)
-    print(f"| {'test images'.ljust(width)} | " + " | ".join(loaded) + " |")
-    print(f"|{'-' * (width + 2)}|" + "|".join("-" * (len(name) + 2) for name in loaded) + "|")
+    cell_widths = [max(len(name), len("100.00%")) for name in loaded]
+    print(f"| {'test images'.ljust(width)} | " + " | ".join(
+        name.rjust(cell) for name, cell in zip(loaded, cell_widths, strict=True)) + " |")
+    print(f"|{'-' * (width + 2)}|" + "|".join("-" * (cell + 2) for cell in cell_widths) + "|")
     for label, perturbation in PERTURBATIONS.items():
         x = perturbed(images, perturbation)
-        cells = [f"{accuracy(model, x, labels):.2%}".rjust(len(name)) for name, model in loaded.items()]
+        cells = [f"{accuracy(model, x, labels):.2%}".rjust(cell)
+                 for model, cell in zip(loaded.values(), cell_widths, strict=True)]
         print(f"| {label.ljust(width)} | " + " | ".join(cells) + " |", flush=True)
     return 0
 
