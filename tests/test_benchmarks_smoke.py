@@ -56,3 +56,22 @@ def test_hostile_files_benchmark_refuses_every_hostile_file_and_loads_the_good_o
     assert outcomes.pop("baseline: import, load nothing") == "nothing loaded"
     assert all(outcome.startswith("loaded") for name, outcome in outcomes.items() if name.startswith("shipped"))
     assert all(outcome.startswith("refused: ") for name, outcome in outcomes.items() if not name.startswith("shipped"))
+
+
+def run_quick(script: str, *args: str) -> str:
+    completed = subprocess.run([sys.executable, str(BENCHMARKS / script), "--quick", *args], capture_output=True,
+                               text=True, timeout=TIMEOUT_SECONDS, check=False)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed.stdout
+
+
+def test_augmentation_benchmark_prints_the_overhead_of_each_preset():
+    output = run_quick("augmentation.py", "--arch", "digits", "doodles", "--threads", "1")
+    assert re.search(r"^\| digits +\| [\d,]+ +\| [\d,]+ +\| [+-]\d+\.\d% +\| <= 25% (ok|MISS)", output, re.MULTILINE)
+    assert re.search(r"^\| doodles +\| random_flip_1 \(RandomFlip\) +\| \d+\.\d\d ", output, re.MULTILINE)
+
+
+def test_robustness_benchmark_scores_a_model_on_every_perturbation(mnist_dir):
+    output = run_quick("robustness.py", "--data", str(mnist_dir))
+    rows = re.findall(r"^\| (clean|shift|rotation)[^|]*\| +(\d+\.\d\d)% \|$", output, re.MULTILINE)
+    assert [name for name, _ in rows] == ["clean", "shift", "shift", "rotation", "rotation", "rotation"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from NeuralNetworks import cli, run
+from NeuralNetworks import cli, cli_training, run
 from NeuralNetworks.nn import callbacks, layers, models
 
 SMALL = ["--max-per-class", "60", "--epochs", "3", "--quiet"]
@@ -44,6 +44,50 @@ def test_train_saves_the_model_with_labels_and_plots_curves(trained, capsys):
     assert "Labels: circle, square, triangle, star" in out and "Total params" in out
 
 
+@pytest.mark.parametrize("arch", ["digits", "doodles"])
+def test_train_builds_the_shipped_presets_with_a_cosine_schedule(arch, tmp_path, capsys):
+    from NeuralNetworks.nn import layers, presets
+
+    out = tmp_path / f"{arch}.npz"
+    argv = ["train", "--max-per-class", "20", "--epochs", "2", "--quiet", "--arch", arch, "--schedule", "cosine",
+            "--lr", "0.002", "--out", str(out)]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "best epoch" not in printed and "Epoch 2/2" in printed  # cosine runs every epoch, keeps the last
+    model = models.load(out)
+    assert model.get_config()["layers"] == presets.ARCHITECTURES[arch]((28, 28, 1), 8, seed=0).get_config()["layers"]
+    assert any(isinstance(layer, layers.RandomImageLayer) for layer in model.layers)
+    schedule = model.optimizer.learning_rate  # the cosine reaches 0 exactly at the last training step
+    assert schedule.initial_learning_rate == 0.002 and schedule.decay_steps == model.optimizer.iterations
+
+
+def test_validation_split_zero_trains_on_every_image_with_the_cosine_schedule(tmp_path, capsys):
+    out = tmp_path / "all.npz"
+    assert cli.main(["train", "--max-per-class", "20", "--epochs", "1", "--quiet", "--schedule", "cosine",
+                     "--validation-split", "0", "--batch", "16", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "shapes: 128 training" in printed and "val_loss" not in printed
+    assert models.load(out).optimizer.iterations == 128 // 16  # every training image, none held out
+
+
+def test_no_optimizer_state_saves_a_smaller_file_that_predicts_the_same(trained, tmp_path):
+    with_state, without = tmp_path / "with.npz", tmp_path / "without.npz"
+    common = ["train", "--max-per-class", "20", "--epochs", "1", "--quiet"]
+    assert cli.main([*common, "--out", str(with_state)]) == 0
+    assert cli.main([*common, "--no-optimizer-state", "--out", str(without)]) == 0
+    full, light = models.load(with_state), models.load(without)
+    assert light.optimizer.iterations == 0 < full.optimizer.iterations  # loaded with a fresh optimizer
+    assert without.stat().st_size < 0.5 * with_state.stat().st_size  # Adam keeps two moments per weight
+    images = np.random.default_rng(0).integers(0, 256, (8, 28, 28, 1)).astype(np.uint8)
+    np.testing.assert_array_equal(light.predict(images), full.predict(images))
+
+
+def test_arch_names_match_the_presets():
+    from NeuralNetworks.nn import presets
+
+    assert cli.ARCHITECTURES == tuple(presets.ARCHITECTURES)
+
+
 def test_test_reports_accuracy_per_class_and_writes_figures(trained, capsys, tmp_path):
     confusion, samples = tmp_path / "c.png", tmp_path / "s.png"
     assert cli.main(["test", "--model", str(trained), "--max-per-class", "60", "--confusion", str(confusion),
@@ -76,11 +120,14 @@ def test_predict_prints_label_and_top3(trained, tmp_path, capsys):
         (["train", "--epochs", "0"], "--epochs must be a positive integer"),
         (["train", "--dataset", "mnist", "--max-per-class", "5"], "--max-per-class does not apply to mnist"),
         (["train", "--max-per-class", "0"], "samples_per_class"),
+        (["train", "--validation-split", "1"], "--validation-split must be a number from 0 (inclusive) to 1"),
+        (["train", "--validation-split", "nan"], "--validation-split must be a number from 0 (inclusive) to 1"),
+        (["train", "--validation-split", "0"], "--validation-split 0 needs --schedule cosine"),
         (["predict", "--model", "{model}", "{tmp}/not-an-image.png"], "not-an-image.png: not an image file"),
         (["info", "{tmp}/not-a-model.npz"], "not-a-model.npz: not a NeuralNetworks model file"),
     ],
     ids=["missing-model", "missing-data", "unknown-class", "wrong-magic", "bad-epochs", "no-size-option", "zero-size",
-         "not-an-image", "not-a-model"],
+         "bad-validation-split", "nan-validation-split", "no-validation-without-cosine", "not-an-image", "not-a-model"],
 )
 def test_errors_are_one_line_with_exit_status_2(argv, message, tmp_path, trained, capsys):
     (tmp_path / "qd").mkdir()
@@ -194,10 +241,10 @@ def test_train_stops_once_val_loss_gains_are_negligible():
                             callbacks=[ReplayedValLoss(), *stopping])
         return len(history.history["loss"])
 
-    slower, stopper = cli.training_callbacks(num_classes=8, patience=3)
+    slower, stopper = cli_training.callbacks_for("plateau", num_classes=8, patience=3)[0]
     assert epochs_run([slower, stopper]) == 11 and stopper.best_epoch == 7  # the weights of epoch 8 are kept
     before = callbacks.EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)
-    assert epochs_run([cli.training_callbacks(8, 3)[0], before]) == len(SHAPES_VAL_LOSS)
+    assert epochs_run([cli_training.callbacks_for("plateau", 8, 3)[0][0], before]) == len(SHAPES_VAL_LOSS)
 
 
 @pytest.mark.slow

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import math
 import sys
 import traceback
 from collections.abc import Sequence
@@ -19,26 +18,19 @@ from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 
+from . import cli_training
 from .cli_checks import check_numbers, check_outputs, output_file, output_folder
+from .cli_training import DEFAULT_VALIDATION_SPLIT, SCHEDULES
 from .data import DEFAULT_DATASET, Dataset, StreamedDataset, catalog
 
 if TYPE_CHECKING:
-    from .nn.callbacks import EarlyStopping, ReduceLROnPlateau
     from .nn.models import Sequential
 
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad")
-DEFAULT_LEARNING_RATE = {"adam": 1e-3, "adamw": 1e-3, "sgd": 0.05, "rmsprop": 1e-3, "adagrad": 0.01}
-# When val_loss stalls for an epoch, take 5x smaller steps: on MNIST this lifts the default MLP from 97.8% to 98.3%.
-LR_PLATEAU_FACTOR = 0.2
-LR_PLATEAU_PATIENCE = 1
-# Improvements of val_loss smaller than this fraction of ln(classes), the loss of a uniform guess, do not reset
-# EarlyStopping's patience: once ReduceLROnPlateau has made the steps tiny, gains of 1e-5 per epoch would
-# otherwise keep training to its last epoch without changing a single prediction. For the 8 shapes this is
-# 5.2e-4: half the last useful gain (~1e-3, the epoch after the first slow-down), twice the gains after it.
-MIN_IMPROVEMENT_FRACTION = 2.5e-4
+OPTIMIZERS = tuple(cli_training.DEFAULT_LEARNING_RATE)
+ARCHITECTURES = ("mlp", "cnn", "digits", "doodles")  # nn.presets.ARCHITECTURES, named here to keep startup light
 SAMPLE_GRID_SIZE = 32
 CLASS_COLUMN = "class"
 
@@ -83,13 +75,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a network and save it with its labels")
     _add_dataset_arguments(train)
-    train.add_argument("--arch", choices=("mlp", "cnn"), default="mlp", help="network: MLP or small CNN")
+    train.add_argument("--arch", choices=ARCHITECTURES, default="mlp",
+                       help="network: MLP, small CNN, or the augmented CNN of the shipped digits or doodles model")
     train.add_argument("--epochs", type=int, default=20, help="most epochs (early stopping may end sooner)")
     train.add_argument("--batch", type=int, default=64, help="batch size")
     train.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
     train.add_argument("--lr", type=float, help="learning rate (default depends on the optimizer)")
-    train.add_argument("--patience", type=int, default=3, help="epochs without val_loss improvement to stop")
+    train.add_argument("--schedule", choices=SCHEDULES, default="plateau",
+                       help="plateau: cut the learning rate 5x whenever val_loss stalls, stop early, keep the best "
+                            "epoch; cosine: decay it to 0 along a cosine over all --epochs, keep the last")
+    train.add_argument("--validation-split", type=float, default=DEFAULT_VALIDATION_SPLIT,
+                       help="share of the training set held out to watch val_loss, when the dataset has no "
+                            "validation split (0: train on all of it; needs --schedule cosine)")
+    train.add_argument("--patience", type=int, default=3,
+                       help="epochs without val_loss improvement to stop (with --schedule plateau)")
     train.add_argument("--out", type=Path, help="model file to write (default: <dataset>-<arch>.npz)")
+    train.add_argument("--no-optimizer-state", action="store_true",
+                       help="save without the optimizer's moments: a third of the size, all the app needs, but "
+                            "training cannot resume exactly from the file")
     train.add_argument("--plot", type=Path, help="PNG of the loss and accuracy curves")
     train.add_argument("--quiet", action="store_true", help="one line per epoch instead of progress bars")
     train.add_argument("--threads", type=int,
@@ -163,21 +166,7 @@ def _load_dataset(args: argparse.Namespace, test_only: bool = False) -> Dataset 
 def _build_model(arch: str, input_shape: tuple[int, ...], num_classes: int, seed: int):
     from .nn import presets
 
-    if arch == "cnn":
-        return presets.default_cnn(input_shape, num_classes, seed=seed)
-    return presets.default_mlp(input_shape, num_classes, seed=seed)
-
-
-def training_callbacks(num_classes: int, patience: int) -> tuple[ReduceLROnPlateau, EarlyStopping]:
-    """``(ReduceLROnPlateau, EarlyStopping)`` on val_loss: 5x smaller steps after a stalled epoch, and a stop,
-    keeping the best weights, after ``patience`` epochs that gain less than a fraction of the chance-level
-    loss ``ln(num_classes)`` (see ``MIN_IMPROVEMENT_FRACTION``)."""
-    from .nn import callbacks
-
-    slower = callbacks.ReduceLROnPlateau(monitor="val_loss", factor=LR_PLATEAU_FACTOR, patience=LR_PLATEAU_PATIENCE)
-    stopper = callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True,
-                                      min_delta=MIN_IMPROVEMENT_FRACTION * math.log(num_classes))
-    return slower, stopper
+    return presets.ARCHITECTURES[arch](input_shape, num_classes, seed=seed)
 
 
 def class_table(names: list[str], precision: np.ndarray, recall: np.ndarray, support: np.ndarray) -> str:
@@ -201,20 +190,11 @@ def _model_to_train(args: argparse.Namespace, dataset: Dataset | StreamedDataset
             raise CommandError(f"{args.resume}: the model was trained on other classes or image sizes than "
                                f"{dataset.name} with these --classes")
     if model.optimizer is None:
-        learning_rate = DEFAULT_LEARNING_RATE[args.optimizer] if args.lr is None else args.lr
-        optimizer = optimizers.get(args.optimizer, learning_rate=learning_rate)
+        train_samples = cli_training.training_samples(dataset, args.validation_split)
+        optimizer = optimizers.get(args.optimizer, learning_rate=cli_training.learning_rate(args, train_samples))
         model.compile(optimizer=optimizer, loss=losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
     model.labels, model.preprocessing = dataset.label_dict, dataset.preprocessing  # saved with checkpoints
     return model
-
-
-def _training_data(dataset: Dataset | StreamedDataset) -> dict:
-    """fit's data arguments: the streamed splits, or the arrays (with a validation split if none is given)."""
-    if isinstance(dataset, StreamedDataset):
-        return {"x": dataset.train, "validation_data": dataset.validation}
-    if dataset.x_val is not None:
-        return {"x": dataset.x_train, "y": dataset.y_train, "validation_data": (dataset.x_val, dataset.y_val)}
-    return {"x": dataset.x_train, "y": dataset.y_train, "validation_split": 0.1}
 
 
 def _test_data(dataset: Dataset | StreamedDataset) -> tuple:
@@ -226,6 +206,7 @@ def command_train(args: argparse.Namespace) -> int:
     from .nn import callbacks, parallel
     from .nn.saving import resolve_path
 
+    cli_training.check_schedule_flags(args)
     out = args.out or Path(f"{args.dataset}-{args.arch}.npz")
     target = output_file("--out", resolve_path(out, for_writing=True))
     plot = output_file("--plot", args.plot or target.with_name(f"{target.stem}-history.png"))
@@ -238,8 +219,10 @@ def command_train(args: argparse.Namespace) -> int:
           f"({_class_list(dataset)})")
     model = _model_to_train(args, dataset)
     model.summary()
-    slower, stopper = training_callbacks(dataset.num_classes, args.patience)
+    schedule, stopper = cli_training.callbacks_for(args.schedule, dataset.num_classes, args.patience)
     extra = [callbacks.ModelCheckpoint(checkpoint)] if checkpoint else []
+    saving = {"labels": dataset.label_dict, "preprocessing": dataset.preprocessing,
+              "include_optimizer": not args.no_optimizer_state}
     threads = contextlib.nullcontext()
     if args.threads is not None:
         from threadpoolctl import threadpool_limits
@@ -248,18 +231,18 @@ def command_train(args: argparse.Namespace) -> int:
     try:
         with threads:
             # data-parallel when started by mpiexec or srun with several processes
-            model.fit(**_training_data(dataset), epochs=args.epochs, batch_size=args.batch,
-                      callbacks=[slower, stopper, *extra], verbose=2 if args.quiet else 1)
+            model.fit(**cli_training.training_data(dataset, args.validation_split), epochs=args.epochs,
+                      batch_size=args.batch, callbacks=[*schedule, *extra], verbose=2 if args.quiet else 1)
     except KeyboardInterrupt:  # one process only: a data-parallel job has already stopped every process
-        path = model.save(out, labels=dataset.label_dict, preprocessing=dataset.preprocessing)
+        path = model.save(out, **saving)
         print(f"\ninterrupted: saved the best weights so far to {path}", file=sys.stderr)
         return EXIT_INTERRUPTED
     root = parallel.is_root_process()
-    path = model.save(out, labels=dataset.label_dict, preprocessing=dataset.preprocessing) if root else out
-    if stopper.stopped_epoch is not None:
+    path = model.save(out, **saving) if root else out
+    if stopper is not None and stopper.stopped_epoch is not None:
         print(f"stopped after epoch {stopper.stopped_epoch + 1} of {args.epochs}: val_loss improved by less "
               f"than {stopper.min_delta:.2g} for {args.patience} epoch(s)")
-    if stopper.best_epoch is not None:
+    if stopper is not None and stopper.best_epoch is not None:
         print(f"best epoch: {stopper.best_epoch + 1} (val_loss {stopper.best:.4f}); its weights were kept")
     logs = parallel.trainer_for(model).evaluate(*test)  # each process computes its part
     print(f"test accuracy: {logs['accuracy']:.4f} (loss {logs['loss']:.4f}) on {len(test[0])} images")

@@ -25,9 +25,13 @@ def every_layer_model(seed: int = 0) -> models.Sequential:
     padding whose odd pixel goes after, BatchNormalization on 4-D, 3-D and 2-D input, with random statistics."""
     model = models.Sequential(name="every_layer", seed=seed)
     for layer in (
-        layers.Rescaling(1 / 127.5, offset=-1.0, input_shape=(28, 28, 1)),
+        layers.RandomFlip("horizontal", input_shape=(28, 28, 1)),          # augmentation: gone at inference
+        layers.Rescaling(1 / 127.5, offset=-1.0),
+        layers.RandomTranslation(0.1, 0.1),
         layers.Conv2D(6, 2, padding="same", activation="leaky_relu"),       # even kernel: 1 pixel after
         layers.BatchNormalization(epsilon=1e-2),
+        layers.RandomRotation(0.05),
+        layers.RandomZoom(0.1),
         layers.Conv2D(8, 3, strides=2, padding="same", activation="tanh"),  # 28 -> 14
         layers.MaxPooling2D(3, strides=2, padding="same"),                  # 14 -> 7, pads (0, 1)
         layers.AveragePooling2D(2, strides=1, padding="same"),              # pads (0, 1), real pixels averaged

@@ -376,7 +376,11 @@ def test_every_registered_layer_declares_what_build_creates():
                 "MaxPooling2D": (layers.MaxPooling2D(3, padding="same"), (7, 5, 2)),
                 "AveragePooling2D": (layers.AveragePooling2D(2), (6, 6, 3)),
                 "GlobalAveragePooling2D": (layers.GlobalAveragePooling2D(), (4, 4, 3)),
-                "BatchNormalization": (layers.BatchNormalization(), (5, 5, 3))}
+                "BatchNormalization": (layers.BatchNormalization(), (5, 5, 3)),
+                "RandomFlip": (layers.RandomFlip(), (6, 5, 2)),
+                "RandomTranslation": (layers.RandomTranslation(0.2, 0.1), (6, 5, 2)),
+                "RandomRotation": (layers.RandomRotation(0.1), (6, 5)),
+                "RandomZoom": (layers.RandomZoom(0.1), (6, 5, 1))}
     assert set(layers.REGISTRY) <= set(examples), "give every registered layer an example here"
     for name, (layer, shape) in examples.items():
         declared = (layer.weight_shapes(shape), layer.state_shapes(shape))

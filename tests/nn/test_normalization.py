@@ -117,3 +117,51 @@ def test_bad_batches_raise_clear_errors():
         layer.forward(np.zeros((1, 3)), training=True)
     with pytest.raises(RuntimeError, match="forward\\(training=True\\)"):
         layer.backward(np.zeros((2, 3)))
+
+
+def bars(count, rng, side=12, classes=4):
+    """Noisy lines in ``classes`` orientations at random places, pixels in [0, 1] as after Rescaling(1/255)."""
+    labels = rng.integers(0, classes, count)
+    angle = (labels * np.pi / classes)[:, np.newaxis, np.newaxis]
+    centre = rng.uniform(3, side - 3, (count, 2, 1, 1))
+    rows, columns = np.indices((side, side))
+    distance = np.abs((columns - centre[:, 0]) * np.sin(angle) - (rows - centre[:, 1]) * np.cos(angle))
+    images = np.clip(1.2 - distance, 0, 1) + rng.normal(0, 0.1, (count, side, side))
+    return (0.8 * images)[..., np.newaxis].astype(np.float32), labels
+
+
+def one_epoch_accuracies(momentum, seed, samples=1920, batch_size=32):
+    """(inference, training-mode) accuracy on the training set of a BatchNorm CNN after one 60-step epoch."""
+    x, y = bars(samples, np.random.default_rng(0))
+    model = models.Sequential(seed=seed)
+    options = {} if momentum is None else {"momentum": momentum}
+    model.add(layers.Conv2D(8, 3, padding="same", use_bias=False, input_shape=x.shape[1:]))
+    model.add(layers.BatchNormalization(**options))
+    model.add(layers.Activation("relu"))
+    model.add(layers.MaxPooling2D(2))
+    model.add(layers.Conv2D(8, 3, padding="same", use_bias=False))
+    model.add(layers.BatchNormalization(**options))
+    model.add(layers.Activation("relu"))
+    model.add(layers.Flatten())
+    model.add(layers.Dense(4, activation="softmax"))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, batch_size=batch_size, verbose=0)
+    inference = np.mean(model.predict(x).argmax(axis=1) == y)
+    weights = model.get_weights()  # training-mode forwards move the statistics: put them back afterwards
+    scores = np.concatenate([model.forward(x[i:i + batch_size], training=True)
+                             for i in range(0, len(x), batch_size)])
+    model.set_weights(weights)
+    return inference, np.mean(scores.argmax(axis=1) == y)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_default_momentum_gives_usable_statistics_after_one_short_epoch(seed):
+    inference, training_mode = one_epoch_accuracies(momentum=None, seed=seed)
+    assert training_mode > 0.9  # the network did learn in its one epoch
+    assert abs(inference - training_mode) <= 0.02
+
+
+def test_keras_momentum_fails_the_same_check():
+    """Why the default is not Keras' 0.99: after 60 steps its moving statistics are still mostly the initial ones."""
+    inference, training_mode = one_epoch_accuracies(momentum=0.99, seed=3)
+    assert training_mode - inference > 0.2
