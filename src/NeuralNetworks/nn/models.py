@@ -30,16 +30,13 @@ from .layers import REGISTRY as LAYER_REGISTRY
 from .layers import Dense, Layer
 
 INFERENCE_BATCH_SIZE = training.INFERENCE_BATCH_SIZE
+NonFiniteOutputError = training.NonFiniteOutputError  # what predict raises, named where users call it
 # predict takes fewer than INFERENCE_BATCH_SIZE samples at a time when a batch's largest layer output and working
 # arrays would exceed this many values (256 MiB in float32): only for layers far wider than 28x28 images need.
 INFERENCE_BATCH_ELEMENTS = 1 << 26
 SUPPORTED_DTYPES = ("float32", "float64")
 
 Labels = dict[int, str]
-
-
-class NonFiniteOutputError(training.NonFiniteError):
-    """A prediction overflowed: the model would have returned infinities or NaN as if they were scores."""
 
 
 def _snake_case(name: str) -> str:
@@ -331,24 +328,7 @@ class Sequential:
             batch_size = positive_int("predict", "batch_size", batch_size)
         x, _ = self.prepare_data(x)
         size = batch_size or max(1, min(INFERENCE_BATCH_SIZE, INFERENCE_BATCH_ELEMENTS // self._elements_per_sample))
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # an overflow is reported below
-            if len(x) <= size:  # one batch (one image, say): no output buffer to fill
-                with self._threads.limit(len(x)):
-                    # a copy: the caller gets its own array, never one of a layer's reused buffers
-                    output = self.forward(np.asarray(x, dtype=self.dtype)).copy()
-            else:
-                output = np.empty((len(x), *self.output_shape), dtype=self.dtype)
-                with self._threads.limit(size):
-                    for start in range(0, len(x), size):
-                        output[start:start + size] = self.forward(np.asarray(x[start:start + size],
-                                                                             dtype=self.dtype))
-        if not np.isfinite(output).all():
-            rows = int(np.count_nonzero(~np.isfinite(output.reshape(len(output), -1)).all(axis=1)))
-            raise NonFiniteOutputError(
-                f"The model's outputs overflowed to infinity or NaN for {rows} of {len(output)} samples: the inputs "
-                f"or the weights are too large for {self.dtype} (scale the inputs, e.g. divide pixels by 255; while "
-                "training, lower the learning rate)")
-        return output
+        return training.predict(self, x, size)
 
     def __call__(self, x: object = None, *, data: object = None, training: bool = False) -> Any:
         """``model(x)``: the outputs for the batch ``x``, as in Keras (``training=True`` runs dropout and batch

@@ -38,6 +38,11 @@ class NonFiniteError(ValueError, FloatingPointError):
     """Numbers overflowed to infinity or NaN (a loss, a prediction): a FloatingPointError, and a ValueError for
     callers that treat every refused input alike."""
 
+
+class NonFiniteOutputError(NonFiniteError):
+    """A prediction overflowed: the model would have returned infinities or NaN as if they were scores."""
+
+
 Backward = Callable[[np.ndarray], np.ndarray | None]
 
 
@@ -64,6 +69,30 @@ class StepPlan:
                 step = functools.partial(step, input_gradient=False)
             backward.append(step)
         return cls(fused, tuple(backward), (flat.grads,))
+
+
+def predict(model: Sequential, x: np.ndarray, batch_size: int) -> np.ndarray:
+    """``model``'s outputs for the prepared array ``x``, ``batch_size`` samples at a time, in a new array.
+
+    Raises ``NonFiniteOutputError`` rather than return infinities or NaN."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # an overflow is reported below
+        if len(x) <= batch_size:  # one batch (one image, say): no output buffer to fill
+            with model.blas_threads(len(x)):
+                # a copy: the caller gets its own array, never one of a layer's reused buffers
+                output = model.forward(np.asarray(x, dtype=model.dtype)).copy()
+        else:
+            output = np.empty((len(x), *model.output_shape), dtype=model.dtype)
+            with model.blas_threads(batch_size):
+                for start in range(0, len(x), batch_size):
+                    output[start:start + batch_size] = model.forward(np.asarray(x[start:start + batch_size],
+                                                                                dtype=model.dtype))
+    if not np.isfinite(output).all():
+        rows = int(np.count_nonzero(~np.isfinite(output.reshape(len(output), -1)).all(axis=1)))
+        raise NonFiniteOutputError(
+            f"The model's outputs overflowed to infinity or NaN for {rows} of {len(output)} samples: the inputs "
+            f"or the weights are too large for {model.dtype} (scale the inputs, e.g. divide pixels by 255; while "
+            "training, lower the learning rate)")
+    return output
 
 
 def evaluate(model: Sequential, x: np.ndarray, y: np.ndarray, batch_size: int | None = None) -> Logs:
