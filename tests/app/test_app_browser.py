@@ -12,16 +12,14 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from browser_support import CHROMIUM, CHROMIUM_ARGS, CHROMIUM_MISSING, VIEWPORT, WAIT_MS, confine, draw
+
 SCREENSHOT = Path(os.environ.get("NN_APP_SCREENSHOT", "/tmp/doodle_app.png"))
 SERVER_START_SECONDS = 20
-WAIT_MS = 15_000
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is absent (apt-get install chromium)"),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=CHROMIUM_MISSING),
 ]
 
 
@@ -60,36 +58,13 @@ def page(base_url, tmp_path):
     with sync_api.sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1100, "height": 820})
+            viewport=VIEWPORT)
         page = context.pages[0] if context.pages else context.new_page()
-        page.outside_requests, page.console_errors = [], []
-
-        def guard(route):
-            if route.request.url.startswith(base_url):
-                route.continue_()
-            else:
-                page.outside_requests.append(route.request.url)
-                route.abort()
-
-        page.route("**/*", guard)
-        page.on("console", lambda message: message.type == "error" and page.console_errors.append(message.text))
-        page.on("pageerror", lambda error: page.console_errors.append(str(error)))
-        page.set_default_timeout(WAIT_MS)
+        confine(page, page, base_url)
         try:
             yield page
         finally:
             context.close()
-
-
-def draw(page, points: list[tuple[float, float]]) -> None:
-    """Drag the mouse through ``points`` given as fractions of the drawing board."""
-    box = page.locator("#pad").bounding_box()
-    at = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
-    page.mouse.move(*at[0])
-    page.mouse.down()
-    for x, y in at[1:]:
-        page.mouse.move(x, y, steps=3)
-    page.mouse.up()
 
 
 def circle(steps: int = 40) -> list[tuple[float, float]]:
@@ -118,7 +93,7 @@ def open_app(page, base_url: str) -> None:
 def test_drawing_with_the_mouse_shows_predictions_and_the_28x28_preview(page, base_url):
     open_app(page, base_url)
     assert page.locator("#predictions li").count() == 0 and preview_ink(page) == 0
-    draw(page, circle())
+    draw(page, [circle()], steps=3)
     expect_count(page, "#predictions li", 3)
     expect_count(page, "#preview[data-shown]", 1)
     labels = page.locator("#predictions .label").all_inner_texts()
@@ -134,13 +109,13 @@ def test_drawing_with_the_mouse_shows_predictions_and_the_28x28_preview(page, ba
     assert "Draw something" in page.inner_text("#status") and preview_ink(page) == 0
 
     page.select_option("#model", "digits")
-    draw(page, [(0.5, 0.2), (0.5, 0.8)])
+    draw(page, [[(0.5, 0.2), (0.5, 0.8)]], steps=3)
     expect_count(page, "#predictions li", 3)
     assert page.locator("#predictions .label").first.inner_text() in [str(d) for d in range(10)]
     assert "digits" in page.inner_text("#status")
     page.click("#clear")
     expect_count(page, "#predictions li", 0)
-    assert page.outside_requests == [] and page.console_errors == []
+    assert page.outside_requests == [] and page.errors == []
 
 
 def test_a_click_without_a_stroke_asks_to_draw_something_and_uploads_work(page, base_url, tmp_path):
@@ -157,7 +132,7 @@ def test_a_click_without_a_stroke_asks_to_draw_something_and_uploads_work(page, 
     page.set_input_files("#upload", str(upload))
     expect_count(page, "#predictions li", 3)
     assert preview_ink(page) > 0
-    assert page.console_errors == []
+    assert page.errors == []
 
 
 def test_the_page_predicts_in_the_browser_without_a_request_per_stroke(page, base_url):
@@ -165,18 +140,18 @@ def test_the_page_predicts_in_the_browser_without_a_request_per_stroke(page, bas
     page.on("request", lambda request: "/api/predict" in request.url and predict_requests.append(request.url))
     open_app(page, base_url)
     page.wait_for_function("() => window.nn && Object.keys(window.nn.models).length === 2")
-    draw(page, circle())
+    draw(page, [circle()], steps=3)
     expect_count(page, "#predictions[data-source=page] li", 3)
     assert page.evaluate("window.nn.labels") == ["apple", "diamond", "fish", "house"]
     page.select_option("#model", "digits")
     expect_count(page, "#predictions[data-source=page] li", 3)
     assert page.evaluate("window.nn.labels") == [str(d) for d in range(10)] and "digits" in page.inner_text("#status")
-    assert predict_requests == [] and page.outside_requests == [] and page.console_errors == []
+    assert predict_requests == [] and page.outside_requests == [] and page.errors == []
 
 
 def test_where_the_weights_cannot_load_the_server_predicts(page, base_url):
     page.route("**/model.bin", lambda route: route.abort())
     open_app(page, base_url)
-    draw(page, circle())
+    draw(page, [circle()], steps=3)
     expect_count(page, "#predictions[data-source=server] li", 3)
     assert page.evaluate("Object.keys(window.nn.models).length") == 0

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from export_test_models import every_layer_model, images_for, real_images, shipped_models, varied_drawings
 
+from browser_support import draw
 from NeuralNetworks import export
 from NeuralNetworks.cli import main
 from NeuralNetworks.data import images
@@ -166,17 +167,6 @@ HOUSE = [  # fractions of the drawing board: the walls, the roof, a door
 ]
 
 
-def draw(page, strokes) -> None:
-    box = page.locator("#pad").bounding_box()
-    for stroke in strokes:
-        at = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in stroke]
-        page.mouse.move(*at[0])
-        page.mouse.down()
-        for x, y in at[1:]:
-            page.mouse.move(x, y, steps=8)
-        page.mouse.up()
-
-
 @pytest.mark.browser
 def test_a_house_drawn_with_the_mouse_on_the_exported_page_is_a_house(exported, open_folder):
     from playwright.sync_api import expect
@@ -186,7 +176,7 @@ def test_a_house_drawn_with_the_mouse_on_the_exported_page_is_a_house(exported, 
         pytest.skip("no shipped model knows houses")
     page = open_folder(exported(doodle_models[0].stem, models.load(doodle_models[0])))
     assert page.locator("#upload-button").is_hidden()  # uploads need a server; this page has none
-    draw(page, HOUSE)
+    draw(page, HOUSE, steps=8)
     expect(page.locator("#predictions[data-source=page] li")).to_have_count(3)
     assert page.locator("#predictions .label").first.inner_text() == "house"
     assert page.outside_requests == [] and page.errors == []
