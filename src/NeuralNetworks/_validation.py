@@ -91,6 +91,13 @@ def shape_tuple(owner: str, name: str, value: object) -> tuple[int, ...]:
     return tuple(int(v) for v in value)
 
 
+def choice(owner: str, name: str, value: object, choices: Sequence[str]) -> str:
+    """Return ``value`` lower-cased if it names one of ``choices`` (any case), else raise naming them."""
+    if not isinstance(value, str) or value.lower() not in choices:
+        raise ValueError(f"{owner} expects `{name}` to be one of {', '.join(choices)}. Received: {name}={value!r}")
+    return value.lower()
+
+
 def boolean(owner: str, name: str, value: object) -> bool:
     """Return ``value`` as a bool: True/False (also NumPy's) or the integers 0 and 1; anything else raises,
     so that a string such as "false" is never read as True."""

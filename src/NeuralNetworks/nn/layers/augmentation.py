@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._validation import finite_real, optional_seed
+from ..._validation import choice, finite_real, optional_seed
 from .base import BufferCache, Layer
 from .resampling import FILL_MODES, INTERPOLATIONS, SamplingPlan
 
@@ -65,12 +65,6 @@ def _as_range(owner: str, name: str, value: object, low: float = -math.inf, high
         bracket = "(" if low_open else "["
         raise ValueError(f"{owner} expects `{name}` within {bracket}{low}, {high}]. Received: {name}={value!r}")
     return lower, upper
-
-
-def _choice(owner: str, name: str, value: object, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value.lower() not in choices:
-        raise ValueError(f"{owner} expects `{name}` to be one of {', '.join(choices)}. Received: {name}={value!r}")
-    return value.lower()
 
 
 class RandomImageLayer(Layer):
@@ -138,7 +132,7 @@ class RandomFlip(RandomImageLayer):
 
     def __init__(self, mode: str = "horizontal_and_vertical", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.mode = _choice("RandomFlip", "mode", mode, FLIP_MODES)
+        self.mode = choice("RandomFlip", "mode", mode, FLIP_MODES)
         self._flips: list[tuple[int, np.ndarray]] = []
 
     def augment(self, images):
@@ -172,8 +166,8 @@ class RandomAffine2D(RandomImageLayer):
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         owner = type(self).__name__
-        self.fill_mode = _choice(owner, "fill_mode", fill_mode, FILL_MODES)
-        self.interpolation = _choice(owner, "interpolation", interpolation, INTERPOLATIONS)
+        self.fill_mode = choice(owner, "fill_mode", fill_mode, FILL_MODES)
+        self.interpolation = choice(owner, "interpolation", interpolation, INTERPOLATIONS)
         self.fill_value = finite_real(owner, "fill_value", fill_value)
         self._plan: SamplingPlan | None = None
         self._buffers = BufferCache()

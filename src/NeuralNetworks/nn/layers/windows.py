@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ..._validation import positive_int
+from ..._validation import choice, positive_int
 
 PADDINGS = ("valid", "same")
 SPATIAL_RANK = 3  # a sample is (height, width, channels)
@@ -32,9 +32,7 @@ def as_pair(owner: str, name: str, value: object) -> Pair:
 
 
 def as_padding(owner: str, value: object) -> str:
-    if not isinstance(value, str) or value.lower() not in PADDINGS:
-        raise ValueError(f"{owner} expects `padding` to be one of {', '.join(PADDINGS)}. Received: padding={value!r}")
-    return value.lower()
+    return choice(owner, "padding", value, PADDINGS)
 
 
 def output_length(size: int, window: int, stride: int, padding: str) -> int:
