@@ -82,8 +82,10 @@ def training_data(dataset: Dataset | StreamedDataset, validation_split: float) -
 
 def training_samples(dataset: Dataset | StreamedDataset, validation_split: float) -> int:
     """How many samples one epoch trains on (what ``fit`` keeps after holding out ``validation_split``)."""
+    from .nn.training import validation_count
+
     if isinstance(dataset, StreamedDataset):
         return len(dataset.train)
     if dataset.x_val is not None:
         return len(dataset.x_train)
-    return len(dataset.x_train) - int(round(len(dataset.x_train) * validation_split))
+    return len(dataset.x_train) - validation_count(len(dataset.x_train), validation_split)

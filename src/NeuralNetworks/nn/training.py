@@ -71,6 +71,11 @@ class StepPlan:
         return cls(fused, tuple(backward), (flat.grads,))
 
 
+def validation_count(n: int, fraction: float) -> int:
+    """How many of ``n`` samples ``fit(validation_split=fraction)`` holds out for validation."""
+    return int(round(n * fraction))
+
+
 def predict(model: Sequential, x: np.ndarray, batch_size: int) -> np.ndarray:
     """``model``'s outputs for the prepared array ``x``, ``batch_size`` samples at a time, in a new array.
 
@@ -243,7 +248,7 @@ class Trainer:
     def _split(self, n: int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
         """Training and validation indices (each sorted) of a shuffled split holding back ``fraction``."""
         order = self.model.rng.permutation(n)
-        n_val = int(round(n * fraction))
+        n_val = validation_count(n, fraction)
         if n_val == 0 or n_val == n:
             raise ValueError(f"validation_split={fraction} leaves no samples for training or validation out of {n}")
         return np.sort(order[:-n_val]), np.sort(order[-n_val:])
