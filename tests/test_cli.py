@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from NeuralNetworks import cli, cli_training, run
+from NeuralNetworks import cli, run
+from NeuralNetworks.cli import recipe as cli_training
 from NeuralNetworks.nn import callbacks, layers, models
 
 SMALL = ["--max-per-class", "60", "--epochs", "3", "--quiet"]

@@ -1,9 +1,5 @@
-"""The command line: ``NeuralNetworks train | test | predict | info | inspect | download | export | app``.
-
-Thin by design: it parses arguments, calls the library and prints. Every expected failure (bad data, a file
-that is not a model, a wrong flag value) becomes one line ``error: ...`` on stderr and exit status 2; Ctrl-C
-during training saves the best weights so far and exits with 130.
-"""
+"""The subcommands and ``main``: each command calls the library and prints; ``main`` turns every expected
+failure into one line ``error: ...`` on stderr and exit status 2."""
 
 from __future__ import annotations
 
@@ -14,130 +10,22 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import cli_training
-from .cli_checks import check_numbers, check_outputs, output_file, output_folder
-from .cli_training import DEFAULT_VALIDATION_SPLIT, SCHEDULES
-from .data import DEFAULT_DATASET, Dataset, StreamedDataset, catalog
+from ..data import Dataset, StreamedDataset, catalog
+from . import recipe
+from .checks import check_numbers, check_outputs, output_file, output_folder
+from .parser import EXIT_USAGE, CommandError, build_parser, capped_datasets
 
 if TYPE_CHECKING:
-    from .nn.models import Sequential
+    from ..nn.models import Sequential
 
 EXIT_OK = 0
-EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-OPTIMIZERS = tuple(cli_training.DEFAULT_LEARNING_RATE)
-ARCHITECTURES = ("mlp", "cnn", "digits", "doodles")  # nn.presets.ARCHITECTURES, named here to keep startup light
 SAMPLE_GRID_SIZE = 32
 CLASS_COLUMN = "class"
-
-
-class CommandError(Exception):
-    """An expected failure the command line reports in one line."""
-
-
-# -- parser ----------------------------------------------------------------------------------------------
-def _capped_datasets() -> str:
-    return ", ".join(spec.name for spec in catalog.CATALOG.values() if spec.size_option)
-
-
-def _streamed_datasets() -> str:
-    return ", ".join(spec.name for spec in catalog.CATALOG.values() if spec.streamer)
-
-
-def _add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", choices=list(catalog.all_names()), default=DEFAULT_DATASET,
-                        help=f"which dataset (default: {DEFAULT_DATASET}, generated offline)")
-    parser.add_argument("--data-dir", type=Path, help="folder with the dataset files (default: datasets/<name>)")
-    parser.add_argument("--classes", nargs="+",
-                        help="classes to use: names, `all`, or a file with one class per line (default: all)")
-    parser.add_argument("--max-per-class", type=int,
-                        help=f"at most this many images per class ({_capped_datasets()})")
-    parser.add_argument("--seed", type=int, default=0, help="seed for splits, initial weights and shuffling")
-    parser.add_argument("--stream", action=argparse.BooleanOptionalAction,
-                        help=f"read batches from the memory-mapped files instead of loading them (default: when "
-                             f"they exceed {catalog.STREAM_ABOVE_BYTES // 2**20} MiB; {_streamed_datasets()})")
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad argument is one line ``error: ...`` (exit 2) like every other failure, not the usage."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="NeuralNetworks", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    train = commands.add_parser("train", help="train a network and save it with its labels")
-    _add_dataset_arguments(train)
-    train.add_argument("--arch", choices=ARCHITECTURES, default="mlp",
-                       help="network: MLP, small CNN, or the augmented CNN of the shipped digits or doodles model")
-    train.add_argument("--epochs", type=int, default=20, help="most epochs (early stopping may end sooner)")
-    train.add_argument("--batch", type=int, default=64, help="batch size")
-    train.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
-    train.add_argument("--lr", type=float, help="learning rate (default depends on the optimizer)")
-    train.add_argument("--schedule", choices=SCHEDULES, default="plateau",
-                       help="plateau: cut the learning rate 5x whenever val_loss stalls, stop early, keep the best "
-                            "epoch; cosine: decay it to 0 along a cosine over all --epochs, keep the last")
-    train.add_argument("--validation-split", type=float, default=DEFAULT_VALIDATION_SPLIT,
-                       help="share of the training set held out to watch val_loss, when the dataset has no "
-                            "validation split (0: train on all of it; needs --schedule cosine)")
-    train.add_argument("--patience", type=int, default=3,
-                       help="epochs without val_loss improvement to stop (with --schedule plateau)")
-    train.add_argument("--out", type=Path, help="model file to write (default: <dataset>-<arch>.npz)")
-    train.add_argument("--no-optimizer-state", action="store_true",
-                       help="save without the optimizer's moments: a third of the size, all the app needs, but "
-                            "training cannot resume exactly from the file")
-    train.add_argument("--plot", type=Path, help="PNG of the loss and accuracy curves")
-    train.add_argument("--quiet", action="store_true", help="one line per epoch instead of progress bars")
-    train.add_argument("--threads", type=int,
-                       help="BLAS threads (default: automatic; 1 is fastest when other programs keep the cores busy)")
-    train.add_argument("--checkpoint", type=Path, help="model file written after every epoch (to resume from)")
-    train.add_argument("--resume", type=Path,
-                       help="continue training a saved model or checkpoint (its optimizer and state; --arch, "
-                            "--optimizer and --lr are then ignored)")
-
-    test = commands.add_parser("test", help="accuracy, per-class precision/recall, confusion matrix, samples")
-    test.add_argument("--model", type=Path, required=True, help="model file")
-    _add_dataset_arguments(test)
-    test.add_argument("--confusion", type=Path, help="confusion-matrix PNG (default: <model>-confusion.png)")
-    test.add_argument("--samples", type=Path, help="sample-predictions PNG (default: <model>-samples.png)")
-
-    predict = commands.add_parser("predict", help="label and top-3 scores for image files")
-    predict.add_argument("--model", type=Path, required=True, help="model file")
-    predict.add_argument("images", nargs="+", type=Path, help="image files (PNG, JPEG, ...)")
-
-    info = commands.add_parser("info", help="a model's summary and labels")
-    info.add_argument("model", type=Path, help="model file")
-
-    inspect = commands.add_parser("inspect", help="activations and gradients of one batch, per layer")
-    inspect.add_argument("--model", type=Path, required=True, help="model file")
-    _add_dataset_arguments(inspect)
-    inspect.add_argument("--batch", type=int, default=64, help="samples in the inspected batch")
-    inspect.add_argument("--plot", type=Path, help="PNG of activation and gradient histograms")
-
-    download = commands.add_parser("download", help="fetch MNIST or QuickDraw classes (checksummed, resumable)")
-    download.add_argument("dataset", help="what to download",
-                          choices=[name for spec in catalog.CATALOG.values() if spec.downloader for name in spec.names])
-    download.add_argument("--data-dir", type=Path, help="destination folder (default: where train looks)")
-    download.add_argument("--classes", nargs="+", help="QuickDraw classes to download")
-
-    export = commands.add_parser("export", help="write a model as ONNX or as a static page predicting in the browser")
-    export.add_argument("--model", type=Path, required=True, help="model file")
-    export.add_argument("--format", choices=("onnx", "web"), required=True,
-                        help="onnx: one .onnx file; web: a folder with the drawing page (works from file://)")
-    export.add_argument("--out", type=Path, required=True, help="the .onnx file or the page's folder to write")
-
-    app = commands.add_parser("app", help="serve the doodle web app (the default command)")
-    app.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
-    app.add_argument("--port", type=int, default=5000)
-    app.add_argument("--model", type=Path, action="append", default=[], help="extra model file to offer")
-    return parser
 
 
 # -- commands --------------------------------------------------------------------------------------------
@@ -152,7 +40,7 @@ def _load_dataset(args: argparse.Namespace, test_only: bool = False) -> Dataset 
     if args.max_per_class is not None:
         if spec.size_option is None:
             raise CommandError(f"--max-per-class does not apply to {spec.name}, which comes as a whole; "
-                               f"it applies to: {_capped_datasets()}")
+                               f"it applies to: {capped_datasets()}")
         options[spec.size_option] = args.max_per_class
     dataset = spec.open(args.data_dir, alias=args.dataset, stream=args.stream, test_only=test_only, **options)
     test = len(_test_data(dataset)[0])
@@ -164,7 +52,7 @@ def _load_dataset(args: argparse.Namespace, test_only: bool = False) -> Dataset 
 
 
 def _build_model(arch: str, input_shape: tuple[int, ...], num_classes: int, seed: int):
-    from .nn import presets
+    from ..nn import presets
 
     return presets.ARCHITECTURES[arch](input_shape, num_classes, seed=seed)
 
@@ -180,7 +68,7 @@ def class_table(names: list[str], precision: np.ndarray, recall: np.ndarray, sup
 
 def _model_to_train(args: argparse.Namespace, dataset: Dataset | StreamedDataset) -> Sequential:
     """A new compiled model for the dataset, or the one ``--resume`` names (which must fit the dataset)."""
-    from .nn import losses, optimizers
+    from ..nn import losses, optimizers
 
     if args.resume is None:
         model = _build_model(args.arch, dataset.input_shape, dataset.num_classes, args.seed)
@@ -190,8 +78,8 @@ def _model_to_train(args: argparse.Namespace, dataset: Dataset | StreamedDataset
             raise CommandError(f"{args.resume}: the model was trained on other classes or image sizes than "
                                f"{dataset.name} with these --classes")
     if model.optimizer is None:
-        train_samples = cli_training.training_samples(dataset, args.validation_split)
-        optimizer = optimizers.get(args.optimizer, learning_rate=cli_training.learning_rate(args, train_samples))
+        train_samples = recipe.training_samples(dataset, args.validation_split)
+        optimizer = optimizers.get(args.optimizer, learning_rate=recipe.learning_rate(args, train_samples))
         model.compile(optimizer=optimizer, loss=losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
     model.labels, model.preprocessing = dataset.label_dict, dataset.preprocessing  # saved with checkpoints
     return model
@@ -202,11 +90,11 @@ def _test_data(dataset: Dataset | StreamedDataset) -> tuple:
 
 
 def command_train(args: argparse.Namespace) -> int:
-    from . import plots
-    from .nn import callbacks, parallel
-    from .nn.saving import resolve_path
+    from .. import plots
+    from ..nn import callbacks, parallel
+    from ..nn.saving import resolve_path
 
-    cli_training.check_schedule_flags(args)
+    recipe.check_schedule_flags(args)
     out = args.out or Path(f"{args.dataset}-{args.arch}.npz")
     target = output_file("--out", resolve_path(out, for_writing=True))
     plot = output_file("--plot", args.plot or target.with_name(f"{target.stem}-history.png"))
@@ -219,7 +107,7 @@ def command_train(args: argparse.Namespace) -> int:
           f"({_class_list(dataset)})")
     model = _model_to_train(args, dataset)
     model.summary()
-    schedule, stopper = cli_training.callbacks_for(args.schedule, dataset.num_classes, args.patience)
+    schedule, stopper = recipe.callbacks_for(args.schedule, dataset.num_classes, args.patience)
     extra = [callbacks.ModelCheckpoint(checkpoint)] if checkpoint else []
     saving = {"labels": dataset.label_dict, "preprocessing": dataset.preprocessing,
               "include_optimizer": not args.no_optimizer_state}
@@ -231,7 +119,7 @@ def command_train(args: argparse.Namespace) -> int:
     try:
         with threads:
             # data-parallel when started by mpiexec or srun with several processes
-            model.fit(**cli_training.training_data(dataset, args.validation_split), epochs=args.epochs,
+            model.fit(**recipe.training_data(dataset, args.validation_split), epochs=args.epochs,
                       batch_size=args.batch, callbacks=[*schedule, *extra], verbose=2 if args.quiet else 1)
     except KeyboardInterrupt:  # one process only: a data-parallel job has already stopped every process
         path = model.save(out, **saving)
@@ -258,14 +146,14 @@ def _class_list(dataset: Dataset | StreamedDataset, shown: int = 20) -> str:
 
 
 def _load_model(path: Path):
-    from .nn import models
+    from ..nn import models
 
     return models.load(path)
 
 
 def command_test(args: argparse.Namespace) -> int:
-    from . import plots
-    from .nn import metrics
+    from .. import plots
+    from ..nn import metrics
 
     stem = args.model.with_suffix("")
     confusion_path = output_file("--confusion", args.confusion or Path(f"{stem}-confusion.png"))
@@ -302,7 +190,7 @@ def command_test(args: argparse.Namespace) -> int:
 
 
 def command_predict(args: argparse.Namespace) -> int:
-    from . import serving
+    from .. import serving
 
     served = serving.load_model(args.model)
     for path in args.images:
@@ -319,8 +207,8 @@ def command_info(args: argparse.Namespace) -> int:
 
 
 def command_inspect(args: argparse.Namespace) -> int:
-    from .data import one_hot
-    from .nn import inspection
+    from ..data import one_hot
+    from ..nn import inspection
 
     model = _load_model(args.model)
     dataset = _load_dataset(args, test_only=True)
@@ -338,7 +226,7 @@ def command_inspect(args: argparse.Namespace) -> int:
 
 
 def command_download(args: argparse.Namespace) -> int:
-    from .data import download
+    from ..data import download
 
     options = {"classes": args.classes} if args.classes else {}
     for path in download.download(args.dataset, args.data_dir, **options):
@@ -347,7 +235,7 @@ def command_download(args: argparse.Namespace) -> int:
 
 
 def command_export(args: argparse.Namespace) -> int:
-    from . import export
+    from .. import export
 
     if args.format == "onnx":
         output_file("--out", args.out)
@@ -367,7 +255,7 @@ def command_export(args: argparse.Namespace) -> int:
 
 
 def command_app(args: argparse.Namespace) -> int:
-    from .app import server
+    from ..app import server
 
     server.run(host=args.host, port=args.port, extra_models=args.model)
     return EXIT_OK
@@ -380,9 +268,9 @@ COMMANDS = {"train": command_train, "test": command_test, "predict": command_pre
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line on ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
-    from .data.errors import DataError
-    from .nn import parallel
-    from .nn.saving import ModelFileError
+    from ..data.errors import DataError
+    from ..nn import parallel
+    from ..nn.saving import ModelFileError
 
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv) or ["app"])
     # In a data-parallel job every process runs this; only rank 0 prints, and a process that fails ends the job.

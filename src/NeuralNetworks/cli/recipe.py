@@ -12,12 +12,12 @@ import argparse
 import math
 from typing import TYPE_CHECKING
 
-from .cli_checks import FlagError
-from .data import Dataset, StreamedDataset
+from ..data import Dataset, StreamedDataset
+from .checks import FlagError
 
 if TYPE_CHECKING:
-    from .nn.callbacks import Callback, EarlyStopping
-    from .nn.schedules import LearningRateSchedule
+    from ..nn.callbacks import Callback, EarlyStopping
+    from ..nn.schedules import LearningRateSchedule
 
 SCHEDULES = ("plateau", "cosine")
 DEFAULT_LEARNING_RATE = {"adam": 1e-3, "adamw": 1e-3, "sgd": 0.05, "rmsprop": 1e-3, "adagrad": 0.01}
@@ -45,7 +45,7 @@ def check_schedule_flags(args: argparse.Namespace) -> None:
 def learning_rate(args: argparse.Namespace, train_samples: int) -> float | LearningRateSchedule:
     """``--lr`` (or the optimizer's default), decaying along a cosine over every step of ``--epochs`` with
     ``--schedule cosine``."""
-    from .nn import schedules
+    from ..nn import schedules
 
     initial = DEFAULT_LEARNING_RATE[args.optimizer] if args.lr is None else args.lr
     if args.schedule != "cosine":
@@ -60,7 +60,7 @@ def callbacks_for(schedule: str, num_classes: int, patience: int) -> tuple[list[
     ``plateau``: ReduceLROnPlateau and EarlyStopping on val_loss, keeping the best weights; gains below
     ``MIN_IMPROVEMENT_FRACTION`` of the chance-level loss ``ln(num_classes)`` do not count as improvements.
     """
-    from .nn import callbacks
+    from ..nn import callbacks
 
     if schedule == "cosine":
         return [], None
@@ -82,7 +82,7 @@ def training_data(dataset: Dataset | StreamedDataset, validation_split: float) -
 
 def training_samples(dataset: Dataset | StreamedDataset, validation_split: float) -> int:
     """How many samples one epoch trains on (what ``fit`` keeps after holding out ``validation_split``)."""
-    from .nn.training import validation_count
+    from ..nn.training import validation_count
 
     if isinstance(dataset, StreamedDataset):
         return len(dataset.train)
