@@ -9,6 +9,7 @@ import numpy as np
 
 from ..._validation import boolean, positive_int
 from .. import activations, initializers
+from . import winograd
 from .base import ActivatedLayer, BufferCache
 from .windows import WindowGeometry, as_padding, as_pair
 
@@ -23,6 +24,10 @@ class Conv2D(ActivatedLayer):
     then ``z = cols @ kernel`` is a single matrix product. Backward: ``dL/dkernel = cols^T dz`` and
     ``dL/dcols = dz kernel^T`` (one batched product), whose blocks are added back onto their windows (col2im)
     in a loop over the ``kh * kw`` window offsets only.
+
+    A stride-1 3x3 convolution of 64 channels or more, on a batch of 1024 output pixels or more, runs as
+    Winograd F(2x2, 3x3) instead (``winograd.applies``): 2.25x fewer multiply-adds, forward and backward, equal
+    to the direct form up to rounding.
     """
 
     def __init__(
@@ -46,6 +51,7 @@ class Conv2D(ActivatedLayer):
         self.geometry: WindowGeometry | None = None
         self._buffers = BufferCache()
         self._cols: np.ndarray | None = None
+        self._tiles: np.ndarray | None = None  # the transformed input tiles of a Winograd training forward
 
     def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         geometry = WindowGeometry("Conv2D", input_shape, self.kernel_size, self.strides, self.padding)
@@ -59,7 +65,11 @@ class Conv2D(ActivatedLayer):
         """The im2col columns (one row of kh * kw * channels per output pixel) and the padded input."""
         g = WindowGeometry("Conv2D", input_shape, self.kernel_size, self.strides, self.padding)
         columns = g.out_height * g.out_width * self.kernel_size[0] * self.kernel_size[1] * g.channels
-        return columns + (g.padded_height * g.padded_width * g.channels if g.is_padded else 0)
+        direct = columns + (g.padded_height * g.padded_width * g.channels if g.is_padded else 0)
+        if not winograd.applies(self.kernel_size, self.strides, g.channels, g.out_height, g.out_width):
+            return direct
+        return max(direct, winograd.working_elements(g.height, g.width, g.out_height, g.out_width, g.channels,
+                                                     self.filters))
 
     def operations_per_sample(self, input_shape):
         """A multiply-add per kernel weight per output pixel."""
@@ -86,6 +96,86 @@ class Conv2D(ActivatedLayer):
         self.check_batch(x)
         g = self.geometry
         n = len(x)
+        kernel = self.params["kernel"]
+        self._cols = self._tiles = None
+        if self._uses_winograd(n):
+            z = self._winograd_forward(x, training)
+        else:
+            cols = self._im2col(x, training)
+            z = cols.reshape(n * g.out_height * g.out_width, -1) @ kernel.reshape(-1, self.filters)
+            self._cols = cols if training else None
+        if self.use_bias:
+            z += self.params["bias"]
+        return self.activate(z.reshape(n, g.out_height, g.out_width, self.filters), training)
+
+    def _uses_winograd(self, batch: int) -> bool:
+        g = self.geometry
+        return (winograd.applies(self.kernel_size, self.strides, g.channels, g.out_height, g.out_width)
+                and winograd.worth_it(batch, g.out_height, g.out_width))
+
+    def _winograd_forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        """z = conv(x, kernel) as Winograd F(2x2, 3x3); keeps the transformed tiles for backward if training."""
+        g = self.geometry
+        n = len(x)
+        suffix = "" if training else "_inference"
+        rows, columns = winograd.tiles(g.out_height, g.out_width)
+        planes = self._buffers.get("winograd_planes" + suffix,
+                                   winograd.planes_shape(n, g.out_height, g.out_width, g.channels), x.dtype,
+                                   fill=0)  # the border is written once, as zeros, and never again
+        winograd.split_columns(x, planes, g.top, g.left)
+        tiles = self._buffers.get("winograd_tiles" + suffix, (winograd.POSITIONS, n, rows, columns, g.channels),
+                                  x.dtype)
+        winograd.transform_input(planes, rows, columns, tiles)
+        products = self._buffers.get("winograd_products" + suffix,
+                                     (winograd.POSITIONS, n, rows, columns, self.filters), x.dtype)
+        winograd.multiply(tiles, winograd.transform_kernel(self.params["kernel"]), products)
+        z = np.empty((n, g.out_height, g.out_width, self.filters), x.dtype)
+        winograd.transform_output(products, z)
+        self._tiles = tiles if training else None
+        return z.reshape(-1, self.filters)
+
+    def _winograd_backward(self, grad_z: np.ndarray, input_gradient: bool) -> np.ndarray | None:
+        """dL/dkernel from the kept tiles and dL/dx as a Winograd correlation of dL/dz with the turned kernel.
+
+        Spent buffers are reused where shapes agree (always for "same" padding on even sizes), so that training
+        holds no more than the forward's: the forward's products take the transformed output gradient, then
+        the transformed dL/dz; the forward's tiles, once dL/dkernel is known, the products of dL/dx.
+        """
+        g = self.geometry
+        n = len(grad_z)
+        tiles, self._tiles = self._tiles, None
+        rows, columns = winograd.tiles(g.out_height, g.out_width)
+        grad_planes = self._buffers.get("winograd_gradient_planes", (2, n, winograd.TILE * rows, columns,
+                                                                      self.filters), grad_z.dtype, fill=0)
+        winograd.split_columns(grad_z, grad_planes, 0, 0)  # zeros where tiles stick out of an odd-sized output
+        grad_tiles = self._buffers.get("winograd_products", (winograd.POSITIONS, n, rows, columns, self.filters),
+                                       grad_z.dtype)
+        winograd.transform_output_gradient(grad_planes, rows, columns, grad_tiles)
+        grad_u = np.matmul(tiles.reshape(winograd.POSITIONS, -1, g.channels).transpose(0, 2, 1),
+                           grad_tiles.reshape(winograd.POSITIONS, -1, self.filters))
+        winograd.kernel_gradient(grad_u, self.grads["kernel"])
+        if not input_gradient:
+            return None
+        # dL/dx[y, x] = sum over the window of dL/dz[y + top - i, x + left - j] kernel[i, j]^T: a 'valid'
+        # correlation of dL/dz padded by (2 - top, 2 - left) with the kernel turned by 180 degrees.
+        grad_rows, grad_columns = winograd.tiles(g.height, g.width)
+        padded = self._buffers.get("winograd_padded_gradient",
+                                   winograd.planes_shape(n, g.height, g.width, self.filters), grad_z.dtype, fill=0)
+        winograd.split_columns(grad_z, padded, winograd.KERNEL - 1 - g.top, winograd.KERNEL - 1 - g.left)
+        shape = (winograd.POSITIONS, n, grad_rows, grad_columns, self.filters)
+        if grad_tiles.shape != shape:
+            grad_tiles = self._buffers.get("winograd_input_gradient_tiles", shape, grad_z.dtype)
+        winograd.transform_input(padded, grad_rows, grad_columns, grad_tiles)
+        grad_products = tiles if tiles.shape == (*shape[:-1], g.channels) else self._buffers.get(
+            "winograd_gradient_products", (*shape[:-1], g.channels), grad_z.dtype)
+        turned = winograd.transform_kernel(winograd.turned_kernel(self.params["kernel"]))
+        winograd.multiply(grad_tiles, turned, grad_products)
+        return winograd.transform_output(grad_products, np.empty((n, g.height, g.width, g.channels), grad_z.dtype))
+
+    def _im2col(self, x: np.ndarray, training: bool) -> np.ndarray:
+        """Every window of ``x`` copied into one row: ``(n, oh, ow, kh, kw, channels)``, in a reused buffer."""
+        g = self.geometry
+        n = len(x)
         if g.is_padded:
             padded = self._buffers.get("padded", (n, g.padded_height, g.padded_width, g.channels), x.dtype,
                                        fill=0)  # the border is written once, as zeros, and never again
@@ -96,25 +186,23 @@ class Conv2D(ActivatedLayer):
         cols = self._buffers.get("cols" if training else "cols_inference",
                                  (n, g.out_height, g.out_width, *self.kernel_size, g.channels), x.dtype)
         np.copyto(cols, g.windows(padded))
-        kernel = self.params["kernel"]
-        z = cols.reshape(n * g.out_height * g.out_width, -1) @ kernel.reshape(-1, self.filters)
-        if self.use_bias:
-            z += self.params["bias"]
-        self._cols = cols if training else None
-        return self.activate(z.reshape(n, g.out_height, g.out_width, self.filters), training)
+        return cols
 
     def backward_preactivation(self, grad_z: np.ndarray, input_gradient: bool = True) -> np.ndarray | None:
-        if self._cols is None:
+        if self._cols is None and self._tiles is None:
             raise RuntimeError(f"{self.name}: backward() called without a forward(training=True) first")
         g = self.geometry
         n = len(grad_z)
+        if self.use_bias:  # a product with ones sums the rows several times faster than np.sum(axis=0)
+            ones = self._buffers.get("ones", (grad_z.size // self.filters,), grad_z.dtype, fill=1)
+            np.matmul(ones, grad_z.reshape(-1, self.filters), out=self.grads["bias"])
+        if self._tiles is not None:
+            return self._winograd_backward(grad_z.reshape(n, g.out_height, g.out_width, self.filters),
+                                           input_gradient)
         grad_z = grad_z.reshape(-1, self.filters)
         cols = self._cols.reshape(len(grad_z), -1)
         kernel = self.params["kernel"]
         np.matmul(cols.T, grad_z, out=self.grads["kernel"].reshape(-1, self.filters))
-        if self.use_bias:  # a product with ones sums the rows several times faster than np.sum(axis=0)
-            ones = self._buffers.get("ones", (len(grad_z),), grad_z.dtype, fill=1)
-            np.matmul(ones, grad_z, out=self.grads["bias"])
         if not input_gradient:
             return None
         # dL/dcols in one (batched) product, laid out (kh * kw, batch * oh * ow, channels): each window offset's
@@ -127,8 +215,13 @@ class Conv2D(ActivatedLayer):
         if grad_blocks.dtype != grad_z.dtype:
             grad_blocks = np.empty(grad_blocks.shape, grad_z.dtype)
         np.matmul(grad_z, kernel_stack, out=grad_blocks)
-        grad_blocks = grad_blocks.reshape(kh, kw, n, g.out_height, g.out_width, g.channels)
-        grad_padded = np.zeros((n, g.padded_height, g.padded_width, g.channels), dtype=grad_z.dtype)
+        return self._col2im(grad_blocks.reshape(kh, kw, n, g.out_height, g.out_width, g.channels))
+
+    def _col2im(self, grad_blocks: np.ndarray) -> np.ndarray:
+        """dL/dx from the window blocks ``(kh, kw, n, oh, ow, channels)``: each block added onto its window."""
+        g = self.geometry
+        kh, kw, n = grad_blocks.shape[:3]
+        grad_padded = np.zeros((n, g.padded_height, g.padded_width, g.channels), dtype=grad_blocks.dtype)
         for i in range(kh):
             for j in range(kw):
                 grad_padded[g.position(i, j)] += grad_blocks[i, j]

@@ -1,0 +1,98 @@
+"""Conv2D's Winograd F(2x2, 3x3) path: the same convolution as the direct form (naive loop, float32 rounding),
+gradients against finite differences, odd sizes and both paddings, and which layers take it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_convolution import built, naive_conv2d
+
+from NeuralNetworks.nn import gradcheck, layers
+from NeuralNetworks.nn.layers import winograd
+
+SHAPES = [(6, 6, 3), (7, 5, 2), (5, 8, 4), (4, 4, 1)]  # even and odd sides: tiles sticking out of the output
+FLOAT32_ERROR = 2e-6  # largest error relative to the output's scale, float32 Winograd against float64 direct
+
+
+@pytest.fixture
+def everywhere(monkeypatch):
+    """Winograd for every stride-1 3x3 convolution, however small, so that tiny test layers take it."""
+    monkeypatch.setattr(winograd, "MIN_OUTPUT_PIXELS", 0)
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
+    monkeypatch.setattr(winograd, "MAX_TILE_WASTE", 10.0)
+
+
+def winograd_forward(layer, x):
+    y = layer.forward(x, training=True)
+    assert layer._tiles is not None and layer._cols is None, "the Winograd path did not run"
+    return y
+
+
+@pytest.mark.parametrize("padding", ["same", "valid"])
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_forward_matches_a_naive_loop(everywhere, padding, shape):
+    layer = built(layers.Conv2D(3, 3, padding=padding), shape)
+    layer.params["bias"][...] = np.random.default_rng(2).standard_normal(3)
+    x = np.random.default_rng(1).standard_normal((2, *shape))
+    expected = naive_conv2d(x, layer.params["kernel"], layer.params["bias"], (1, 1), padding)
+    np.testing.assert_allclose(winograd_forward(layer, x), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layer.forward(x), expected, rtol=1e-12, atol=1e-12)  # inference buffers too
+
+
+@pytest.mark.parametrize("padding", ["same", "valid"])
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("activation", ["linear", "relu"])
+def test_gradients_match_finite_differences(everywhere, padding, shape, activation):
+    layer = built(layers.Conv2D(2, 3, padding=padding, activation=activation), shape)
+    x = np.random.default_rng(3).standard_normal((2, *shape))
+    winograd_forward(layer, x)
+    result = gradcheck.check_layer(layer, shape, x=x)
+    assert result.passed, str(result)
+    assert set(result.errors) == {"input", "kernel", "bias"}
+
+
+def test_the_first_layer_skips_its_input_gradient_but_not_its_kernel_gradient(everywhere):
+    layer = built(layers.Conv2D(2, 3, padding="same"), (6, 6, 2))
+    x = np.random.default_rng(4).standard_normal((2, 6, 6, 2))
+    y = winograd_forward(layer, x)
+    assert layer.backward(np.ones_like(y), input_gradient=False) is None
+    kernel_gradient = layer.grads["kernel"].copy()
+    winograd_forward(layer, x)
+    layer.backward(np.ones_like(y))
+    np.testing.assert_allclose(kernel_gradient, layer.grads["kernel"], rtol=1e-12)
+
+
+def test_float32_error_against_the_direct_form_is_rounding_only(everywhere):
+    """Real sizes in float32: Winograd against the direct product in float64, forward and both gradients."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((8, 14, 14, 64))
+    grad = rng.standard_normal((8, 14, 14, 32))
+    layer32 = built(layers.Conv2D(32, 3, padding="same"), (14, 14, 64), np.float32)
+    layer64 = built(layers.Conv2D(32, 3, padding="same"), (14, 14, 64), np.float64)
+    layer64.params["kernel"][...] = layer32.params["kernel"]
+    y32 = winograd_forward(layer32, x.astype(np.float32))
+    grad_x32 = layer32.backward(grad.astype(np.float32))
+    with pytest.MonkeyPatch.context() as direct:
+        direct.setattr(winograd, "MIN_OUTPUT_PIXELS", 10**9)
+        y64 = layer64.forward(x, training=True)
+        assert layer64._cols is not None
+        grad_x64 = layer64.backward(grad)
+    for ours, reference in ((y32, y64), (grad_x32, grad_x64), (layer32.grads["kernel"], layer64.grads["kernel"])):
+        assert ours.dtype == np.float32
+        assert np.abs(ours - reference).max() / np.abs(reference).max() < FLOAT32_ERROR
+
+
+@pytest.mark.parametrize(("config", "shape", "expected"), [
+    (dict(kernel_size=3, padding="same"), (14, 14, 64), True),
+    (dict(kernel_size=3), (16, 16, 64), True),            # 'valid': 14x14 out
+    (dict(kernel_size=3, padding="same"), (14, 14, 32), False),  # too few channels to pay
+    (dict(kernel_size=3, padding="same"), (7, 7, 64), False),    # 8x8 tiles over 7x7: too much waste
+    (dict(kernel_size=3, strides=2, padding="same"), (14, 14, 64), False),
+    (dict(kernel_size=5, padding="same"), (14, 14, 64), False),
+])
+def test_which_layers_take_it(config, shape, expected):
+    layer = built(layers.Conv2D(4, **config), shape, np.float32)
+    layer.forward(np.zeros((64, *shape), np.float32), training=True)
+    assert (layer._tiles is not None) is expected
+    layer.forward(np.zeros((1, *shape), np.float32), training=True)  # one image: too small a batch
+    assert layer._tiles is None
