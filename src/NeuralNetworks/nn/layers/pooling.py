@@ -98,20 +98,29 @@ class MaxPooling2D(_Pooling2D):
         if self._output is None:
             raise RuntimeError(f"{self.name}: backward() called without a forward(training=True) first")
         g, padded, y = self.geometry, self._padded_input, self._output
-        grad_padded = self._new_grad(len(grad_output), grad_output.dtype)
-        unclaimed = np.ones(y.shape, dtype=bool)  # windows whose maximum has not been found yet
-        winner = np.empty(y.shape, dtype=bool)
         overlapping = self.strides[0] < self.pool_size[0] or self.strides[1] < self.pool_size[1]
-        for i in range(self.pool_size[0]):
-            for j in range(self.pool_size[1]):
-                index = g.position(i, j)
-                np.equal(padded[index], y, out=winner)
-                winner &= unclaimed
-                np.logical_xor(unclaimed, winner, out=unclaimed)
-                if overlapping:
-                    grad_padded[index] += grad_output * winner
-                else:
-                    np.multiply(grad_output, winner, out=grad_padded[index])
+        tiled = not overlapping and (g.out_height * self.strides[0], g.out_width * self.strides[1]) == (
+            g.padded_height, g.padded_width)  # every input pixel in exactly one window
+        n = len(grad_output)
+        shape = (n, g.padded_height, g.padded_width, g.channels)
+        # Without overlap each window offset's view is written whole, once: no zeroing pass is needed.
+        grad_padded = np.empty(shape, grad_output.dtype) if tiled else np.zeros(shape, grad_output.dtype)
+        # No index array: ``remaining`` holds each window's gradient until its first maximum (row-major) takes
+        # it, then exactly 0 (g - g), so a tie later in the window gets nothing.
+        remaining = grad_output.copy()
+        is_max = self._buffers.get("is_max", y.shape, np.dtype(bool))
+        share = self._buffers.get("share", y.shape, grad_output.dtype) if overlapping else None
+        offsets = [(i, j) for i in range(self.pool_size[0]) for j in range(self.pool_size[1])]
+        for number, (i, j) in enumerate(offsets):
+            index = g.position(i, j)
+            np.equal(padded[index], y, out=is_max)
+            if overlapping:
+                np.multiply(remaining, is_max, out=share)
+                grad_padded[index] += share
+            else:
+                share = np.multiply(remaining, is_max, out=grad_padded[index])
+            if number < len(offsets) - 1:
+                remaining -= share
         return self._unpad(grad_padded)
 
 
