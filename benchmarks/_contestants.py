@@ -33,6 +33,7 @@ WIDE_MLP = (784, 512, 256, 10)
 IMAGE_SHAPE = (28, 28, 1)
 CLASSES = 10
 PIXEL_SCALE = 1 / 255
+CNN_KINDS = {"cnn": "cnn", "digits": "cnn-digits", "doodles": "cnn-doodles"}  # kind -> case name prefix
 CEILING_TRIAL_STEPS = 40  # steps timed per BLAS thread count when the ceiling picks its faster setting
 
 Trainer = Callable[[int], None]
@@ -40,7 +41,8 @@ Trainer = Callable[[int], None]
 
 @dataclass(frozen=True)
 class Case:
-    """One training comparison: an architecture ("mlp" of ``sizes`` or the default "cnn"), a batch, an optimizer."""
+    """One training comparison: an architecture ("mlp" of ``sizes``, or a CNN of ``CNN_KINDS``), a batch, an
+    optimizer."""
 
     name: str
     kind: str
@@ -83,8 +85,8 @@ def load_data(path: Path, limit: int | None, with_flat: bool = True) -> Data:
 
 # -- NeuralNetworks ------------------------------------------------------------------------------------------
 def nn_model(case: Case) -> models.Sequential:
-    if case.kind == "cnn":
-        return cnn_model()
+    if case.kind in CNN_KINDS:
+        return cnn_model(case)
     model = models.Sequential(seed=SEED)
     sizes = case.sizes
     model.add(layers.Dense(sizes[1], activation="relu", input_shape=(sizes[0],)))
@@ -94,10 +96,18 @@ def nn_model(case: Case) -> models.Sequential:
     return model
 
 
-def cnn_model() -> models.Sequential:
-    """``presets.default_cnn`` when it exists; otherwise Keras' classic MNIST convnet, named as a fallback."""
+def cnn_model(case: Case | None = None) -> models.Sequential:
+    """The CNN of ``case.kind``: ``presets.default_cnn`` ("cnn", the default), or the shipped ``digits`` and
+    ``doodles`` architectures without their augmentation layers (they only act in training and are not what is
+    compared); Keras' classic MNIST convnet, named as a fallback, where the presets are missing."""
+    kind = "cnn" if case is None else case.kind
+    if kind == "digits" and hasattr(presets, "augmented_cnn"):
+        return presets.augmented_cnn(IMAGE_SHAPE, CLASSES, [], hidden_units=presets.DIGITS_HIDDEN_UNITS,
+                                     name="digits", seed=SEED)
+    if kind == "doodles" and hasattr(presets, "augmented_cnn"):
+        return presets.augmented_cnn(IMAGE_SHAPE, CLASSES, [], name="doodles", seed=SEED)
     if hasattr(presets, "default_cnn"):
-        return presets.default_cnn(IMAGE_SHAPE, CLASSES)
+        return presets.default_cnn(IMAGE_SHAPE, CLASSES, seed=SEED)
     model = models.Sequential(name="fallback_cnn", seed=SEED)
     model.add(layers.Rescaling(PIXEL_SCALE, input_shape=IMAGE_SHAPE))
     model.add(layers.Conv2D(32, 3, activation="relu"))
@@ -119,7 +129,7 @@ def nn_trainer(case: Case, data: Data) -> Trainer:
     model = nn_model(case)
     optimizer = {"sgd": optimizers.SGD, "adam": optimizers.Adam}[case.optimizer](LEARNING_RATES[case.optimizer])
     model.compile(optimizer=optimizer, loss=losses.SparseCategoricalCrossentropy())
-    x = data.images if case.kind == "cnn" else data.flat
+    x = data.images if case.kind in CNN_KINDS else data.flat
 
     def train(n: int) -> None:
         model.fit(x[:n], data.labels[:n], epochs=1, batch_size=case.batch_size, verbose=0)
@@ -199,7 +209,8 @@ def torch_mirror(model: models.Sequential):
                                      padding=padding, bias=layer.use_bias))
         elif kind in ("MaxPooling2D", "AveragePooling2D"):
             pool = nn.MaxPool2d if kind == "MaxPooling2D" else nn.AvgPool2d
-            modules.append(pool(layer.pool_size, layer.strides))
+            # "same" pooling pads the bottom / right edge only, which is what ceil_mode does (7 -> 4 by 2)
+            modules.append(pool(layer.pool_size, layer.strides, ceil_mode=layer.padding == "same"))
         elif kind == "GlobalAveragePooling2D":
             modules += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         elif kind == "Flatten":
@@ -215,14 +226,44 @@ def torch_mirror(model: models.Sequential):
             name, factory = _torch_activation(layer)
             if factory is not None and not (name == "softmax" and position == len(model.layers) - 1):
                 modules.append(factory())
-    return nn.Sequential(*modules)
+    network = nn.Sequential(*modules)
+    copy_weights(model, network)
+    return network
+
+
+def copy_weights(model: models.Sequential, network) -> None:
+    """Give the PyTorch twin the library model's initial weights: kernels moved to PyTorch's layouts (NCHW
+    convolutions, (out, in) Linear), and the Dense after a Flatten of images fed in PyTorch's (c, h, w) order."""
+    import torch
+
+    ours = [layer for layer in model.layers if layer.params]
+    theirs = [module for module in network if any(True for _ in module.parameters(recurse=False))]
+    for layer, module in zip(ours, theirs, strict=True):
+        kind = type(layer).__name__
+        with torch.no_grad():
+            if kind == "Conv2D":
+                module.weight.copy_(torch.from_numpy(layer.params["kernel"].transpose(3, 2, 0, 1).copy()))
+            elif kind == "Dense":
+                kernel = layer.params["kernel"]
+                source = model.layers[model.layers.index(layer) - 1]
+                while type(source).__name__ == "Dropout":
+                    source = model.layers[model.layers.index(source) - 1]
+                if type(source).__name__ == "Flatten" and len(source.input_shape) == 3:
+                    kernel = kernel.reshape(*source.input_shape, -1).transpose(2, 0, 1, 3).reshape(len(kernel), -1)
+                module.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel.T)))
+            elif kind == "BatchNormalization":
+                module.weight.copy_(torch.from_numpy(layer.params["gamma"]))
+            if "bias" in layer.params:
+                module.bias.copy_(torch.from_numpy(layer.params["bias"]))
+            elif "beta" in layer.params:
+                module.bias.copy_(torch.from_numpy(layer.params["beta"]))
 
 
 def torch_images(kind: str, data: Data):
     """The contestants' inputs as a tensor sharing memory where it can: NCHW uint8 images or float32 rows."""
     import torch
 
-    if kind == "cnn":
+    if kind in CNN_KINDS:
         return torch.from_numpy(np.ascontiguousarray(data.images.transpose(0, 3, 1, 2)))
     return torch.from_numpy(data.flat)
 
