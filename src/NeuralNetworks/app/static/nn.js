@@ -378,9 +378,8 @@
     const channels = gamma.length, epsilon = Math.fround(step.settings.epsilon);
     const factor = Float64Array.from(gamma, (g, c) => g / Math.sqrt(variance[c] + epsilon));
     const out = new Float32Array(x.length);
-    for (let i = 0; i < x.length; i++) {
-      const c = i % channels;
-      out[i] = (x[i] - mean[c]) * factor[c] + beta[c];
+    for (let start = 0; start < x.length; start += channels) {  // pixel by pixel, channels innermost
+      for (let c = 0; c < channels; c++) out[start + c] = (x[start + c] - mean[c]) * factor[c] + beta[c];
     }
     return out;
   }
