@@ -172,6 +172,7 @@
     state = await call("GET", `/${encodeURIComponent(session)}`);
     named = named.filter((label) => !state.classes.some((entry) => entry.label === label));
     render();
+    document.body.dataset.session = "ready";
   }
 
   // -- classes and examples ----------------------------------------------------------------------------------
