@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from NeuralNetworks import serving
-from NeuralNetworks.app import create_app, teach, teaching
+from NeuralNetworks.app import create_app, teach, teaching, transfer
 from NeuralNetworks.cli import main as cli_main
 from NeuralNetworks.nn import models
 
@@ -230,6 +230,37 @@ def test_retraining_uses_the_examples_added_and_removed_since(client, trained):
     assert client.post(f"/api/teach/{trained}/train").status_code == 200
     again = client.get(f"/api/teach/{trained}").json()["trained"]
     assert again["examples"] == 8 and not again["stale"]
+
+
+def test_a_training_in_progress_blocks_no_prediction_and_not_its_own_session(client, trained, monkeypatch):
+    release, entered = threading.Event(), threading.Event()
+    original = transfer.FeatureBase.train_head
+
+    def slow_train_head(self, *args, **kwargs):
+        entered.set()
+        assert release.wait(timeout=30)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(transfer.FeatureBase, "train_head", slow_train_head)
+    session = new_session(client)
+    teach_shapes(client, session, shapes=("ring", "cross"))
+    answers = {}
+    worker = threading.Thread(target=lambda: answers.update(train=client.post(f"/api/teach/{session}/train")))
+    worker.start()
+    try:
+        assert entered.wait(timeout=30)
+        assert client.post("/api/predict", json={"strokes": ring()}).status_code == 200  # other users
+        assert client.post(f"/api/teach/{trained}/predict", json={"strokes": ring()}).json()["label"] == "ring"
+        assert client.get(f"/api/teach/{session}").json()["training"] is True
+        assert_refused(client.post(f"/api/teach/{session}/predict", json={"strokes": ring()}), 409, "train")
+        assert add(client, session, "cross", strokes=cross(30)).status_code == 200  # the session still answers
+        assert_refused(client.post(f"/api/teach/{session}/train"), 409, "already training")
+    finally:
+        release.set()
+        worker.join(timeout=30)
+    assert answers["train"].status_code == 200 and answers["train"].json()["labels"] == ["ring", "cross"]
+    state = client.get(f"/api/teach/{session}").json()
+    assert state["training"] is False and state["trained"]["stale"]  # the example added meanwhile was not in it
 
 
 def test_training_progress_is_streamed_as_server_sent_events(client, monkeypatch):
