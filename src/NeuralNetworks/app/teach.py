@@ -61,7 +61,7 @@ class TeachDrawing(BaseModel):
 
 
 class TeachExample(TeachDrawing):
-    label: str = Field(description="The class name, shown as text", max_length=1000)
+    label: str = Field(description="The class name: 1 to MAX_LABEL_CHARS printable characters, shown as text")
 
 
 class TeachScore(BaseModel):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._validation import shown
+from .._validation import first_line, shown
 from ..serving import ServedModel
 from . import transfer
 from .inputs import png_data_url
@@ -253,6 +253,8 @@ class Teacher:
                                              f"{TRAINING_QUEUE_SECONDS:g} s; try again")
             try:
                 trained = self._run(session, labels, features, targets, version)
+            except (ValueError, ArithmeticError) as error:  # the loss became NaN: a base with extreme features
+                raise TeachRefusal(UNPROCESSABLE, f"The training failed: {first_line(error)}") from None
             finally:
                 self.training_slots.release()
         except BaseException as error:

@@ -121,7 +121,9 @@ class FeatureBase:
         with self._lock, self._one_thread():
             augmented = self.augmentation.forward(copies, training=True) if AUGMENTED_COPIES else copies
             batch = np.concatenate([x, augmented]).astype(self.extractor.dtype, copy=False)
-            found = self.extractor.predict(batch).reshape(len(batch), -1).astype(FEATURE_DTYPE)
+            found = self.extractor.predict(batch).reshape(len(batch), -1)
+        largest = np.finfo(FEATURE_DTYPE).max
+        found = np.clip(found, -largest, largest).astype(FEATURE_DTYPE)  # never inf from a base's large features
         own, others = found[:count], found[count:].reshape(count, AUGMENTED_COPIES, -1)
         return np.concatenate([own[:, None], others], axis=1)
 
