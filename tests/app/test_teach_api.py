@@ -23,6 +23,8 @@ from NeuralNetworks.app import create_app, teach, teaching, transfer
 from NeuralNetworks.cli import main as cli_main
 from NeuralNetworks.nn import models
 
+PACE_SECONDS = 2 * teach.EVENT_POLL_SECONDS
+
 
 def ring(radius: float = 30, center=(50, 50), points: int = 24) -> list[list[list[float]]]:
     return [[[center[0] + radius * math.cos(2 * math.pi * i / points),
@@ -267,11 +269,24 @@ def test_training_progress_is_streamed_as_server_sent_events(client, monkeypatch
     monkeypatch.setattr(teach, "MAX_EVENT_STREAM_SECONDS", 20.0)
     session = new_session(client)
     teach_shapes(client, session)
-    received = {}
+    received, opened = {}, threading.Event()
+    snapshot = teaching.Progress.snapshot
+
+    def watched_snapshot(progress):  # only the events stream reads snapshots
+        opened.set()
+        return snapshot(progress)
+
+    monkeypatch.setattr(teaching.Progress, "snapshot", watched_snapshot)
+    train_head = transfer.FeatureBase.train_head
+
+    def paced_train_head(self, *args, report, **kwargs):  # epochs slower than the stream's polling
+        return train_head(self, *args, report=lambda values: (report(values), time.sleep(PACE_SECONDS)), **kwargs)
+
+    monkeypatch.setattr(transfer.FeatureBase, "train_head", paced_train_head)
     reader = threading.Thread(target=lambda: received.update(
         response=client.get(f"/api/teach/{session}/events")))
     reader.start()
-    time.sleep(0.5)  # the stream is open before the training starts
+    assert opened.wait(timeout=30)  # the stream has looked at the progress before the training starts
     result = client.post(f"/api/teach/{session}/train").json()
     reader.join(timeout=30)
     response = received["response"]
