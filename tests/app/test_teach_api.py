@@ -335,3 +335,19 @@ def test_the_web_export_is_a_zipped_page_of_the_model(client, trained):
         manifest = json.loads(archive.read("teach/model.json"))
     assert manifest["labels"] == ["ring", "bar"] and manifest["preprocessing"] == "quickdraw"
     assert all(name.startswith("teach/") and ".." not in name for name in names)
+
+
+def test_class_names_stay_data_in_the_exported_files(client):
+    session = new_session(client)
+    names = ['</script><b>"ring"</b>', "bar ✓ 'ok' \\"]
+    for k in range(3):
+        assert add(client, session, names[0], strokes=ring(20 + 5 * k)).status_code == 200
+        assert add(client, session, names[1], strokes=bar(2 * k)).status_code == 200
+    assert client.post(f"/api/teach/{session}/train").status_code == 200
+    with zipfile.ZipFile(io.BytesIO(client.get(f"/api/teach/{session}/export").content)) as archive:
+        assert json.loads(archive.read("teach/model.json"))["labels"] == names
+        script = archive.read("teach/model.js").decode("utf-8")
+        index = archive.read("teach/index.html").decode("utf-8")
+    registered = script[script.index("window.nn.register(") + len("window.nn.register("):script.rindex(',\n  "')]
+    assert json.loads(registered)["labels"] == names  # a JSON string in a script file, not markup
+    assert "<b>" not in index  # the page gets the labels from model.js at run time, as text
