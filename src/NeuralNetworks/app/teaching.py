@@ -190,7 +190,7 @@ class TeachSession:
                              "examples": [example.describe() for example in examples]}
                             for label, examples in self.classes.items()],
                 "trained": None if self.trained is None else self.trained.describe(self.changes),
-                "limits": LIMITS}
+                "limits": dict(LIMITS)}
 
     def model(self) -> Trained:
         if self.trained is None:
