@@ -154,24 +154,30 @@ def test_graph_errors_are_named():
         dense(layers.Input(shape=(5,)))
 
 
-@layers.register
-class Scale(layers.Layer):
-    """y = x * s, one learned scale per feature."""
-    def build(self, input_shape, rng, dtype):
-        out = super().build(input_shape, rng, dtype)
-        self.add_weight("s", (input_shape[-1],), "ones")
-        return out
+@pytest.fixture
+def scale_layer():
+    """The issue's example, exactly: a layer of one's own in one class. Unregistered afterwards, so that other
+    tests see the built-in registry."""
+    @layers.register
+    class Scale(layers.Layer):
+        """y = x * s, one learned scale per feature."""
+        def build(self, input_shape, rng, dtype):
+            out = super().build(input_shape, rng, dtype)
+            self.add_weight("s", (input_shape[-1],), "ones")
+            return out
+        def forward(self, x, training=False):
+            self._x = x
+            return x * self.params["s"]
+        def backward(self, grad, input_gradient=True):
+            self.grads["s"][...] = (grad * self._x).reshape(-1, grad.shape[-1]).sum(0)
+            return grad * self.params["s"] if input_gradient else None
 
-    def forward(self, x, training=False):
-        self._x = x
-        return x * self.params["s"]
-
-    def backward(self, grad, input_gradient=True):
-        self.grads["s"][...] = (grad * self._x).reshape(-1, grad.shape[-1]).sum(0)
-        return grad * self.params["s"] if input_gradient else None
+    yield Scale
+    layers.REGISTRY.pop("Scale", None)
 
 
-def test_a_registered_layer_of_ones_own_trains_saves_and_loads(tmp_path):
+def test_a_registered_layer_of_ones_own_trains_saves_and_loads(tmp_path, scale_layer):
+    Scale = scale_layer
     model = models.Sequential(seed=0)
     model.add(layers.Dense(4, activation="tanh", input_shape=(3,)))
     model.add(Scale())
@@ -187,7 +193,8 @@ def test_a_registered_layer_of_ones_own_trains_saves_and_loads(tmp_path):
     assert result.passed, str(result)
 
 
-def test_an_unregistered_layer_is_named_at_save_and_at_load(tmp_path):
+def test_an_unregistered_layer_is_named_at_save_and_at_load(tmp_path, scale_layer):
+    Scale = scale_layer
     class Unlisted(Scale):
         pass
 
@@ -203,7 +210,8 @@ def test_an_unregistered_layer_is_named_at_save_and_at_load(tmp_path):
         layers.register(registered)
 
 
-def test_a_registered_layer_is_built_within_the_budget_to_learn_its_weights(tmp_path):
+def test_a_registered_layer_is_built_within_the_budget_to_learn_its_weights(tmp_path, scale_layer):
+    Scale = scale_layer
     from NeuralNetworks.budget import DEFAULT_BUDGET
 
     path = models.Sequential([layers.Dense(2, input_shape=(3,)), Scale()], seed=0).save(tmp_path / "scale")

@@ -21,8 +21,8 @@ import numpy as np
 from .._validation import shown, text
 from ..budget import Budget
 from .config_checks import Shape, constructor_keys, entries, integer, shape, type_name
-from .layers import BUILT_IN, Layer, unknown_class_message
 from .layers import REGISTRY as LAYER_REGISTRY
+from .layers import Layer, declares_weight_shapes, unknown_class_message
 
 SEQUENTIAL_KEYS = ("name", "dtype", "input_shape", "layers")
 GRAPH_KEYS = ("name", "dtype", "inputs", "layers", "calls", "outputs")
@@ -105,8 +105,7 @@ class Walk:
     def _shapes(self, layer: Layer, received: Any) -> tuple[dict[str, Shape], dict[str, Shape]]:
         """The layer's declared weight shapes; a layer of one's own that declares none is built to learn them,
         allowed no more weight values than the budget has left."""
-        declares = type(layer).weight_shapes is not Layer.weight_shapes or type(layer) in BUILT_IN
-        if declares:
+        if declares_weight_shapes(type(layer)):
             return layer.weight_shapes(received), layer.state_shapes(received)
         layer.weight_budget = self.budget.max_parameters - self.parameter_count
         try:

@@ -60,6 +60,12 @@ def registered_name(layer: Layer) -> str:
     return cls.__name__
 
 
+def declares_weight_shapes(layer_class: type[Layer]) -> bool:
+    """True when the class says what ``build`` creates without building (``weight_shapes``): the built-in layers,
+    and a layer of one's own that overrides it; the loader builds the others once to learn their shapes."""
+    return layer_class in BUILT_IN or layer_class.weight_shapes is not Layer.weight_shapes
+
+
 def unknown_class_message(name: object) -> str:
     """What a model file that names an unregistered layer class is told."""
     return (f"unknown layer class {shown(name)}; known: {', '.join(REGISTRY)}. If it is a layer of your own, import "
@@ -70,4 +76,5 @@ __all__ = ["Layer", "ActivatedLayer", "Dense", "Flatten", "Reshape", "Activation
            "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "BatchNormalization",
            "RandomImageLayer", "RandomAffine2D", "RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom",
            "Input", "InputLayer", "SymbolicTensor", "Merge", "Add", "Subtract", "Multiply", "Average",
-           "Concatenate", "REGISTRY", "BUILT_IN", "register", "registered_name", "unknown_class_message"]
+           "Concatenate", "REGISTRY", "BUILT_IN", "register", "declares_weight_shapes", "registered_name",
+           "unknown_class_message"]
