@@ -14,7 +14,7 @@ from .._validation import non_negative_int, real_in_range
 from . import schedules
 
 if TYPE_CHECKING:
-    from .models import Sequential
+    from .models import Model
 
 Logs = dict[str, float]
 POSTFIX_EVERY = 10  # batches between refreshes of the numbers on the progress bar (redrawing costs time)
@@ -28,11 +28,11 @@ class Callback:
     (EarlyStopping, ReduceLROnPlateau) run on every process, which all see the same logs.
     """
 
-    model: Sequential
+    model: Model
     params: dict[str, Any]
     root_only: bool = False
 
-    def set_model(self, model: Sequential, params: dict[str, Any]) -> None:
+    def set_model(self, model: Model, params: dict[str, Any]) -> None:
         self.model = model
         self.params = params
 
@@ -47,7 +47,7 @@ class CallbackList:
     """Several callbacks called as one, in order. Which of them act after every batch is decided once, so a
     loop whose callbacks ignore batches (``verbose=0``) spends nothing per batch on them."""
 
-    def __init__(self, callbacks: Sequence[Callback], model: Sequential, params: dict[str, Any]) -> None:
+    def __init__(self, callbacks: Sequence[Callback], model: Model, params: dict[str, Any]) -> None:
         self.callbacks = list(callbacks)
         for callback in self.callbacks:
             callback.set_model(model, params)
