@@ -121,6 +121,10 @@ class Run:
     def train(self, steps: int) -> None:
         """Take ``steps`` steps; ``TrainingDiverged`` (after the steps that went well) if a loss is not finite."""
         size = self.settings.batch_size
+        with np.errstate(all="ignore"):  # an overflow ends in TrainingDiverged, not in a warning per request
+            self._train(steps, size)
+
+    def _train(self, steps: int, size: int) -> None:
         for _ in range(steps):
             if len(self._order) < size:
                 self._order = np.concatenate([self._order, self._order_rng.permutation(len(self.data.x_train))])
@@ -139,14 +143,15 @@ class Run:
         training set's loss, from ``layer.grads``)."""
         data, model = self.data, self.model
         try:
-            train = model.evaluate(data.x_train, data.y_train, return_dict=True)
-            test = model.evaluate(data.x_test, data.y_test, return_dict=True)
-            grid = model.predict(self._grid).reshape(GRID_SIDE, GRID_SIDE)
-            model.compute_gradients(data.x_train, data.y_train)  # writes layer.grads, changes no weight
-            neurons, outputs = [], self._neuron_grid
-            for layer in model.layers:
-                outputs = layer.forward(outputs)
-                neurons.append(_rounded(outputs.T.reshape(-1, NEURON_SIDE, NEURON_SIDE)))
+            with np.errstate(all="ignore"):  # non-finite outputs raise below; no warning per request
+                train = model.evaluate(data.x_train, data.y_train, return_dict=True)
+                test = model.evaluate(data.x_test, data.y_test, return_dict=True)
+                grid = model.predict(self._grid).reshape(GRID_SIDE, GRID_SIDE)
+                model.compute_gradients(data.x_train, data.y_train)  # writes layer.grads, changes no weight
+                neurons, outputs = [], self._neuron_grid
+                for layer in model.layers:
+                    outputs = layer.forward(outputs)
+                    neurons.append(_rounded(outputs.T.reshape(-1, NEURON_SIDE, NEURON_SIDE)))
         except (ValueError, FloatingPointError) as error:  # NonFiniteOutputError: the weights overflowed
             raise TrainingDiverged(f"The network's outputs are no longer finite numbers ({error}); choose a "
                                    "smaller `learning_rate` and start again") from None
