@@ -24,7 +24,7 @@ from . import playground_source
 from .playground_run import Run, Settings, TrainingDiverged, script
 from .sessions import SessionStore
 
-MAX_SESSIONS = 64  # each holds 500 points and a network of at most 6 x 16 units: ~100 KB
+MAX_SESSIONS = 64  # each holds 500 points and a network of at most 6 x 16 units: at most ~50 KB
 IDLE_SECONDS = 30 * 60.0
 MAX_STEPS_PER_REQUEST = 500  # ~0.5 s for the largest network and batch on one core
 PAGE_FILE = Path(__file__).resolve().parent / "static" / "playground.html"

@@ -48,8 +48,10 @@ def _python_anchors(text: str) -> dict[int, list[str]]:
 
 
 def heading_slug(heading: str) -> str:
-    """GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces as hyphens."""
-    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+    """GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces as hyphens (as
+    docs/check_references.py spells it)."""
+    text = re.sub(r"[`*_$\\]", "", heading).strip().lower()
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
 
 
 def _markdown_anchors(text: str) -> dict[int, list[str]]:

@@ -26,7 +26,8 @@ NOISE_RANGE = (0.0, 0.5)  # standard deviation of the noise, as a fraction of EX
 # the regression surface)
 TRAIN_FRACTION_RANGE = (0.1, 0.9)
 CLASSIFICATION, REGRESSION = "classification", "regression"
-SPIRAL_TURNS = 1.0  # how many times each spiral winds around the centre
+SPIRAL_TURNS = 0.9  # how far each spiral winds around the centre: the most that the playground's default
+# network ([4, 4] tanh, Adam 0.03) learns to >= 95% test accuracy for every seed tried (10 of 10, 3,000 steps)
 SPIRAL_START = 0.1  # radius where the spirals begin, as a fraction of EXTENT
 CIRCLE_INNER, CIRCLE_GAP = 0.45, 0.15  # the inner class's radius and the empty ring around it, fractions of EXTENT
 XOR_MARGIN = 0.05  # XOR's points keep this far from the axes (fraction of EXTENT), so that noise 0 is separable

@@ -9,6 +9,8 @@
   const DEFAULT_HIDDEN = [4, 4];
   const MAX_LAYERS = 6;
   const MAX_UNITS = 16;
+  const NETWORK_MIN_HEIGHT = 330; // pixels
+  const CHART_HEIGHT = 200;
   const REGION_STRENGTH = 0.6; // the output's colours are paler than the points drawn on them
   const COLORS = { pos: [37, 99, 235], neg: [234, 122, 18], zero: [247, 247, 250] };
   const LAYER_COLORS = ['#0f766e', '#7c3aed', '#db2777', '#ca8a04', '#2563eb', '#65a30d', '#1f2433'];
@@ -205,8 +207,8 @@
     const sizes = [2, ...state.info.settings.hidden, 1];
     const box = Math.max(14, Math.min(40, Math.floor(360 / Math.max(...sizes)) - 6));
     const gap = Math.max(4, Math.round(box / 4));
-    const height = Math.max(...sizes) * (box + gap) + 24;
-    if (canvas.height !== height) canvas.height = height;
+    const height = Math.max(NETWORK_MIN_HEIGHT, Math.max(...sizes) * (box + gap) + 24);
+    fit(canvas, height);
     const ctx = canvas.getContext('2d');
     ctx.clearRect(0, 0, canvas.width, canvas.height);
     const columnX = (l) => 20 + l * (canvas.width - 40 - box) / (sizes.length - 1);
@@ -247,7 +249,15 @@
       columnX(l) + box / 2, height - 4));
   }
 
+  // Give `canvas` as many pixels as it shows (text stays its size) and `height` pixels of height.
+  function fit(canvas, height) {
+    const width = Math.round(canvas.clientWidth) || canvas.width;
+    if (canvas.width !== width) canvas.width = width;
+    if (canvas.height !== height) canvas.height = height;
+  }
+
   function chart(canvas, series, { log = false } = {}) {
+    fit(canvas, CHART_HEIGHT);
     const ctx = canvas.getContext('2d');
     const { width, height } = canvas;
     const pad = { left: 44, right: 8, top: 8, bottom: 20 };
@@ -273,7 +283,9 @@
       ctx.moveTo(pad.left, y);
       ctx.lineTo(width - pad.right, y);
       ctx.stroke();
-      ctx.fillText((log ? 10 ** v : v).toPrecision(2), pad.left - 4, y + 4);
+      const shown = log ? 10 ** v : v;
+      ctx.fillText(shown !== 0 && Math.abs(shown) < 0.01 ? shown.toExponential(0) : shown.toPrecision(2),
+        pad.left - 4, y + 4);
     }
     ctx.textAlign = 'center';
     ctx.fillText(`step ${history[history.length - 1].step}`, width / 2, height - 4);
