@@ -31,8 +31,9 @@ PAGE_FILE = Path(__file__).resolve().parent / "static" / "playground.html"
 UNPROCESSABLE, NOT_FOUND = 422, 404
 ERROR_RESPONSES = {status: {"description": text, "content": {"application/json": {"schema": {
     "type": "object", "properties": {"error": {"type": "string"}}}}}}
-    for status, text in ((404, "Unknown or expired session"), (409, "The session is busy with another request"),
-                         (422, "A field out of range, or training that diverged"),
+    for status, text in ((400, "A body that is not JSON"), (404, "Unknown or expired session"),
+                         (408, "The body did not arrive in time"), (409, "The session is busy with another request"),
+                         (413, "Body too large"), (422, "A field out of range, or training that diverged"),
                          (503, "The server holds its limit of sessions"))}
 
 router = APIRouter()
