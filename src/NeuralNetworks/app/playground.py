@@ -27,6 +27,7 @@ from .sessions import SessionStore
 MAX_SESSIONS = 64  # each holds 500 points and a network of at most 6 x 16 units: at most ~50 KB
 IDLE_SECONDS = 30 * 60.0
 MAX_STEPS_PER_REQUEST = 500  # ~0.5 s for the largest network and batch on one core
+LOCK_WAIT_SECONDS = 2.0  # a request waits this long for its session's previous one (the page sends one at a time)
 PAGE_FILE = Path(__file__).resolve().parent / "static" / "playground.html"
 UNPROCESSABLE, NOT_FOUND = 422, 404
 ERROR_RESPONSES = {status: {"description": text, "content": {"application/json": {"schema": {
@@ -41,7 +42,7 @@ router = APIRouter()
 
 def sessions() -> SessionStore[Run]:
     """A new, empty store of playground sessions: one per app."""
-    return SessionStore("playground", MAX_SESSIONS, IDLE_SECONDS)
+    return SessionStore("playground", MAX_SESSIONS, IDLE_SECONDS, lock_wait_seconds=LOCK_WAIT_SECONDS)
 
 
 class StepRequest(BaseModel):

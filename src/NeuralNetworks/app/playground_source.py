@@ -21,6 +21,7 @@ DOCS = ("forward.md", "backpropagation.md", "optimizers.md", "training.md", "pla
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title} · NeuralNetworks</title>
 <link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/static/style.css">
 <link rel="stylesheet" href="/static/playground.css"></head>
 <body class="source-page"><header class="source-head"><a href="/playground">← playground</a> <b>{title}</b></header>
 <pre class="source">{lines}</pre></body></html>
@@ -85,4 +86,4 @@ def render(kind: str, name: str) -> str:
     for number, line in enumerate(text.splitlines(), start=1):
         names = "".join(f'<a id="{html.escape(anchor)}"></a>' for anchor in anchors.get(number, ()))
         lines.append(f'<span class="line" id="L{number}">{names}{html.escape(line)}</span>')
-    return PAGE.format(title=html.escape(title), lines="\n".join(lines))
+    return PAGE.format(title=html.escape(title), lines="".join(lines))  # each line is a block of its own
