@@ -31,7 +31,7 @@ BATCH_ORDER_STREAM = 1  # the batch order's generator is default_rng([seed, BATC
 GRID_SIDE = 40  # the output is reported on a GRID_SIDE x GRID_SIDE grid over the input square
 NEURON_SIDE = 16  # every neuron's output on a NEURON_SIDE x NEURON_SIDE grid
 DIGITS = 4  # decimals of the reported grids and weights (the losses are sent in full)
-DATASETS = ("xor", "circles", "spirals", "blobs", "regression")
+DATASETS = toy.NAMES  # xor, circles, spirals, blobs, regression
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
 OPTIMIZERS = ("sgd", "momentum", "adam")
 
@@ -43,12 +43,12 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    dataset: Literal["xor", "circles", "spirals", "blobs", "regression"]
+    dataset: Literal[DATASETS]
     hidden: list[Units] = Field([4, 4], max_length=MAX_HIDDEN_LAYERS,
                                 description=f"Units of each hidden layer: 0 to {MAX_HIDDEN_LAYERS} layers "
                                             f"of 1 to {MAX_UNITS}")
-    activation: Literal["tanh", "relu", "sigmoid", "linear"] = "tanh"
-    optimizer: Literal["sgd", "momentum", "adam"] = "adam"
+    activation: Literal[ACTIVATIONS] = "tanh"
+    optimizer: Literal[OPTIMIZERS] = "adam"
     learning_rate: float = Field(0.03, ge=LEARNING_RATE_RANGE[0], le=LEARNING_RATE_RANGE[1])
     batch_size: int = Field(10, ge=BATCH_SIZE_RANGE[0], le=BATCH_SIZE_RANGE[1])
     noise: float = Field(0.0, ge=toy.NOISE_RANGE[0], le=toy.NOISE_RANGE[1])
