@@ -218,6 +218,8 @@ def test_the_source_pages_show_the_named_files_with_anchors(client):
     page = client.get("/playground/source/nn/layers/core.py")
     assert page.status_code == 200
     assert 'id="Dense.backward_preactivation"' in page.text and 'id="L1"' in page.text
+    assert page.text.count('id="forward"') == 1  # the bare name, once: at its first definition
+    assert page.text.index('id="forward"') < page.text.index('id="Flatten.forward"')
     assert "&lt;" in client.get("/playground/source/nn/models.py").text  # escaped, never raw markup
     docs = client.get("/playground/docs/backpropagation.md")
     assert docs.status_code == 200 and 'id="dense"' in docs.text and 'id="losses"' in docs.text

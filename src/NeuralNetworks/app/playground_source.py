@@ -2,8 +2,9 @@
 
 Only the files named in ``SOURCES`` (modules of this package) and ``DOCS`` (pages of the checkout's ``docs/``
 folder, absent from an installed wheel) are served: a request names a key of those tables, never a path. Each
-file is shown as escaped text, one anchor per line (``#L12``), per function or class (``#Dense.forward``) and
-per Markdown heading (``#dense``, as GitHub spells it), so the panel can link to the very function.
+file is shown as escaped text, one anchor per line (``#L12``), per function or class (``#Dense.forward``, and
+``#forward`` at the first ``forward``) and per Markdown heading (``#dense``, as GitHub spells it), so the panel
+can link to the very function.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ class SourceNotShown(LookupError):
 
 
 def _python_anchors(text: str) -> dict[int, list[str]]:
-    """Line number -> the qualified names (``Class.method``) defined on it."""
+    """Line number -> the qualified names (``Class.method``) defined on it, and the bare name (``method``) of
+    the first definition of each, which a link can use whichever class of the file defines it."""
     anchors: dict[int, list[str]] = {}
 
     def visit(node: ast.AST, prefix: str) -> None:
@@ -45,6 +47,13 @@ def _python_anchors(text: str) -> dict[int, list[str]]:
                 visit(child, name + ".")
 
     visit(ast.parse(text), "")
+    taken = {name for names in anchors.values() for name in names}
+    for line in sorted(anchors):  # the bare name too (``#train_on_batch``), at its first definition
+        for name in list(anchors[line]):
+            bare = name.rpartition(".")[2]
+            if bare not in taken:
+                anchors[line].append(bare)
+                taken.add(bare)
     return anchors
 
 

@@ -144,7 +144,7 @@ window.playgroundMath = (() => {
       `${settings.batch_size} per step`));
     rows.push(equation(`X, Y ← the next ${settings.batch_size} training points`,
       'one step is train_on_batch: compute_gradients (forward and backward), then apply_gradients',
-      'nn/models.py', 'Sequential.train_on_batch', 'training.md', 'the-walk-of-one-batch'));
+      'nn/models.py', 'train_on_batch', 'training.md', 'the-walk-of-one-batch'));
     for (const [text, what, name, heading] of OPTIMIZERS[settings.optimizer]) {
       rows.push(equation(text, what, 'nn/optimizers.py', name, 'optimizers.md', heading));
     }
