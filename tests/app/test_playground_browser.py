@@ -140,6 +140,18 @@ def test_a_diverging_run_says_what_to_change(page):
     assert page.text_content("#play") == "Play"  # it stopped by itself
 
 
+def test_an_expired_session_starts_again(page):
+    session = page.evaluate("() => window.playgroundState.session")
+    page.evaluate(f"() => fetch('api/playground/{session}', {{method: 'DELETE'}})")  # as if it had expired
+    page.click("#step")
+    page.wait_for_function(f"() => window.playgroundState.session && window.playgroundState.session !== {session!r}"
+                           " && window.playgroundState.view && window.playgroundState.view.step === 0")
+    page.wait_for_function("() => document.getElementById('status').textContent.includes('started again')")
+    assert "Unknown playground session" in page.text_content("#status")
+    page.click("#step")
+    page.wait_for_function("() => document.getElementById('step-count').textContent === '1'")
+
+
 def math_links(page) -> list[str]:
     return page.eval_on_selector_all("#math a", "links => links.map(a => a.href)")
 

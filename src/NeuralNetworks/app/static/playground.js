@@ -9,6 +9,7 @@
   const DEFAULT_HIDDEN = [4, 4];
   const MAX_LAYERS = 6;
   const MAX_UNITS = 16;
+  const NOT_FOUND = 404;
   const $ = (id) => document.getElementById(id);
 
   const state = {
@@ -25,7 +26,11 @@
     });
     const isJson = (response.headers.get('content-type') || '').includes('json');
     const data = isJson ? await response.json() : await response.text();
-    if (!response.ok) throw new Error(isJson && data.error ? data.error : `${response.status} ${response.statusText}`);
+    if (!response.ok) {
+      const error = new Error(isJson && data.error ? data.error : `${response.status} ${response.statusText}`);
+      error.status = response.status;
+      throw error;
+    }
     return data;
   }
 
@@ -82,10 +87,13 @@
       window.playgroundDraw.draw(state);
       return true;
     } catch (error) {
-      if (generation === state.generation) {
-        state.failed = true;
-        setStatus(error.message, true);
+      if (generation !== state.generation) return false;
+      if (error.status === NOT_FOUND) { // the session expired (or the server restarted): start a new one
+        reset().then(() => setStatus(`${error.message.split(':')[0]}: started again at step 0.`, true));
+        return false;
       }
+      state.failed = true;
+      setStatus(error.message, true);
       return false;
     }
   }
