@@ -17,10 +17,14 @@ from schemathesis.checks import positive_data_acceptance  # noqa: E402
 EXAMPLES = 50  # per operation and kind: about 6 s in all
 FUZZING = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
                    suppress_health_check=list(HealthCheck))
-OPERATIONS = ["GET /api/models", "POST /api/predict", "POST /doodle"]
-# (GET /api/models takes no input: there is no invalid request to make of it.)
-CASES = [(label, mode) for label in OPERATIONS for mode in GenerationMode if (label, mode) !=
-         ("GET /api/models", GenerationMode.NEGATIVE)]
+OPERATIONS = ["GET /api/models", "POST /api/predict", "POST /doodle", "POST /api/playground",
+              "POST /api/playground/{session}/step", "GET /api/playground/{session}/code",
+              "DELETE /api/playground/{session}"]
+# GET /api/models takes no input, the playground's GET and DELETE only a session id (any string): there is no
+# invalid request to make of them.
+NO_INVALID_REQUEST = ("GET /api/models", "GET /api/playground/{session}/code", "DELETE /api/playground/{session}")
+CASES = [(label, mode) for label in OPERATIONS for mode in GenerationMode
+         if not (label in NO_INVALID_REQUEST and mode == GenerationMode.NEGATIVE)]
 
 
 @pytest.fixture(scope="module")
