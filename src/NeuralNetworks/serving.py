@@ -131,7 +131,7 @@ class ServedModel:
 
     name: str
     path: Path
-    model: models.Sequential
+    model: models.Model
     labels: list[str]
     style: Style
     budget: Budget = DEFAULT_BUDGET  # what a drawing sent to it may claim (points, coordinates)
@@ -183,6 +183,9 @@ def load_model(path: str | os.PathLike, name: str | None = None, *, budget: Budg
     path = Path(path)
     name = path.stem if name is None else name
     model = models.load(path, budget=budget)
+    if isinstance(model.input_shape, list) or isinstance(model.output_shape, list):
+        raise ValueError(f"{path}: serving feeds one drawing to a model of one input and one output; model "
+                         f"{name!r} has {len(model.graph.input_shapes)} inputs and {len(model.graph.outputs)} outputs")
     if model.input_shape is None or int(np.prod(model.input_shape)) != SIZE * SIZE:
         raise ValueError(f"{path}: serving feeds {SIZE}x{SIZE} images, but model {name!r} expects input shape "
                          f"{model.input_shape}")

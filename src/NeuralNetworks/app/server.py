@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from ..budget import DEFAULT_BUDGET, Budget
 from ..data.images import EmptyDrawingError
 from ..serving import DRAWING_KINDS, ServedModel
-from . import registry, teach
+from . import playground, registry, teach
 from .inputs import decode_data_url, png_data_url
 from .limits import BodySizeLimit
 
@@ -216,6 +216,8 @@ def create_app(model_paths: Mapping[str, str | os.PathLike] | None = None, *,
         return HTMLResponse(page.replace(RESULT_MARKER, _result_html(prediction, None)))
 
     _add_web_model_routes(app, served)
+    app.state.playground = playground.sessions()  # per app: the playground's bounded session store
+    app.include_router(playground.router)
     app.state.teach = teach.Teacher(served)  # Teach's sessions (app.sessions store) and training slots
     app.include_router(teach.router(app.state.teach))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -83,7 +83,8 @@ class TeachErrorMessage(BaseModel):
     error: str
 
 
-ERRORS = {400: "Unusable drawing", 404: "No such session, example or class", 409: "A limit or state conflict",
+ERRORS = {400: "Unusable drawing, or a body that is not JSON", 404: "No such session, example or class",
+          408: "The body did not arrive in time", 409: "A limit, a busy session or a state conflict",
           413: "An example over its size limit", 422: "Malformed request, empty drawing or too few examples",
           429: "A server-wide limit (sessions, trainings, event streams)"}
 RESPONSES = {status: {"model": TeachErrorMessage, "description": text} for status, text in ERRORS.items()}

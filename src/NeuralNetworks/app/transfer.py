@@ -160,10 +160,13 @@ class FeatureBase:
         return TrainedHead(head, watcher.epochs, watcher.loss, accuracy, watcher.epochs < EPOCHS)
 
     def assemble(self, head: models.Sequential, labels: Sequence[str]) -> models.Sequential:
-        """The downloadable model: augmentation, the base's feature layers (copies, with its weights), the
-        head; labels ``labels``, preprocessing the base's."""
-        model = models.Sequential([*self.augmentation_layers(), *map(_copy, self.extractor.layers),
-                                   *map(_copy, head.layers)], name=TAUGHT_MODEL_NAME)
+        """The downloadable model: augmentation, the base's feature layers (copies, with its weights, frozen:
+        ``trainable = False``), the head; labels ``labels``, preprocessing the base's."""
+        frozen = [_copy(layer) for layer in self.extractor.layers]
+        for layer in frozen:
+            layer.trainable = False  # saved so: a fit of the downloaded model trains the head alone, as here
+        model = models.Sequential([*self.augmentation_layers(), *frozen, *map(_copy, head.layers)],
+                                  name=TAUGHT_MODEL_NAME)
         if not model.built:
             model.build(self.served.model.input_shape)
         model.set_named_weights({**self.extractor.get_named_weights(), **head.get_named_weights()},

@@ -78,8 +78,7 @@ def _model_to_train(args: argparse.Namespace, dataset: Dataset | StreamedDataset
             raise CommandError(f"{args.resume}: the model was trained on other classes or image sizes than "
                                f"{dataset.name} with these --classes")
     if model.optimizer is None:
-        train_samples = recipe.training_samples(dataset, args.validation_split)
-        optimizer = optimizers.get(args.optimizer, learning_rate=recipe.learning_rate(args, train_samples))
+        optimizer = optimizers.get(args.optimizer, learning_rate=recipe.learning_rate(args))
         model.compile(optimizer=optimizer, loss=losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
     model.labels, model.preprocessing = dataset.label_dict, dataset.preprocessing  # saved with checkpoints
     return model

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,7 @@ def page_html() -> str:
     page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
     if MODELS_MARKER not in page:
         raise RuntimeError(f"{STATIC_DIR / 'index.html'} lacks the {MODELS_MARKER} marker the export needs")
+    page = re.sub(r"<!--app-only-->.*?<!--/app-only-->", "", page, flags=re.DOTALL)  # links to the server's pages
     return page.replace(RESULT_MARKER, "").replace(MODELS_MARKER, '<script src="model.js" defer></script>')
 
 

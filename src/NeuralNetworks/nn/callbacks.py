@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._validation import non_negative_int, real_in_range
+from . import schedules
 
 if TYPE_CHECKING:
-    from .models import Sequential
+    from .models import Model
 
 Logs = dict[str, float]
 POSTFIX_EVERY = 10  # batches between refreshes of the numbers on the progress bar (redrawing costs time)
@@ -27,11 +28,11 @@ class Callback:
     (EarlyStopping, ReduceLROnPlateau) run on every process, which all see the same logs.
     """
 
-    model: Sequential
+    model: Model
     params: dict[str, Any]
     root_only: bool = False
 
-    def set_model(self, model: Sequential, params: dict[str, Any]) -> None:
+    def set_model(self, model: Model, params: dict[str, Any]) -> None:
         self.model = model
         self.params = params
 
@@ -46,7 +47,7 @@ class CallbackList:
     """Several callbacks called as one, in order. Which of them act after every batch is decided once, so a
     loop whose callbacks ignore batches (``verbose=0``) spends nothing per batch on them."""
 
-    def __init__(self, callbacks: Sequence[Callback], model: Sequential, params: dict[str, Any]) -> None:
+    def __init__(self, callbacks: Sequence[Callback], model: Model, params: dict[str, Any]) -> None:
         self.callbacks = list(callbacks)
         for callback in self.callbacks:
             callback.set_model(model, params)
@@ -227,6 +228,22 @@ class ReduceLROnPlateau(_MonitorMixin, Callback):
             self.wait = 0
         if logs is not None:
             logs["learning_rate"] = float(self.model.optimizer.current_learning_rate)
+
+
+class CosineDecayOverTraining(Callback):
+    """At the start of ``fit``, turn the optimizer's constant learning rate into a ``schedules.CosineDecay`` that
+    reaches ``alpha`` times it at the last step of this fit: ``epochs x steps per epoch``, counted by ``fit``
+    itself (after ``validation_split``, over every process of a data-parallel job). A rate that is already a
+    schedule (a resumed run) is kept."""
+
+    def __init__(self, alpha: float = 0.0) -> None:
+        self.alpha = real_in_range("CosineDecayOverTraining", "alpha", alpha, 0.0, 1.0)
+
+    def on_train_begin(self, logs=None):
+        optimizer = self.model.optimizer
+        if not callable(optimizer.learning_rate):
+            optimizer.learning_rate = schedules.CosineDecay(
+                optimizer.learning_rate, decay_steps=self.params["epochs"] * self.params["steps"], alpha=self.alpha)
 
 
 class ProgressBar(Callback):

@@ -322,7 +322,6 @@
     if (bundled) {
       models = Object.values(nn.models).map((network) => ({ name: network.name, labels: network.labels }));
       document.getElementById("upload-button").hidden = true;  // uploads need the server
-      document.getElementById("teach-link").hidden = true;  // so does Teach
     } else {
       try {
         const response = await fetch("/api/models");

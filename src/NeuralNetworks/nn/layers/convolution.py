@@ -25,6 +25,10 @@ class Conv2D(ActivatedLayer):
     in a loop over the ``kh * kw`` window offsets only.
     """
 
+    @classmethod
+    def example(cls):
+        return cls(3, (3, 2), strides=2, padding="same", activation="tanh"), (9, 8, 2)
+
     def __init__(
         self,
         filters: int,

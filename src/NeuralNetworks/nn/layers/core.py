@@ -21,6 +21,10 @@ class Dense(ActivatedLayer):
     Backward: ``dL/dkernel = x^T dz``, ``dL/dbias = sum_batch dz``, ``dL/dx = dz kernel^T``.
     """
 
+    @classmethod
+    def example(cls):
+        return cls(5), (7,)
+
     def __init__(
         self,
         units: int,
@@ -73,6 +77,10 @@ class Dense(ActivatedLayer):
 class Flatten(Layer):
     """Reshape each sample to one dimension: ``(batch, d1, d2, ...) -> (batch, d1 * d2 * ...)``."""
 
+    @classmethod
+    def example(cls):
+        return cls(), (3, 4, 2)
+
     def compute_output_shape(self, input_shape):
         return (math.prod(input_shape),)
 
@@ -85,6 +93,10 @@ class Flatten(Layer):
 
 class Reshape(Layer):
     """Reshape each sample to ``target_shape`` (one entry may be -1)."""
+
+    @classmethod
+    def example(cls):
+        return cls((2, -1)), (3, 4)
 
     def __init__(self, target_shape: tuple[int, ...], **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -127,6 +139,10 @@ class Activation(ActivatedLayer):
     its derivative: ``Activation(tanh, tanh_prime)``, the derivative taken with respect to the input.
     """
 
+    @classmethod
+    def example(cls):
+        return cls("tanh"), (6,)
+
     def __init__(self, activation: activations.Identifier | Callable, derivative: Callable | None = None,
                  **kwargs: Any) -> None:
         super().__init__(activation=activation if derivative is None else (activation, derivative), **kwargs)
@@ -140,6 +156,10 @@ class Activation(ActivatedLayer):
 
 class Rescaling(Layer):
     """``y = x * scale + offset``: turns uint8 pixels into [0, 1] inside the model, e.g. scale=1/255."""
+
+    @classmethod
+    def example(cls):
+        return cls(0.5, offset=0.25), (6,)
 
     def __init__(self, scale: float, offset: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)

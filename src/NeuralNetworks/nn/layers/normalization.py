@@ -37,6 +37,10 @@ class BatchNormalization(Layer):
     as one process with the whole batch.
     """
 
+    @classmethod
+    def example(cls):
+        return cls(), (5, 5, 3)
+
     def __init__(self, momentum: float = DEFAULT_MOMENTUM, epsilon: float = 1e-3, center: bool = True,
                  scale: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -45,6 +49,7 @@ class BatchNormalization(Layer):
         self.center = boolean("BatchNormalization", "center", center)
         self.scale = boolean("BatchNormalization", "scale", scale)
         self._x_hat: np.ndarray | None = None
+        self._frozen_factor: np.ndarray | None = None  # a frozen layer's per-channel scale, kept for backward
         self._inverse_std: np.ndarray | None = None
         self._batch_share = 1.0  # this process's part of the values per channel in the last training batch
 
@@ -76,7 +81,8 @@ class BatchNormalization(Layer):
         flat = x.reshape(-1, self.input_shape[-1])  # (values per channel, channels)
         gamma = self.params.get("gamma")
         beta = self.params.get("beta")
-        if not training:
+        self._frozen_factor = None
+        if not training or not self.trainable:  # a frozen layer normalises as at inference (Keras' rule)
             # y = x * a + b with the per-channel a = gamma / sqrt(var + eps), b = beta - mean * a.
             factor = 1.0 / np.sqrt(self.state["moving_variance"] + x.dtype.type(self.epsilon))
             if gamma is not None:
@@ -85,6 +91,8 @@ class BatchNormalization(Layer):
             if beta is not None:
                 shift = shift + beta
             self._x_hat = None
+            if training:  # frozen: backward scales the gradient by the same per-channel factor
+                self._frozen_factor = factor.astype(x.dtype)
             return (flat * factor.astype(x.dtype) + shift.astype(x.dtype)).reshape(x.shape)
         if self.replica_sum is not None:
             mean, centered, variance = self._global_statistics(flat)
@@ -128,6 +136,9 @@ class BatchNormalization(Layer):
         return mean, centered, variance
 
     def backward(self, grad_output: np.ndarray, input_gradient: bool = True) -> np.ndarray | None:
+        if self._frozen_factor is not None:
+            factor = self._frozen_factor
+            return (grad_output.reshape(-1, len(factor)) * factor).reshape(grad_output.shape)
         if self._x_hat is None:
             raise RuntimeError(f"{self.name}: backward() called without a forward(training=True) first")
         x_hat = self._x_hat

@@ -80,6 +80,10 @@ class MaxPooling2D(_Pooling2D):
     and PyTorch do), so ties never double the gradient. "same" padding pads with -inf: padding never wins.
     """
 
+    @classmethod
+    def example(cls):
+        return cls(3, padding="same"), (7, 5, 2)
+
     def __init__(self, pool_size: int | Sequence[int] = 2, strides: int | Sequence[int] | None = None,
                  padding: str = "valid", **kwargs: Any) -> None:
         super().__init__(pool_size, strides, padding, **kwargs)
@@ -121,6 +125,10 @@ class AveragePooling2D(_Pooling2D):
     With "same" padding each window averages its real pixels only (padding is not counted), as in Keras.
     """
 
+    @classmethod
+    def example(cls):
+        return cls(2), (6, 6, 3)
+
     def build(self, input_shape, rng, dtype):
         output_shape = super().build(input_shape, rng, dtype)
         g = self.geometry
@@ -148,6 +156,10 @@ class AveragePooling2D(_Pooling2D):
 
 class GlobalAveragePooling2D(Layer):
     """Mean over height and width: ``(batch, h, w, c) -> (batch, c)``."""
+
+    @classmethod
+    def example(cls):
+        return cls(), (4, 4, 3)
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 3:

@@ -41,7 +41,7 @@ from .engine import Engine
 from .environment import cores_per_process
 
 if TYPE_CHECKING:
-    from ..models import Sequential
+    from ..models import Model
 
 ROOT = 0
 EXIT_FAILED = 1
@@ -82,7 +82,7 @@ class DataParallelTrainer(Trainer):
     included), for benchmarks.
     """
 
-    def __init__(self, model: Sequential, engine: Engine) -> None:
+    def __init__(self, model: Model, engine: Engine) -> None:
         super().__init__(model)
         self.engine = engine
         self.communication_seconds = 0.0
