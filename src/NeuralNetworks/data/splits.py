@@ -7,12 +7,15 @@ Images stay ``uint8`` of shape ``(N, height, width, 1)`` (0 = background, 255 = 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .._validation import non_negative_int, positive_int, real_in_range
-from .images import STYLES, Style
+from . import preprocessing as preprocessing_spec
+from .errors import DataError
+from .images import Style
 
 LABEL_DTYPE = np.int64
 
@@ -56,6 +59,26 @@ def stratified_split_indices(
     return np.sort(np.concatenate(kept or [empty])), np.sort(np.concatenate(held or [empty]))
 
 
+def require_classes(names: Sequence[str], train_counts: Sequence[int] | np.ndarray, source: str) -> None:
+    """Refuse, up front, a classification dataset that cannot be trained: fewer than two classes, or a class
+    without a single training sample. ``names`` are the class names in label order, ``train_counts`` how many
+    training samples each has, ``source`` what the data is (a folder, a file) for the message, which says what
+    to do. Raises DataError."""
+    names = list(names)
+    if len(names) < 2:
+        found = f"only the class {names[0]!r}" if names else "no class"
+        raise DataError(f"{source}: {found}; a classifier needs at least two classes (add a subfolder of images "
+                        "per class, or a target column with at least two values)")
+    counts = np.asarray(train_counts)
+    if counts.shape != (len(names),):
+        raise ValueError(f"require_classes expects one count per class ({len(names)}). Received {counts.shape}")
+    empty = [name for name, count in zip(names, counts, strict=True) if count == 0]
+    if empty:
+        raise DataError(f"{source}: the class {empty[0]!r} has no training sample"
+                        f"{f' (nor do {len(empty) - 1} other classes)' if len(empty) > 1 else ''}; add samples "
+                        "to it or remove it")
+
+
 def shuffled(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``images`` and ``labels`` in the same random order (so class-sorted data is not served class by class)."""
     order = rng.permutation(len(labels))
@@ -95,12 +118,14 @@ class Dataset(Labelled):
     name: str = "dataset"
     x_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
-    preprocessing: Style | None = None
+    preprocessing: Style | dict | None = None
+    notes: tuple[str, ...] = ()  # what the loader skipped or decided, for the user (files skipped, inversion)
 
     def __post_init__(self) -> None:
-        if self.preprocessing is not None and self.preprocessing not in STYLES:
-            raise ValueError(f"Dataset {self.name!r}: `preprocessing` must be one of {', '.join(STYLES)} or None. "
-                             f"Received: {self.preprocessing!r}")
+        try:
+            preprocessing_spec.check(self.preprocessing)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"Dataset {self.name!r}: {error}") from None
         if sorted(self.label_dict) != list(range(len(self.label_dict))) or not self.label_dict:
             raise ValueError(
                 f"Dataset {self.name!r}: label_dict keys must be 0..num_classes-1. "

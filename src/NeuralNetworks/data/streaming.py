@@ -14,8 +14,9 @@ What stays in memory is a few numbers per class, never a list of rows:
 - per split, the cumulative counts over classes, which map a position of the split to (class, position).
 
 For 345 classes that is about 30 KB, whatever the number of drawings. The epoch's shuffled order over a split is
-drawn by the training loop in the same way (``RandomPermutation``). The split differs from ``load_quickdraw``'s,
-which shuffles each class with ``rng.permutation``: test a model on the split it was trained with.
+drawn by the training loop in the same way (``RandomPermutation``). ``load_quickdraw`` takes its test rows by the
+same rule (``quickdraw.split_rows``), so a model trained streamed and tested in memory, or the other way round,
+is tested on drawings it never trained on.
 """
 
 from __future__ import annotations

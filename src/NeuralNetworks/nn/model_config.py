@@ -32,6 +32,9 @@ PCG64 = "PCG64"  # the bit generator of np.random.default_rng, which every Seque
 PCG64_LIMIT = 2**128  # its state and increment are 128-bit integers
 UINT32_LIMIT = 2**32
 MAX_METRICS = 64
+MAX_HISTORY_KEYS = 64
+MAX_HISTORY_EPOCHS = 100_000  # the command line's --epochs bound
+MAX_HISTORY_NAME_CHARS = 128
 
 Shape = tuple[int, ...]
 
@@ -224,12 +227,30 @@ def _labels(labels: object, outputs: int, budget: Budget) -> None:
         raise ValueError(f"labels must be distinct; {repeated!r} names two outputs")
 
 
-def check_preprocessing(style: object) -> None:
-    """Raise unless ``style`` is None or a drawing style of ``data.images.STYLES``."""
-    from ..data.images import STYLES  # the drawing styles live with the drawings
+def check_preprocessing(preprocessing: object, input_shape: Shape | None = None) -> None:
+    """Raise unless ``preprocessing`` is None, a drawing style ("quickdraw", "mnist"), or an image or table spec
+    describing inputs of ``input_shape`` (see ``data.preprocessing``, which lives with the data it describes)."""
+    from ..data import preprocessing as specs
 
-    if style is not None and style not in STYLES:
-        raise ValueError(f"preprocessing must be one of {', '.join(STYLES)} or null. Received: {shown(style)}")
+    specs.check(preprocessing, input_shape)
+
+
+def check_history(history: object) -> dict[str, list[float]]:
+    """The training history (metric -> one finite number per epoch), bounded: at most ``MAX_HISTORY_KEYS``
+    metrics of at most ``MAX_HISTORY_EPOCHS`` epochs each, every list as long as the first."""
+    if not isinstance(history, dict) or len(history) > MAX_HISTORY_KEYS:
+        raise ValueError(f"history must be a JSON object of at most {MAX_HISTORY_KEYS} metrics")
+    lengths = set()
+    for key, values in history.items():
+        text("history", "metric name", key, MAX_HISTORY_NAME_CHARS)
+        if not isinstance(values, list) or len(values) > MAX_HISTORY_EPOCHS or not all(
+                isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+                for value in values):
+            raise ValueError(f"history[{shown(key)}] must be a list of at most {MAX_HISTORY_EPOCHS} finite numbers")
+        lengths.add(len(values))
+    if len(lengths) > 1:
+        raise ValueError("history must hold one value per epoch for every metric")
+    return history
 
 
 def _rng_state(state: object) -> None:
@@ -294,7 +315,7 @@ def check(config: dict[str, Any], budget: Budget) -> Expected:
     """Check every entry of a model file's config (format and version already checked) and return the arrays
     the file must hold; raise ValueError/TypeError naming the first entry that is wrong."""
     config = entries(config, "the config", ("format", "version", "model"),
-                     ("labels", "preprocessing", "rng_state", "compile"))
+                     ("labels", "preprocessing", "rng_state", "compile", "history"))
     model = entries(config["model"], "model", ("name", "dtype", "input_shape", "layers"), ("seed",))
     text("model", "name", model["name"], budget.max_name_chars)
     if model["dtype"] not in SUPPORTED_DTYPES:
@@ -303,7 +324,9 @@ def check(config: dict[str, Any], budget: Budget) -> Expected:
     optional_seed("model", "seed", model.get("seed"))
     params, state, output_shape = _layers(model, budget)
     _labels(config.get("labels"), math.prod(output_shape), budget)
-    check_preprocessing(config.get("preprocessing"))
+    check_preprocessing(config.get("preprocessing"), tuple(model["input_shape"]))
+    if config.get("history") is not None:
+        check_history(config["history"])
     if config.get("rng_state") is not None:
         _rng_state(config["rng_state"])
     slots, non_negative = _compile(config["compile"], params, budget) if config.get("compile") else ({}, ())

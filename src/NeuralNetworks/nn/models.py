@@ -244,16 +244,21 @@ class Sequential:
             x = layer.forward(x, training=training)
         return x
 
-    def compute_gradients(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    def compute_gradients(self, x: np.ndarray, y: np.ndarray,
+                          sample_weight: np.ndarray | None = None) -> tuple[float, np.ndarray]:
         """Forward (training mode) and backward on one prepared batch: write every gradient into
-        ``flat.grads``, change no weight; return the batch loss and the predictions."""
+        ``flat.grads``, change no weight; return the batch loss and the predictions. ``sample_weight`` (one
+        per sample) weighs each sample's loss and gradient (see ``nn.weighting``)."""
         if self._plan is None:
             self.prepare_training()
         plan = self._plan
         y_pred = self.forward(np.asarray(x, dtype=self.dtype), training=True)
-        loss_value = self.loss(y, y_pred)
+        weighted = sample_weight is not None
+        loss_value = losses_module.weighted(self.loss, y, y_pred, sample_weight) if weighted else self.loss(y, y_pred)
         if plan.backward:
             grad = self.loss.logits_gradient(y, y_pred) if plan.fuses_softmax else self.loss.gradient(y, y_pred)
+            if weighted:  # every loss is a sum of per-sample terms: weighting a row of dL/dy weighs its sample
+                grad = grad * np.asarray(sample_weight, dtype=grad.dtype).reshape(-1, *(1,) * (grad.ndim - 1))
             for backward in plan.backward:
                 grad = backward(grad)
         return loss_value, y_pred
@@ -265,9 +270,10 @@ class Sequential:
             self.prepare_training()
         self.optimizer.apply(self._plan.gradients)
 
-    def train_on_batch(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    def train_on_batch(self, x: np.ndarray, y: np.ndarray,
+                       sample_weight: np.ndarray | None = None) -> tuple[float, np.ndarray]:
         """One gradient step on one prepared batch; returns the batch loss and the predictions."""
-        loss_value, y_pred = self.compute_gradients(x, y)
+        loss_value, y_pred = self.compute_gradients(x, y, sample_weight)
         if not np.isfinite(loss_value):  # a step from such gradients would turn every weight into NaN
             raise training.NonFiniteError(f"The loss became {loss_value}: lower the learning rate or scale the "
                                           "inputs (e.g. divide pixels by 255); no step was taken from it")
@@ -277,7 +283,7 @@ class Sequential:
     def fit(self, x: object, y: object = None, epochs: int = 1, batch_size: int = 32,
             validation_data: object = None, validation_split: float = 0.0,
             shuffle: bool = True, callbacks: Sequence[callbacks_module.Callback] | None = None,
-            verbose: int = 1) -> callbacks_module.History:
+            verbose: int = 1, class_weight: object = None, sample_weight: object = None) -> callbacks_module.History:
         """Train for ``epochs`` passes over ``(x, y)`` in batches; return the History of epoch logs.
 
         ``x`` may also be a ``sources.SampleSource`` (``y`` left out): a dataset read batch by batch, e.g.
@@ -285,10 +291,13 @@ class Sequential:
         back that fraction of the samples, chosen after shuffling (so class-sorted data still gives a validation
         set of every class); ``validation_data`` takes precedence. In a process started by ``mpiexec`` (or
         ``srun``) with several processes, training is data-parallel over all of them (see ``nn.parallel``).
+        ``class_weight`` ({class index: weight} or "balanced") and ``sample_weight`` (one per sample of ``x``)
+        weigh the training loss as in Keras (``nn.weighting``).
         """
         return parallel.trainer_for(self).fit(x, y, epochs=epochs, batch_size=batch_size,
                                               validation_data=validation_data, validation_split=validation_split,
-                                              shuffle=shuffle, callbacks=callbacks, verbose=verbose)
+                                              shuffle=shuffle, callbacks=callbacks, verbose=verbose,
+                                              class_weight=class_weight, sample_weight=sample_weight)
 
     def blas_threads(self, batch_size: int) -> contextlib.AbstractContextManager:
         """The context a loop over batches of ``batch_size`` runs in: one BLAS thread while products are small."""
