@@ -142,7 +142,7 @@ def test_a_float_target_trains_a_regressor_reported_by_r_squared(tmp_path, capsy
     (["train", "--data", "{table}"], "--data needs --target COLUMN"),
     (["train", "--data", "{table}", "--target", "nope"], "no column 'nope' to predict"),
     (["train", "--data", "{table}", "--target", "kind", "--dataset", "mnist"], "does not go with --dataset"),
-    (["train", "--data-dir", "{one}"], "a classifier needs at least two classes"),
+    (["train", "--data-dir", "{one}"], "a classifier needs at least 2 classes"),
 ])
 def test_data_that_cannot_be_trained_on_is_refused_up_front(tmp_path, capsys, arguments, message):
     table = make_table(tmp_path / "t.csv", rows=30)

@@ -96,7 +96,7 @@ def test_the_model_spec_reads_another_folder_the_same_way(drawings):
 
 def test_folders_that_cannot_train_a_classifier_are_refused_saying_what_to_do(tmp_path):
     make_drawings(tmp_path / "one", classes=("circle",))
-    with pytest.raises(DataError, match="only the class 'circle'; a classifier needs at least two classes"):
+    with pytest.raises(DataError, match="only the class 'circle'; a classifier needs at least 2 classes"):
         data.load("folder", data_dir=tmp_path / "one")
     make_drawings(tmp_path / "empty", classes=("circle", "line"))
     (tmp_path / "empty" / "square").mkdir()

@@ -80,7 +80,7 @@ def test_new_rows_are_encoded_by_the_spec_and_bad_cells_are_named_by_row_and_col
 
 
 @pytest.mark.parametrize("rows, target, message", [
-    ([["1", "a"], ["2", "a"], ["3", "a"], ["4", "a"]], "y", "only the class 'a'; a classifier needs at least two"),
+    ([["1", "a"], ["2", "a"], ["3", "a"], ["4", "a"]], "y", "only the class 'a'; a classifier needs at least 2"),
     ([["1", "2.5"], ["2", "2.5"], ["3", "2.5"]], "y", "the target has a single value"),
     ([["1", "a"], ["2", "b"]], "z", "no column 'z' to predict"),
 ])

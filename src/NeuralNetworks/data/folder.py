@@ -140,7 +140,7 @@ def scan(data_dir: str | os.PathLike, budget: Budget = DEFAULT_BUDGET) -> Scan:
     if empty:
         raise DataError(f"{folder / empty[0]}: the class folder holds no readable image; add PNG, JPEG, BMP, GIF "
                         "or WebP files to it or remove it")
-    require_classes(classes, [len(kept) for kept in files], str(folder))
+    require_classes(str(folder), classes, [len(kept) for kept in files])
     return Scan(classes, files, sizes, colour, skipped, unreadable)
 
 
@@ -324,7 +324,7 @@ def load_folder(
                                paper_share=paper / max(1, len(arrays[wanted[-1]][1])),
                                cache_dir=cache_dir, budget=budget, notes=notes)
     if not test_only:
-        require_classes(found.classes, np.bincount(arrays["train"][1], minlength=len(found.classes)), str(data_dir))
+        require_classes(str(data_dir), found.classes, np.bincount(arrays["train"][1], minlength=len(found.classes)))
     empty = np.empty((0, *(spec["height"], spec["width"], spec["channels"])), dtype=np.uint8)
     train = arrays.get("train", (empty, np.empty(0, LABEL_DTYPE)))
     val = arrays.get("val")

@@ -14,10 +14,38 @@ import numpy as np
 
 from .._validation import non_negative_int, positive_int, real_in_range
 from . import preprocessing as preprocessing_spec
-from .errors import DataError
+from .errors import ClassCountError
 from .images import Style
 
 LABEL_DTYPE = np.int64
+MIN_CLASSES = 2  # a classifier tells classes apart: with one, every answer is right and nothing is learned
+NAMES_SHOWN = 5  # class names a message lists before "and N more"
+
+
+def _names(names: Sequence[str]) -> str:
+    shown = ", ".join(repr(str(name)) for name in names[:NAMES_SHOWN])
+    return shown + (f" and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else "")
+
+
+def require_classes(where: str, class_names: Sequence[str], train_counts: Sequence[int] | np.ndarray) -> None:
+    """Raise ``ClassCountError`` unless a classifier can be trained on these classes: at least ``MIN_CLASSES``
+    of them, each with at least one training sample (``train_counts``, in label order).
+
+    The one check every loader path runs before training (the command line's datasets, folders of class files,
+    CSV files): ``where`` names the dataset, folder or file in the message, which says what to do."""
+    counts = np.asarray(train_counts)
+    if counts.shape != (len(class_names),):
+        raise ValueError(f"require_classes expects one training count per class ({len(class_names)}). "
+                         f"Received {counts.shape[0] if counts.ndim == 1 else counts.shape} counts")
+    if len(class_names) < MIN_CLASSES:
+        found = f"only the class {_names(class_names)}" if class_names else "no class"
+        raise ClassCountError(f"{where}: {found}; a classifier needs at least {MIN_CLASSES} classes to tell apart "
+                              "(add classes: more class files in the folder, or more names in --classes)")
+    empty = [name for name, count in zip(class_names, counts, strict=True) if count <= 0]
+    if empty:
+        raise ClassCountError(f"{where}: no training sample for {len(empty)} of {len(class_names)} classes "
+                              f"({_names(empty)}); give every class samples (more per class, e.g. a larger "
+                              "--max-per-class) or leave those classes out")
 
 
 def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -57,26 +85,6 @@ def stratified_split_indices(
         held.append(members[hold])
     empty = np.empty(0, dtype=np.intp)
     return np.sort(np.concatenate(kept or [empty])), np.sort(np.concatenate(held or [empty]))
-
-
-def require_classes(names: Sequence[str], train_counts: Sequence[int] | np.ndarray, source: str) -> None:
-    """Refuse, up front, a classification dataset that cannot be trained: fewer than two classes, or a class
-    without a single training sample. ``names`` are the class names in label order, ``train_counts`` how many
-    training samples each has, ``source`` what the data is (a folder, a file) for the message, which says what
-    to do. Raises DataError."""
-    names = list(names)
-    if len(names) < 2:
-        found = f"only the class {names[0]!r}" if names else "no class"
-        raise DataError(f"{source}: {found}; a classifier needs at least two classes (add a subfolder of images "
-                        "per class, or a target column with at least two values)")
-    counts = np.asarray(train_counts)
-    if counts.shape != (len(names),):
-        raise ValueError(f"require_classes expects one count per class ({len(names)}). Received {counts.shape}")
-    empty = [name for name, count in zip(names, counts, strict=True) if count == 0]
-    if empty:
-        raise DataError(f"{source}: the class {empty[0]!r} has no training sample"
-                        f"{f' (nor do {len(empty) - 1} other classes)' if len(empty) > 1 else ''}; add samples "
-                        "to it or remove it")
 
 
 def shuffled(rng: np.random.Generator, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -278,8 +278,8 @@ def load_table(
     if preprocessing is not None:
         return _for_model(header, kept, targets, labels_, splits, preprocessing, class_names, source, name, notes)
     if labels_ is not None:
-        require_classes(class_names, np.bincount(labels_[splits["train"]], minlength=len(class_names)),
-                        f"{source}, column {target!r}")
+        require_classes(f"{source}, column {target!r}", class_names,
+                        np.bincount(labels_[splits["train"]], minlength=len(class_names)))
     elif len(splits["train"]) < 2:
         raise TableError(f"{source}: {len(kept)} rows leave fewer than two for training")
     features = [name_ for name_ in header if name_ != target]
