@@ -61,14 +61,15 @@ def write_drawings(folder: Path, images: int) -> str:
     per_class = images // CLASSES
     if QUICKDRAW.is_dir():
         dataset = data.load("quickdraw", QUICKDRAW, classes=data.list_classes(QUICKDRAW)[:CLASSES],
-                            max_per_class=-(-per_class * 5 // 4), seed=0)
+                            max_per_class=per_class, seed=0)
         source = f"QuickDraw ({QUICKDRAW})"
     else:
-        dataset = data.load("shapes", samples_per_class=per_class * 2)
+        dataset = data.load("shapes", samples_per_class=per_class)
         source = "the built-in shapes"
+    x, y = np.concatenate([dataset.x_train, dataset.x_test]), np.concatenate([dataset.y_train, dataset.y_test])
     for label, name in dataset.label_dict.items():
         (folder / name).mkdir(parents=True, exist_ok=True)
-        for index, bitmap in enumerate(dataset.x_train[dataset.y_train == label][:per_class]):
+        for index, bitmap in enumerate(x[y == label][:per_class]):
             Image.fromarray(255 - bitmap[:, :, 0], "L").save(folder / name / f"{index:05d}.png")
     return source
 
@@ -87,7 +88,7 @@ def _child(kind: str, folder: str, cache: str) -> dict:
             dataset = data.load("quickdraw", QUICKDRAW, classes=sorted(p.name for p in Path(folder).iterdir()),
                                 max_per_class=per_class, seed=0)
         else:
-            dataset = data.load("shapes", samples_per_class=len(list(Path(folder).glob("*/*.png"))) // 8)
+            dataset = data.load("shapes", samples_per_class=len(list(Path(folder).glob("*/*.png"))) // CLASSES)
     else:
         dataset = data.load("folder", data_dir=folder, cache_dir=cache if kind == "cache" else None)
     seconds = time.perf_counter() - start
