@@ -52,43 +52,55 @@ def _reset_peak() -> None:
         Path("/proc/self/clear_refs").write_text("5")
 
 
-def write_drawings(folder: Path, images: int) -> str:
-    """``images`` drawings as PNG files under ``folder/<class>/``; returns where they came from."""
+def write_drawings(folder: Path, arrays: Path, images: int) -> str:
+    """``images`` drawings as PNG files under ``folder/<class>/`` (as evenly over the classes as their files
+    allow), and the same drawings as ``arrays`` (.npz of x, y); returns where they came from."""
     from PIL import Image
 
     from NeuralNetworks import data
 
-    per_class = images // CLASSES
     if QUICKDRAW.is_dir():
-        dataset = data.load("quickdraw", QUICKDRAW, classes=data.list_classes(QUICKDRAW)[:CLASSES],
-                            max_per_class=per_class, seed=0)
+        names = data.list_classes(QUICKDRAW)[:CLASSES]
+        available = [len(np.load(QUICKDRAW / f"{name}.npy", mmap_mode="r")) for name in names]
         source = f"QuickDraw ({QUICKDRAW})"
     else:
-        dataset = data.load("shapes", samples_per_class=per_class)
+        names = list(data.SHAPE_CLASSES)
+        available = [images] * len(names)
         source = "the built-in shapes"
-    x, y = np.concatenate([dataset.x_train, dataset.x_test]), np.concatenate([dataset.y_train, dataset.y_test])
-    for label, name in dataset.label_dict.items():
+    counts = [0] * len(names)
+    while sum(counts) < images and counts != available:  # fill the classes evenly, as far as each one goes
+        for index in range(len(names)):
+            if counts[index] < available[index] and sum(counts) < images:
+                counts[index] += 1
+    xs, ys = [], []
+    for label, (name, count) in enumerate(zip(names, counts, strict=True)):
+        if QUICKDRAW.is_dir():
+            bitmaps = np.asarray(np.load(QUICKDRAW / f"{name}.npy", mmap_mode="r")[:count]).reshape(-1, 28, 28)
+        else:
+            bitmaps = data.load("shapes", classes=[name], samples_per_class=count).x_train[:count, :, :, 0]
         (folder / name).mkdir(parents=True, exist_ok=True)
-        for index, bitmap in enumerate(x[y == label][:per_class]):
-            Image.fromarray(255 - bitmap[:, :, 0], "L").save(folder / name / f"{index:05d}.png")
+        for index, bitmap in enumerate(bitmaps):
+            Image.fromarray(255 - bitmap, "L").save(folder / name / f"{index:05d}.png")
+        xs.append(bitmaps[..., None])
+        ys.append(np.full(len(bitmaps), label))
+    np.savez(arrays, x=np.concatenate(xs), y=np.concatenate(ys))
     return source
 
 
 def _child(kind: str, folder: str, cache: str) -> dict:
     from NeuralNetworks import data
+    from NeuralNetworks.data.splits import Dataset, stratified_split_indices
     from NeuralNetworks.nn import presets
 
     tracemalloc.start()
     _reset_peak()
     rss = _status_kib("VmRSS")
     start = time.perf_counter()
-    if kind == "arrays":
-        if QUICKDRAW.is_dir():
-            per_class = len(list(Path(folder).glob("*/*.png"))) // CLASSES
-            dataset = data.load("quickdraw", QUICKDRAW, classes=sorted(p.name for p in Path(folder).iterdir()),
-                                max_per_class=per_class, seed=0)
-        else:
-            dataset = data.load("shapes", samples_per_class=len(list(Path(folder).glob("*/*.png"))) // CLASSES)
+    if kind == "arrays":  # the same drawings, inverted back, as 28x28 uint8 arrays; the same 80/20 split
+        with np.load(Path(cache).parent / "arrays.npz") as stored:
+            x, y = 255 - stored["x"], stored["y"]
+        train, test = stratified_split_indices(y, 0.2, np.random.default_rng(0))
+        dataset = Dataset(x[train], y[train], x[test], y[test], label_dict=dict(enumerate(map(str, np.unique(y)))))
     else:
         dataset = data.load("folder", data_dir=folder, cache_dir=cache if kind == "cache" else None)
     seconds = time.perf_counter() - start
@@ -108,7 +120,7 @@ def folder_part(images: int) -> None:
         folder, cache = Path(temporary) / "drawings", Path(temporary) / "cache"
         cache.mkdir()
         start = time.perf_counter()
-        source = write_drawings(folder, images)
+        source = write_drawings(folder, Path(temporary) / "arrays.npz", images)
         written = len(list(folder.glob("*/*.png")))
         print(f"\n{written} PNG drawings from {source}, written in {time.perf_counter() - start:.1f} s "
               f"({sum(p.stat().st_size for p in folder.glob('*/*.png')) / MIB:.1f} MiB)\n")

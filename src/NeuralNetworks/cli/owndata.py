@@ -34,6 +34,8 @@ def dataset_name(args: argparse.Namespace) -> str:
             raise CommandError(f"--data names a CSV table; it does not go with --dataset {args.dataset}")
         return TABLE
     if args.dataset is not None:
+        if catalog.find(args.dataset).name == TABLE:
+            raise CommandError("a CSV table is given with --data FILE (and --target COLUMN to train)")
         return args.dataset
     return FOLDER if args.data_dir is not None else DEFAULT_DATASET
 

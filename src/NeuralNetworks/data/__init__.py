@@ -6,6 +6,8 @@ Usage::
     dataset = data.load("shapes")                     # generated offline, deterministic for a seed
     dataset = data.load("mnist", "datasets/mnist")    # mnist.npz or the four IDX files
     dataset.x_train.shape, dataset.y_train.shape      # (60000, 28, 28, 1) uint8, (60000,) int64
+    mine = data.load("folder", data_dir="photos")     # your images, one subfolder per class (data.folder)
+    table = data.load("csv", path="houses.csv", target="price")  # your table (data.table): a TableDataset
 
 A large QuickDraw folder is streamed instead of loaded: ``data.stream("quickdraw", folder)`` returns a
 ``StreamedDataset`` whose splits ``fit`` reads batch by batch from the memory-mapped files.
