@@ -243,7 +243,7 @@ def command_inspect(args: argparse.Namespace) -> int:
     from ..nn import inspection
 
     model = _load_model(args.model)
-    dataset = _load_dataset(args, test_only=True)
+    dataset = _load_dataset(args, test_only=True, model=model)
     if isinstance(dataset, StreamedDataset):
         images, labels = dataset.test.gather(np.arange(min(args.batch, len(dataset.test))))
     else:

@@ -55,7 +55,7 @@ def loader_options(args: argparse.Namespace, name: str, test_only: bool, model: 
     options: dict[str, Any] = {}
     if spec.name == FOLDER:
         options["cache_dir"] = args.cache_dir
-        options["validation_fraction"] = 0.0 if test_only else args.validation_split
+        options["validation_fraction"] = 0.0 if test_only else getattr(args, "validation_split", 0.0)
         if model is not None:
             options.update(_model_image_options(model))
         else:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import collections
 import os
+import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -227,6 +228,10 @@ def _storage(shape: tuple[int, ...], cache_dir: str | os.PathLike | None, budget
     size = int(np.prod(shape))
     if cache_dir is None and size <= min(IN_MEMORY_BYTES, budget.max_dataset_bytes):
         return np.empty(shape, dtype=np.uint8)
+    folder = Path(cache_dir or tempfile.gettempdir())
+    if shutil.disk_usage(folder).free < size:
+        raise DataError(f"the decoded images take {bytes_text(size)}, more than the free space in {folder}; "
+                        "pass cache_dir (CLI: --cache-dir) on a larger disk, or a smaller image_size")
     handle = tempfile.TemporaryFile(dir=cache_dir)  # unlinked at once: no leftover, whatever happens
     try:
         return np.memmap(handle, dtype=np.uint8, mode="w+", shape=shape)

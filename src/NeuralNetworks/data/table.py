@@ -44,6 +44,7 @@ from .splits import LABEL_DTYPE, Labelled, require_classes
 
 INTEGER = re.compile(r"[+-]?[0-9]+")
 MISSING = frozenset({"", "na", "nan", "n/a", "null", "none"})  # compared lower-cased, stripped
+MAX_TABLE_BYTES = 128 * 2**20  # a CSV file's text: its cells as Python strings take several times that
 MIN_SCALE = 1e-12  # a column's deviation below this is taken as 1 (a constant column)
 TARGET_DTYPE = np.float32
 
@@ -96,10 +97,12 @@ def _number(cell: str) -> float | None:
 
 def read_table(path: str | os.PathLike, budget: Budget = DEFAULT_BUDGET) -> tuple[list[str], list[list[str]]]:
     """The header and the rows of a CSV file, every row as long as the header; TableError otherwise."""
+    limit = min(budget.max_dataset_bytes, MAX_TABLE_BYTES)
     with open_regular(path, TableError, "CSV file") as handle:
-        raw = handle.read(budget.max_dataset_bytes + 1)
-    if len(raw) > budget.max_dataset_bytes:
-        raise TableError(f"{path}: larger than the budget's max_dataset_bytes ({bytes_text(budget.max_dataset_bytes)})")
+        raw = handle.read(limit + 1)
+    if len(raw) > limit:
+        raise TableError(f"{path}: larger than {bytes_text(limit)}, the most a table may take (the budget's "
+                         "max_dataset_bytes, at most MAX_TABLE_BYTES); sample the rows")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
