@@ -45,7 +45,7 @@ from .._files import open_regular
 from .._validation import non_negative_int, real_in_range, shape_tuple
 from ..budget import DEFAULT_BUDGET, Budget, bytes_text
 from .errors import DataError
-from .preprocessing import image_spec
+from .preprocessing import check_image, image_spec
 from .quickdraw import DEFAULT_TEST_FRACTION, class_rng
 from .splits import LABEL_DTYPE, Dataset, require_classes
 
@@ -283,7 +283,7 @@ def load_folder(
     if found.skipped:
         notes.append(f"skipped {found.skipped} hidden or non-image file(s)")
     if preprocessing is not None:
-        spec = dict(preprocessing)
+        spec = dict(check_image(preprocessing))
     else:
         height, width = image_size or default_size(found.sizes)
         colour = found.colour if color is None else color == "rgb"
