@@ -159,3 +159,15 @@ def test_a_shipped_model_is_named_by_its_name(capsys):
         pytest.skip("the shipped digits model is absent")
     assert main(["info", "digits"]) == 0
     assert "mnist drawing style" in capsys.readouterr().out
+
+
+def test_a_shipped_drawing_model_tests_a_folder_in_its_own_style(tmp_path, capsys):
+    from NeuralNetworks.app.registry import SHIPPED_MODELS
+
+    if not SHIPPED_MODELS["doodles"].is_file():
+        pytest.skip("the shipped doodles model is absent")
+    drawings = make_drawings(tmp_path / "drawings", per_class=4, classes=("fish", "house"), side=64)
+    assert main(["test", "--model", "doodles", "--data-dir", str(drawings), "--whole",
+                 "--confusion", str(tmp_path / "c.png"), "--samples", str(tmp_path / "s.png")]) == 0
+    printed = capsys.readouterr().out
+    assert "on 8 folder images" in printed and "apple" in printed  # cropped and centred like predict does

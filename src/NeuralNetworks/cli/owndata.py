@@ -41,8 +41,11 @@ def dataset_name(args: argparse.Namespace) -> str:
 
 
 def model_path(path: Path) -> Path:
-    """``path``, or the shipped model a bare name ``digits`` / ``doodles`` stands for (when no such file exists)."""
-    if str(path) in SHIPPED and not path.exists():
+    """``path``, or the shipped model a bare name ``digits`` / ``doodles`` stands for when it names no model file
+    here (the file ``models.load`` would read: ``doodles``, ``doodles.npz`` or ``doodles/model.npz``)."""
+    from ..nn.saving import resolve_path
+
+    if str(path) in SHIPPED and not resolve_path(path, for_writing=False).is_file():
         from ..app.registry import SHIPPED_MODELS
 
         return SHIPPED_MODELS[str(path)]
@@ -81,9 +84,10 @@ def loader_options(args: argparse.Namespace, name: str, test_only: bool, model: 
 
 
 def _model_image_options(model: Any) -> dict[str, Any]:
-    """How ``test`` reads a folder for a model: its image spec, or for a 28x28 drawing model (the shipped ones)
-    28x28 grey with ink-on-paper detection."""
-    if specs.kind(model.preprocessing) == specs.IMAGE_KIND:
+    """How ``test`` reads a folder for a model: its image spec, or a drawing model's style (the shipped models:
+    each image cropped and centred as ``predict`` and the app do), or for a model without either its input
+    size with ink-on-paper detection."""
+    if specs.kind(model.preprocessing) in (specs.IMAGE_KIND, "style"):
         return {"preprocessing": model.preprocessing}
     shape = tuple(model.input_shape or ())
     if len(shape) != 3 or shape[2] not in specs.CHANNELS:

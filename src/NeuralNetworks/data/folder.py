@@ -45,6 +45,7 @@ from .._files import open_regular
 from .._validation import non_negative_int, real_in_range, shape_tuple
 from ..budget import DEFAULT_BUDGET, Budget, bytes_text
 from .errors import DataError
+from .images import SIZE, STYLES, preprocess_image
 from .preprocessing import check_image, image_spec
 from .quickdraw import DEFAULT_TEST_FRACTION, class_rng
 from .splits import LABEL_DTYPE, Dataset, require_classes
@@ -81,8 +82,9 @@ class Scan:
     unreadable: list[Path]
 
 
-def read_sample(path: str | os.PathLike, spec: dict, budget: Budget = DEFAULT_BUDGET) -> np.ndarray:
-    """Decode one image file and ``prepare_image`` it; ValueError (or Pillow's error) if it cannot be."""
+def read_sample(path: str | os.PathLike, spec: dict | str, budget: Budget = DEFAULT_BUDGET) -> np.ndarray:
+    """Decode one image file and ``prepare_image`` it (or, for a drawing style such as the shipped models',
+    ``images.preprocess_image`` it to 28x28x1); ValueError (or Pillow's error) if it cannot be."""
     with warnings.catch_warnings(), open_regular(path, DataError, "image file") as handle:
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         image = Image.open(handle, formats=IMAGE_FORMATS)
@@ -90,6 +92,8 @@ def read_sample(path: str | os.PathLike, spec: dict, budget: Budget = DEFAULT_BU
             raise ValueError(f"{path}: {image.size[0]}x{image.size[1]} pixels, more than the budget's "
                              f"max_image_pixels ({budget.max_image_pixels})")
         image.load()
+        if isinstance(spec, str):
+            return preprocess_image(image, style=spec)[:, :, None]
         return prepare_image(image, spec)
 
 
@@ -282,7 +286,13 @@ def load_folder(
     notes = []
     if found.skipped:
         notes.append(f"skipped {found.skipped} hidden or non-image file(s)")
-    if preprocessing is not None:
+    style = preprocessing if isinstance(preprocessing, str) else None  # a drawing model's, e.g. a shipped one
+    if style is not None:
+        if style not in STYLES:
+            raise ValueError(f"load_folder expects `preprocessing` to be an image spec or one of {', '.join(STYLES)}. "
+                             f"Received: {style!r}")
+        spec = image_spec(SIZE, SIZE, 1, False)
+    elif preprocessing is not None:
         spec = dict(check_image(preprocessing))
     else:
         height, width = image_size or default_size(found.sizes)
@@ -309,7 +319,7 @@ def load_folder(
         labels, cursor = [], start
         for path, label in dealt[split]:
             try:
-                sample = read_sample(path, spec, budget)
+                sample = read_sample(path, style or spec, budget)
             except Exception:  # a truncated or corrupt file: skipped and reported, like an unreadable header
                 unreadable.append(path)
                 continue
@@ -336,7 +346,7 @@ def load_folder(
     has_val = val is not None and len(val[1]) > 0
     return Dataset(*train, *arrays["test"], label_dict=dict(enumerate(found.classes)), name=name,
                    x_val=val[0] if has_val else None, y_val=val[1] if has_val else None,
-                   preprocessing=spec, notes=tuple(notes))
+                   preprocessing=style or spec, notes=tuple(notes))
 
 
 def _decide(spec: dict, arrays: dict, *, colour_wanted: str | None, colourful: bool, invert: bool | None,
