@@ -220,13 +220,13 @@ def load_model(path: str | os.PathLike, name: str | None = None, *, budget: Budg
     path = Path(path)
     name = path.stem if name is None else name
     model = models.load(path, budget=budget)
-    kind = specs.kind(model.preprocessing)
-    if kind == specs.TABLE_KIND:
+    if specs.kind(model.preprocessing) == specs.TABLE_KIND:
         raise ValueError(f"{path}: model {name!r} predicts from table rows, not images; give it a CSV file")
-    if kind == specs.IMAGE_KIND:
+    image_spec = specs.image_spec_for(model.preprocessing, model.input_shape)
+    if image_spec is not None:
         outputs = int(np.prod(model.output_shape))
         labels = [str((model.labels or {}).get(index, index)) for index in range(outputs)]
-        return ServedModel(name, path, model, labels, "quickdraw", budget or DEFAULT_BUDGET, spec=model.preprocessing)
+        return ServedModel(name, path, model, labels, "quickdraw", budget or DEFAULT_BUDGET, spec=image_spec)
     if model.input_shape is None or int(np.prod(model.input_shape)) != SIZE * SIZE:
         raise ValueError(f"{path}: serving feeds {SIZE}x{SIZE} images, but model {name!r} expects input shape "
                          f"{model.input_shape}")

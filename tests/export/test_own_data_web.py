@@ -72,3 +72,14 @@ def test_serving_prepares_uploads_strokes_and_pixels_for_an_image_model(tmp_path
     assert sum(served.scores(sample).values()) == pytest.approx(1, abs=1e-5)
     bitmap = images.render_strokes(strokes)
     assert bitmap.shape == (28, 28)
+
+
+def test_a_model_of_colour_images_without_a_recorded_spec_is_served_by_a_plain_resize(tmp_path):
+    model = image_model(16, 16, 3)
+    model.preprocessing = None
+    served = serving.load_model(model.save(tmp_path / "plain.npz"))
+    assert served.spec == preprocessing.image_spec(16, 16, 3, False)
+    assert served.preprocess(image=np.zeros((32, 32, 3), np.uint8)).shape == (16, 16, 3)
+    manifest = json.loads((export.to_web(models.load(tmp_path / "plain.npz"), tmp_path / "web") / "model.json")
+                          .read_text())
+    assert manifest["preprocessing"] == served.spec

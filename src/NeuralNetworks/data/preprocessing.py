@@ -135,6 +135,17 @@ def encoded_width(spec: dict[str, Any]) -> int:
     return sum((1 if c["type"] == "numeric" else len(c["categories"])) + c["indicator"] for c in spec["columns"])
 
 
+def image_spec_for(value: object, input_shape: tuple[int, ...] | None) -> dict[str, Any] | None:
+    """The image spec a model's images are prepared by: its own, or for a model of (height, width, 1 | 3) inputs
+    that recorded none (and is not a 28x28 drawing model) a plain resize, no inversion; None otherwise."""
+    if kind(value) == IMAGE_KIND:
+        return value  # type: ignore[return-value]
+    shape = tuple(input_shape or ())
+    if value is None and len(shape) == 3 and shape[2] in CHANNELS and shape[:2] != (28, 28):
+        return image_spec(shape[0], shape[1], shape[2], False)
+    return None
+
+
 def kind(value: object) -> str | None:
     """``"style"``, ``"image"``, ``"table"`` or None (no preprocessing) of a checked preprocessing entry."""
     if value is None:

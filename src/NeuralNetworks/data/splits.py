@@ -112,10 +112,12 @@ class Labelled:
 class Dataset(Labelled):
     """Train / test (and optional validation) images with integer labels and the class names.
 
-    ``x_*`` are uint8 ``(N, 28, 28, 1)`` arrays; ``y_*`` are int64 ``(N,)`` class indices into ``label_dict``
-    (``{0: "circle", 1: "square", ...}``). A loader asked for the test split only returns empty train arrays.
-    ``preprocessing`` is how a drawing becomes one of these images (a ``data.images`` style); ``data.load``
-    sets it from the catalog, and it is None for a ``Dataset`` built by hand unless given.
+    ``x_*`` are uint8 ``(N, height, width, channels)`` arrays (28x28x1 for the built-in sets); ``y_*`` are int64
+    ``(N,)`` class indices into ``label_dict`` (``{0: "circle", 1: "square", ...}``). A loader asked for the test
+    split only returns empty train arrays. ``preprocessing`` is how a drawing becomes one of these images (a
+    ``data.images`` style, or an image spec of ``data.preprocessing`` for your own folder); ``data.load`` sets
+    it, and it is None for a ``Dataset`` built by hand unless given. ``notes``: what the loader skipped or
+    decided, for the user.
     """
 
     x_train: np.ndarray

@@ -54,8 +54,8 @@ def manifest_and_weights(model_plan: Plan, name: str | None = None) -> tuple[dic
             offset += len(data)
         layers.append({"kind": step.kind, "name": step.name, "input_shape": list(step.input_shape),
                        "output_shape": list(step.output_shape), "settings": step.settings, "weights": entries})
-    image_spec = specs.kind(model_plan.preprocessing) == specs.IMAGE_KIND  # strokes.js prepares drawings for it
-    preprocessing = model_plan.preprocessing if image_spec else style_for(model_plan.labels, model_plan.preprocessing)
+    image_spec = specs.image_spec_for(model_plan.preprocessing, model_plan.input_shape)  # strokes.js applies it
+    preprocessing = image_spec or style_for(model_plan.labels, model_plan.preprocessing)
     manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "name": name or model_plan.name,
                 "labels": model_plan.labels, "preprocessing": preprocessing,
                 "input_shape": list(model_plan.input_shape), "output_shape": list(model_plan.output_shape),
@@ -94,7 +94,7 @@ def to_web(model, folder: str | os.PathLike, name: str | None = None) -> Path:
     """
     model_plan = plan(model)
     values = int(np.prod(model_plan.input_shape))
-    if values != SIZE * SIZE and specs.kind(model_plan.preprocessing) != specs.IMAGE_KIND:
+    if values != SIZE * SIZE and specs.image_spec_for(model_plan.preprocessing, model_plan.input_shape) is None:
         raise ExportError(f"The drawing page feeds {SIZE}x{SIZE} images ({SIZE * SIZE} values), but model "
                           f"{model_plan.name!r} expects input shape {model_plan.input_shape} ({values} values)")
     folder = Path(folder)
