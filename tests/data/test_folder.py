@@ -102,6 +102,10 @@ def test_folders_that_cannot_train_a_classifier_are_refused_saying_what_to_do(tm
     (tmp_path / "empty" / "square").mkdir()
     with pytest.raises(DataError, match="square: the class folder holds no readable image"):
         data.load("folder", data_dir=tmp_path / "empty")
+    (tmp_path / "bitmaps").mkdir()
+    np.save(tmp_path / "bitmaps" / "cat.npy", np.zeros((2, 784), np.uint8))
+    with pytest.raises(DataError, match="no class subfolders, but dataset files .* --dataset quickdraw"):
+        data.load("folder", data_dir=tmp_path / "bitmaps")
     with pytest.raises(DataError, match="image folder not found"):
         data.load("folder", data_dir=tmp_path / "nowhere")
     with pytest.raises(ValueError, match="color"):

@@ -120,6 +120,9 @@ def scan(data_dir: str | os.PathLike, budget: Budget = DEFAULT_BUDGET) -> Scan:
         raise DataError(f"{folder}: image folder not found (expected a folder with one subfolder of images per "
                         "class, e.g. cat/*.png and dog/*.jpg)")
     classes = sorted(entry.name for entry in folder.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+    if not classes and any(path.suffix in (".npy", ".gz", ".npz") for path in folder.iterdir()):
+        raise DataError(f"{folder}: no class subfolders, but dataset files (.npy, .gz, .npz): name the dataset, "
+                        "e.g. --dataset quickdraw or --dataset mnist")
     files: list[list[Path]] = []
     sizes: list[tuple[int, int]] = []
     unreadable: list[Path] = []
