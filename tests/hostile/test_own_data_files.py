@@ -48,3 +48,11 @@ def test_hostile_entries_are_refused_by_name(saved, tmp_path, entry, value, mess
     write_model(tmp_path / "bad.npz", {**config, entry: value}, arrays)
     with pytest.raises(saving.ModelFileError, match=message):
         models.load(tmp_path / "bad.npz")
+
+
+@pytest.mark.parametrize("value", ["quickdraw-sideways", 1, None])
+def test_a_hostile_training_split_is_refused(saved, tmp_path, value):
+    config, arrays = saved
+    write_model(tmp_path / "bad.npz", {**config, "training_split": value}, arrays)
+    with pytest.raises(saving.ModelFileError, match="training_split must be one of"):
+        models.load(tmp_path / "bad.npz")

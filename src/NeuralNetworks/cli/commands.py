@@ -88,11 +88,13 @@ def _model_to_train(args: argparse.Namespace, dataset: Dataset | StreamedDataset
         if tuple(model.input_shape) != tuple(dataset.input_shape) or (model.labels or {}) != dataset.label_dict:
             raise CommandError(f"{args.resume}: the model was trained on other classes or image sizes than "
                                f"{dataset.name} with these --classes")
+        owndata.check_split_rule(argparse.Namespace(**{**vars(args), "model": args.resume}), model, dataset)
     if model.optimizer is None:
         train_samples = recipe.training_samples(dataset, args.validation_split)
         optimizer = optimizers.get(args.optimizer, learning_rate=recipe.learning_rate(args, train_samples))
         model.compile(optimizer=optimizer, loss=losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
     model.labels, model.preprocessing = dataset.label_dict or None, dataset.preprocessing  # saved with checkpoints
+    model.training_split = owndata.split_rule(args, dataset)
     return model
 
 
@@ -181,6 +183,7 @@ def command_test(args: argparse.Namespace) -> int:
     samples_path = output_file("--samples", args.samples or Path(f"{stem}-samples.png"))
     model = _load_model(args.model)
     dataset = _load_dataset(args, test_only=True, model=model)
+    owndata.check_split_rule(args, model, dataset)
     if isinstance(dataset, TableDataset):
         print(tables.test_line(model, dataset))
         return EXIT_OK
@@ -244,6 +247,7 @@ def command_inspect(args: argparse.Namespace) -> int:
 
     model = _load_model(args.model)
     dataset = _load_dataset(args, test_only=True, model=model)
+    owndata.check_split_rule(args, model, dataset)
     if isinstance(dataset, StreamedDataset):
         images, labels = dataset.test.gather(np.arange(min(args.batch, len(dataset.test))))
     else:

@@ -40,6 +40,26 @@ def dataset_name(args: argparse.Namespace) -> str:
     return FOLDER if args.data_dir is not None else DEFAULT_DATASET
 
 
+def split_rule(args: argparse.Namespace, dataset: object) -> str | None:
+    """How the QuickDraw folder was split for this command (``data.streaming.SPLIT_RULES``); None for the rest."""
+    from ..data.streaming import SPLIT_RULES, StreamedDataset
+
+    if getattr(args, "data", None) is not None or catalog.find(dataset_name(args)).name != "quickdraw":
+        return None
+    return SPLIT_RULES[isinstance(dataset, StreamedDataset)]
+
+
+def check_split_rule(args: argparse.Namespace, model: Any, dataset: object) -> None:
+    """Refuse to test a model on the QuickDraw split it was not trained with: that split holds drawings it
+    trained on (the in-memory and the streamed splits draw different test rows)."""
+    trained, used = getattr(model, "training_split", None), split_rule(args, dataset)
+    if trained is not None and used is not None and trained != used:
+        flag = "--stream" if trained.endswith("streamed") else "--no-stream"
+        raise CommandError(f"{args.model}: the model was trained on the {trained.split('-', 1)[1]} split of "
+                           f"QuickDraw, whose test drawings differ from the {used.split('-', 1)[1]} split's (which "
+                           f"holds drawings it trained on); test it with {flag}")
+
+
 def model_path(path: Path) -> Path:
     """``path``, or the shipped model a bare name ``digits`` / ``doodles`` stands for when it names no model file
     here (the file ``models.load`` would read: ``doodles``, ``doodles.npz`` or ``doodles/model.npz``)."""

@@ -14,11 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from .._files import open_regular, require_regular
-from .._permutation import draw_keys, permute
 from .._validation import first_line, non_negative_int, positive_int, printable, real_in_range, safe_name
 from ..budget import DEFAULT_BUDGET, Budget, bytes_text
 from .errors import DataError
-from .splits import LABEL_DTYPE, Dataset, shuffled
+from .splits import LABEL_DTYPE, Dataset, shuffled, split_indices
 
 IMAGE_SIDE = 28
 BITMAP_PIXELS = IMAGE_SIDE * IMAGE_SIDE
@@ -73,16 +72,6 @@ def open_bitmaps(path: str | os.PathLike) -> np.ndarray:
 def class_rng(seed: int, name: str) -> np.random.Generator:
     """One generator per class, so a class's split does not depend on which other classes were chosen."""
     return np.random.default_rng([seed, zlib.crc32(name.encode("utf-8"))])
-
-
-def split_rows(count: int, test_fraction: float, seed: int, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """(train rows, test rows) of a class file's first ``count`` drawings, each sorted: the test rows are the
-    first ``round(test_fraction * count)`` of the seeded bijection ``data.stream`` uses, so a model trained on
-    a streamed folder and tested on it loaded in memory (or the other way round) never sees a training drawing."""
-    keys = draw_keys(class_rng(seed, name))
-    held = int(np.rint(count * test_fraction))
-    rows = permute(np.arange(count, dtype=np.int64), count, keys)
-    return np.sort(rows[held:]), np.sort(rows[:held])
 
 
 def read_class_list(path: Path, budget: Budget = DEFAULT_BUDGET) -> list[str]:
@@ -186,7 +175,7 @@ def load_quickdraw(
     for label, class_ in enumerate(chosen):
         bitmaps = open_bitmaps(files[class_])
         count = counts[class_]
-        train_rows, test_rows = split_rows(count, test_fraction, seed, class_)
+        train_rows, test_rows = split_indices(count, test_fraction, class_rng(seed, class_))
         for split, rows in (("train", train_rows), ("test", test_rows)):
             if split == "train" and test_only:
                 continue

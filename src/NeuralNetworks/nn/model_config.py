@@ -235,6 +235,14 @@ def check_preprocessing(preprocessing: object, input_shape: Shape | None = None)
     specs.check(preprocessing, input_shape)
 
 
+def check_training_split(rule: object) -> None:
+    """Raise unless ``rule`` names how a QuickDraw folder was split for training (``data.streaming.SPLIT_RULES``)."""
+    from ..data.streaming import SPLIT_RULES
+
+    if rule not in SPLIT_RULES:
+        raise ValueError(f"training_split must be one of {', '.join(SPLIT_RULES)}. Received: {shown(rule)}")
+
+
 def check_history(history: object) -> dict[str, list[float]]:
     """The training history (metric -> one finite number per epoch), bounded: at most ``MAX_HISTORY_KEYS``
     metrics of at most ``MAX_HISTORY_EPOCHS`` epochs each, every list as long as the first."""
@@ -315,7 +323,7 @@ def check(config: dict[str, Any], budget: Budget) -> Expected:
     """Check every entry of a model file's config (format and version already checked) and return the arrays
     the file must hold; raise ValueError/TypeError naming the first entry that is wrong."""
     config = entries(config, "the config", ("format", "version", "model"),
-                     ("labels", "preprocessing", "rng_state", "compile", "history"))
+                     ("labels", "preprocessing", "rng_state", "compile", "history", "training_split"))
     model = entries(config["model"], "model", ("name", "dtype", "input_shape", "layers"), ("seed",))
     text("model", "name", model["name"], budget.max_name_chars)
     if model["dtype"] not in SUPPORTED_DTYPES:
@@ -327,6 +335,8 @@ def check(config: dict[str, Any], budget: Budget) -> Expected:
     check_preprocessing(config.get("preprocessing"), tuple(model["input_shape"]))
     if config.get("history") is not None:
         check_history(config["history"])
+    if "training_split" in config:
+        check_training_split(config["training_split"])
     if config.get("rng_state") is not None:
         _rng_state(config["rng_state"])
     slots, non_negative = _compile(config["compile"], params, budget) if config.get("compile") else ({}, ())

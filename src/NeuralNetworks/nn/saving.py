@@ -237,6 +237,9 @@ def save_model(model: SavableModel, filepath: str | os.PathLike, *, include_opti
     history = _history_for(model)
     if history:  # the epochs' logs, shown by `NeuralNetworks info`
         config["history"] = history
+    if getattr(model, "training_split", None) is not None:  # which QuickDraw split trained it (data.streaming)
+        model_config.check_training_split(model.training_split)
+        config["training_split"] = model.training_split
     arrays = model.get_named_weights()
     if model.loss is not None:
         config["compile"] = {"loss": type(model.loss).__name__, "loss_config": model.loss.get_config(),
@@ -355,6 +358,7 @@ def _rebuild(model_class: type[Model], config: dict[str, Any], archive: NpzArchi
     model.set_named_weights(_ArraysFromFile(archive, expected.weights), source="weights")
     model.labels = as_labels(config.get("labels"))
     model.preprocessing = config.get("preprocessing")
+    model.training_split = config.get("training_split")
     if config.get("history"):
         model.history = History()
         model.history.history = {key: list(values) for key, values in config["history"].items()}
