@@ -106,6 +106,9 @@ def test_folders_that_cannot_train_a_classifier_are_refused_saying_what_to_do(tm
     np.save(tmp_path / "bitmaps" / "cat.npy", np.zeros((2, 784), np.uint8))
     with pytest.raises(DataError, match="no class subfolders, but dataset files .* --dataset quickdraw"):
         data.load("folder", data_dir=tmp_path / "bitmaps")
+    make_drawings(tmp_path / "tabs", per_class=2, classes=("a\tb", "c"))
+    with pytest.raises(DataError, match="a class folder's name cannot be a label"):
+        data.load("folder", data_dir=tmp_path / "tabs")
     with pytest.raises(DataError, match="image folder not found"):
         data.load("folder", data_dir=tmp_path / "nowhere")
     with pytest.raises(ValueError, match="color"):

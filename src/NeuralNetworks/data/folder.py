@@ -42,7 +42,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .._files import open_regular
-from .._validation import non_negative_int, real_in_range, shape_tuple
+from .._validation import non_negative_int, printable, real_in_range, shape_tuple, text
 from ..budget import DEFAULT_BUDGET, Budget, bytes_text
 from .errors import DataError
 from .images import SIZE, STYLES, preprocess_image
@@ -149,6 +149,11 @@ def scan(data_dir: str | os.PathLike, budget: Budget = DEFAULT_BUDGET) -> Scan:
         raise DataError(f"{folder / empty[0]}: the class folder holds no readable image; add PNG, JPEG, BMP, GIF "
                         "or WebP files to it or remove it")
     require_classes(str(folder), classes, [len(kept) for kept in files])
+    for class_ in classes:  # they become the model's labels: checked now, not when the trained model is saved
+        try:
+            text("the folder", "class name", class_, budget.max_name_chars)
+        except ValueError as error:
+            raise DataError(f"{printable(str(folder))}: a class folder's name cannot be a label ({error})") from None
     return Scan(classes, files, sizes, colour, skipped, unreadable)
 
 
@@ -336,7 +341,7 @@ def load_folder(
         arrays[split] = (cache[start:cursor], np.array(labels, dtype=LABEL_DTYPE))
         start += len(dealt[split])
     if unreadable:
-        notes.append(f"skipped {len(unreadable)} unreadable image(s), e.g. {unreadable[0]}")
+        notes.append(f"skipped {len(unreadable)} unreadable image(s), e.g. {printable(str(unreadable[0]))}")
     if preprocessing is None:
         spec, arrays = _decide(spec, arrays, colour_wanted=color, colourful=colourful, invert=invert,
                                paper_share=paper / max(1, len(arrays[wanted[-1]][1])),

@@ -210,6 +210,10 @@ def _target(cells: list[str], task: str | None, path: str, target: str) -> tuple
                              "another --target column)")
         return task, None
     names = sorted(set(cells), key=lambda cell: (float(cell), cell) if integral else (0.0, cell))
+    unusable = next((name for name in names if len(name) > MAX_TEXT_CHARS or not name.isprintable()), None)
+    if unusable is not None:  # class names become the model's labels
+        raise TableError(f"{path}, column {target!r}: the class {unusable[:40]!r} cannot be a label (at most "
+                         f"{MAX_TEXT_CHARS} printable characters)")
     if len(names) > MAX_CATEGORIES:
         raise TableError(f"{path}, column {target!r}: {len(names)} classes, more than {MAX_CATEGORIES}; for a "
                          "numeric target pass task='regression' (--task regression)")
