@@ -78,7 +78,8 @@ class Prediction(BaseModel):
     style: str
     label: str
     scores: list[Score]
-    preview: list[list[int]] = Field(description="The 28x28 uint8 image the model saw, white ink on black")
+    preview: list[list[int]] | list[list[list[int]]] = Field(
+        description="The image the model saw: 28x28 (white ink on black), or height x width (x 3 for colour)")
 
 
 class InputProblem(Exception):
@@ -132,7 +133,8 @@ def _predict(served: ServedModel, bitmap: np.ndarray) -> Prediction:
     except ValueError as error:  # the model's arithmetic overflowed (NonFiniteOutputError): never null scores
         raise InputProblem(422, f"Model {served.name!r} cannot score this drawing: {error}") from None
     return Prediction(model=served.name, style=served.style, label=top[0][0],
-                      scores=[Score(label=label, probability=p) for label, p in top], preview=bitmap.tolist())
+                      scores=[Score(label=label, probability=p) for label, p in top],
+                      preview=(bitmap[:, :, 0] if bitmap.ndim == 3 and bitmap.shape[2] == 1 else bitmap).tolist())
 
 
 def _result_html(prediction: Prediction | None, error: str | None) -> str:

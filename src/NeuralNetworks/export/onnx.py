@@ -177,9 +177,17 @@ def build_onnx(model_plan: Plan) -> onnx.ModelProto:
                               ir_version=helper.find_min_ir_version_for([opset]),
                               doc_string=f"{model_plan.name}: exported from a NeuralNetworks model")
     helper.set_model_props(model, {"labels": json.dumps(model_plan.labels),
-                                   "preprocessing": model_plan.preprocessing or ""})
+                                   "preprocessing": _preprocessing_text(model_plan.preprocessing)})
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def _preprocessing_text(preprocessing: object) -> str:
+    """The model's preprocessing as a metadata string: a style name as it is, an image or table spec as JSON
+    (``json.loads`` it and apply it with ``data.folder.prepare_image`` / ``data.table.encode``)."""
+    if preprocessing is None:
+        return ""
+    return preprocessing if isinstance(preprocessing, str) else json.dumps(preprocessing)
 
 
 def to_onnx(model, path: str | os.PathLike | None = None) -> onnx.ModelProto:

@@ -49,7 +49,7 @@ class Plan:
     output_shape: tuple[int, ...]
     steps: list[Step]
     labels: list[str]
-    preprocessing: str | None
+    preprocessing: str | dict | None  # a drawing style, or an image or table spec (data.preprocessing)
 
 
 # -- activations ---------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..app.server import RESULT_MARKER, STATIC_DIR
+from ..data import preprocessing as specs
 from ..data.images import SIZE
 from ..serving import style_for
 from .plan import ExportError, Plan, plan
@@ -54,8 +55,10 @@ def manifest_and_weights(model_plan: Plan, name: str | None = None) -> tuple[dic
             offset += len(data)
         layers.append({"kind": step.kind, "name": step.name, "input_shape": list(step.input_shape),
                        "output_shape": list(step.output_shape), "settings": step.settings, "weights": entries})
+    image_spec = specs.image_spec_for(model_plan.preprocessing, model_plan.input_shape)  # strokes.js applies it
+    preprocessing = image_spec or style_for(model_plan.labels, model_plan.preprocessing)
     manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "name": name or model_plan.name,
-                "labels": model_plan.labels, "preprocessing": style_for(model_plan.labels, model_plan.preprocessing),
+                "labels": model_plan.labels, "preprocessing": preprocessing,
                 "input_shape": list(model_plan.input_shape), "output_shape": list(model_plan.output_shape),
                 "layers": layers}
     return manifest, b"".join(chunks)
@@ -86,13 +89,14 @@ def page_html() -> str:
 def to_web(model, folder: str | os.PathLike, name: str | None = None) -> Path:
     """Write the static page for a Sequential (or the model file at that path) into ``folder``; return it.
 
-    The model must take one 28x28 image (784 values), as the drawing page makes. ``name`` (default: the model's
-    name) is shown in the page's model picker. Files are written one by one, each atomically; other files in
-    ``folder`` are left alone.
+    The model must take one 28x28 image (784 values), as the drawing page makes, or be a model trained on an
+    image folder (any size, 1 or 3 channels: the page resizes the drawing as its image spec says). ``name``
+    (default: the model's name) is shown in the page's model picker. Files are written one by one, each
+    atomically; other files in ``folder`` are left alone.
     """
     model_plan = plan(model)
     values = int(np.prod(model_plan.input_shape))
-    if values != SIZE * SIZE:
+    if values != SIZE * SIZE and specs.image_spec_for(model_plan.preprocessing, model_plan.input_shape) is None:
         raise ExportError(f"The drawing page feeds {SIZE}x{SIZE} images ({SIZE * SIZE} values), but model "
                           f"{model_plan.name!r} expects input shape {model_plan.input_shape} ({values} values)")
     folder = Path(folder)

@@ -284,3 +284,42 @@ class EpochLogger(Callback):
     def on_epoch_end(self, epoch, logs=None):
         values = " - ".join(f"{k}: {v:.4f}" for k, v in (logs or {}).items())
         print(f"Epoch {epoch + 1}/{self.params['epochs']} - {values}", file=self.stream or sys.stdout)
+
+
+class CSVLogger(Callback):
+    """Append each epoch's logs to a CSV file as one row (``epoch`` first, then the logs in order), as Keras'
+    ``CSVLogger``: the header is written with the first row; ``append=True`` continues an existing file. Each
+    row is flushed, so the file is readable while training runs."""
+
+    root_only = True
+
+    def __init__(self, filename: str | Path, separator: str = ",", append: bool = False) -> None:
+        if not isinstance(separator, str) or len(separator) != 1:
+            raise ValueError(f"CSVLogger expects a one-character `separator`. Received: {separator!r}")
+        self.filename, self.separator, self.append = Path(filename), separator, bool(append)
+        self._file = None
+        self._keys: list[str] | None = None
+
+    def on_train_begin(self, logs=None):
+        existing = self.append and self.filename.is_file() and self.filename.stat().st_size > 0
+        self._file = open(self.filename, "a" if self.append else "w", newline="", encoding="utf-8")  # noqa: SIM115
+        self._keys = None
+        self._header_written = existing
+
+    def on_epoch_end(self, epoch, logs=None):
+        import csv
+
+        logs = logs or {}
+        if self._keys is None:
+            self._keys = list(logs)
+        writer = csv.writer(self._file, delimiter=self.separator)
+        if not self._header_written:
+            writer.writerow(["epoch", *self._keys])
+            self._header_written = True
+        writer.writerow([epoch, *(logs.get(key, "") for key in self._keys)])
+        self._file.flush()
+
+    def on_train_end(self, logs=None):
+        if self._file is not None:
+            self._file.close()
+            self._file = None

@@ -31,6 +31,9 @@ PCG64 = "PCG64"  # the bit generator of np.random.default_rng, which every Seque
 PCG64_LIMIT = 2**128  # its state and increment are 128-bit integers
 UINT32_LIMIT = 2**32
 MAX_METRICS = 64
+MAX_HISTORY_KEYS = 64
+MAX_HISTORY_EPOCHS = 100_000  # the command line's --epochs bound
+MAX_HISTORY_NAME_CHARS = 128
 
 
 
@@ -121,12 +124,38 @@ def _labels(labels: object, outputs: int, budget: Budget) -> None:
         raise ValueError(f"labels must be distinct; {repeated!r} names two outputs")
 
 
-def check_preprocessing(style: object) -> None:
-    """Raise unless ``style`` is None or a drawing style of ``data.images.STYLES``."""
-    from ..data.images import STYLES  # the drawing styles live with the drawings
+def check_preprocessing(preprocessing: object, input_shape: Shape | None = None) -> None:
+    """Raise unless ``preprocessing`` is None, a drawing style ("quickdraw", "mnist"), or an image or table spec
+    describing inputs of ``input_shape`` (see ``data.preprocessing``, which lives with the data it describes)."""
+    from ..data import preprocessing as specs
 
-    if style is not None and style not in STYLES:
-        raise ValueError(f"preprocessing must be one of {', '.join(STYLES)} or null. Received: {shown(style)}")
+    specs.check(preprocessing, input_shape)
+
+
+def check_training_split(rule: object) -> None:
+    """Raise unless ``rule`` names how a QuickDraw folder was split for training (``data.streaming.SPLIT_RULES``)."""
+    from ..data.streaming import SPLIT_RULES
+
+    if rule not in SPLIT_RULES:
+        raise ValueError(f"training_split must be one of {', '.join(SPLIT_RULES)}. Received: {shown(rule)}")
+
+
+def check_history(history: object) -> dict[str, list[float]]:
+    """The training history (metric -> one finite number per epoch), bounded: at most ``MAX_HISTORY_KEYS``
+    metrics of at most ``MAX_HISTORY_EPOCHS`` epochs each, every list as long as the first."""
+    if not isinstance(history, dict) or len(history) > MAX_HISTORY_KEYS:
+        raise ValueError(f"history must be a JSON object of at most {MAX_HISTORY_KEYS} metrics")
+    lengths = set()
+    for key, values in history.items():
+        text("history", "metric name", key, MAX_HISTORY_NAME_CHARS)
+        if not isinstance(values, list) or len(values) > MAX_HISTORY_EPOCHS or not all(
+                isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+                for value in values):
+            raise ValueError(f"history[{shown(key)}] must be a list of at most {MAX_HISTORY_EPOCHS} finite numbers")
+        lengths.add(len(values))
+    if len(lengths) > 1:
+        raise ValueError("history must hold one value per epoch for every metric")
+    return history
 
 
 def _rng_state(state: object) -> None:
@@ -191,7 +220,7 @@ def check(config: dict[str, Any], budget: Budget) -> Expected:
     """Check every entry of a model file's config (format and version already checked) and return the arrays
     the file must hold; raise ValueError/TypeError naming the first entry that is wrong."""
     config = entries(config, "the config", ("format", "version", "model"),
-                     ("labels", "preprocessing", "rng_state", "compile"))
+                     ("labels", "preprocessing", "rng_state", "compile", "history", "training_split"))
     functional = isinstance(config["model"], dict) and "calls" in config["model"]
     if functional:
         model = entries(config["model"], "model", config_layers.GRAPH_KEYS, config_layers.GRAPH_OPTIONAL_KEYS)
@@ -208,7 +237,14 @@ def check(config: dict[str, Any], budget: Budget) -> Expected:
         raise ValueError("labels name the outputs of a model with one output; this model has "
                          f"{len(output_shapes)}")
     _labels(config.get("labels"), math.prod(output_shapes[0]), budget)
-    check_preprocessing(config.get("preprocessing"))
+    inputs = [tuple(spec["shape"]) for spec in model["inputs"]] if functional else [tuple(model["input_shape"])]
+    if config.get("preprocessing") is not None and len(inputs) > 1:
+        raise ValueError(f"preprocessing describes the one input of a model; this model has {len(inputs)}")
+    check_preprocessing(config.get("preprocessing"), inputs[0])
+    if config.get("history") is not None:
+        check_history(config["history"])
+    if "training_split" in config:
+        check_training_split(config["training_split"])
     if config.get("rng_state") is not None:
         _rng_state(config["rng_state"])
     arrays = walk.arrays

@@ -102,27 +102,37 @@ class Model(network_module.Network):
         """True when an output's softmax and the loss are fused (gradient at the logits: y_hat - y)."""
         return bool(self.training_plan.fused_slots)
 
-    def compute_loss(self, y: Any, y_pred: Any) -> float:
-        """The loss of predictions ``y_pred`` against prepared targets ``y``: summed over the outputs."""
-        if not self._several_outputs:
-            return self.loss(y, y_pred)
-        return float(sum(self.loss(part, pred) for part, pred in zip(y, y_pred, strict=True)))
+    def compute_loss(self, y: Any, y_pred: Any, sample_weight: np.ndarray | None = None) -> float:
+        """The loss of predictions ``y_pred`` against prepared targets ``y``: summed over the outputs, each
+        sample's term weighed by ``sample_weight`` if given (see ``nn.weighting``)."""
+        def one(target: np.ndarray, prediction: np.ndarray) -> float:
+            if sample_weight is None:
+                return self.loss(target, prediction)
+            return losses_module.weighted(self.loss, target, prediction, sample_weight)
 
-    def compute_gradients(self, x: Any, y: Any) -> tuple[float, Any]:
+        if not self._several_outputs:
+            return one(y, y_pred)
+        return float(sum(one(part, pred) for part, pred in zip(y, y_pred, strict=True)))
+
+    def compute_gradients(self, x: Any, y: Any, sample_weight: np.ndarray | None = None) -> tuple[float, Any]:
         """Forward (training mode) and backward on one prepared batch: write every gradient into
-        ``flat.grads``, change no weight; return the batch loss and the predictions."""
+        ``flat.grads``, change no weight; return the batch loss and the predictions. ``sample_weight`` (one
+        per sample) weighs each sample's loss and gradient (see ``nn.weighting``)."""
         if self._plan is None:
             self.prepare_training()
         plan = self._plan
         y_pred = self.forward(astype(x, self.dtype), training=True)
-        loss_value = self.compute_loss(y, y_pred)
+        loss_value = self.compute_loss(y, y_pred, sample_weight)
         if plan.steps:
             targets = y if self._several_outputs else (y,)
             predictions = y_pred if self._several_outputs else (y_pred,)
             gradients = {}
             for slot, target, prediction in zip(self.graph.outputs, targets, predictions, strict=True):
-                gradients[slot] = self.loss.logits_gradient(target, prediction) if slot in plan.fused_slots \
+                grad = self.loss.logits_gradient(target, prediction) if slot in plan.fused_slots \
                     else self.loss.gradient(target, prediction)
+                if sample_weight is not None:  # every loss is a sum of per-sample terms: weigh each row of dL/dy
+                    grad = grad * np.asarray(sample_weight, dtype=grad.dtype).reshape(-1, *(1,) * (grad.ndim - 1))
+                gradients[slot] = grad
             self.graph.backward(plan.steps, gradients)
         return loss_value, y_pred
 
@@ -133,9 +143,9 @@ class Model(network_module.Network):
             self.prepare_training()
         self.optimizer.apply(self._plan.gradients)
 
-    def train_on_batch(self, x: Any, y: Any) -> tuple[float, Any]:
+    def train_on_batch(self, x: Any, y: Any, sample_weight: np.ndarray | None = None) -> tuple[float, Any]:
         """One gradient step on one prepared batch; returns the batch loss and the predictions."""
-        loss_value, y_pred = self.compute_gradients(x, y)
+        loss_value, y_pred = self.compute_gradients(x, y, sample_weight)
         if not np.isfinite(loss_value):  # a step from such gradients would turn every weight into NaN
             raise training.NonFiniteError(f"The loss became {loss_value}: lower the learning rate or scale the "
                                           "inputs (e.g. divide pixels by 255); no step was taken from it")
@@ -145,7 +155,7 @@ class Model(network_module.Network):
     def fit(self, x: object, y: object = None, epochs: int = 1, batch_size: int = 32,
             validation_data: object = None, validation_split: float = 0.0,
             shuffle: bool = True, callbacks: Sequence[callbacks_module.Callback] | None = None,
-            verbose: int = 1) -> callbacks_module.History:
+            verbose: int = 1, class_weight: object = None, sample_weight: object = None) -> callbacks_module.History:
         """Train for ``epochs`` passes over ``(x, y)`` in batches; return the History of epoch logs.
 
         ``x`` may also be a ``sources.SampleSource`` (``y`` left out): a dataset read batch by batch, e.g.
@@ -153,10 +163,13 @@ class Model(network_module.Network):
         back that fraction of the samples, chosen after shuffling (so class-sorted data still gives a validation
         set of every class); ``validation_data`` takes precedence. In a process started by ``mpiexec`` (or
         ``srun``) with several processes, training is data-parallel over all of them (see ``nn.parallel``).
+        ``class_weight`` ({class index: weight} or "balanced") and ``sample_weight`` (one per sample of ``x``)
+        weigh the training loss as in Keras (``nn.weighting``).
         """
         return parallel.trainer_for(self).fit(x, y, epochs=epochs, batch_size=batch_size,
                                               validation_data=validation_data, validation_split=validation_split,
-                                              shuffle=shuffle, callbacks=callbacks, verbose=verbose)
+                                              shuffle=shuffle, callbacks=callbacks, verbose=verbose,
+                                              class_weight=class_weight, sample_weight=sample_weight)
 
     def blas_threads(self, batch_size: int) -> contextlib.AbstractContextManager:
         """The context a loop over batches of ``batch_size`` runs in: one BLAS thread while products are small."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import re
 import secrets
@@ -39,6 +40,7 @@ from . import model_config
 from . import optimizers as optimizers_module
 from ._inputs import as_labels
 from .activations import NotSerializableError
+from .callbacks import History
 
 FORMAT_NAME = "NeuralNetworks.Sequential"
 FORMAT_VERSION = 1
@@ -228,6 +230,12 @@ def save_model(model: SavableModel, filepath: str | os.PathLike, *, include_opti
               "labels": None if labels is None else {str(k): v for k, v in labels.items()},
               "preprocessing": model.preprocessing,
               "rng_state": model.rng.bit_generator.state}
+    history = _history_for(model)
+    if history:  # the epochs' logs, shown by `NeuralNetworks info`
+        config["history"] = history
+    if getattr(model, "training_split", None) is not None:  # which QuickDraw split trained it (data.streaming)
+        model_config.check_training_split(model.training_split)
+        config["training_split"] = model.training_split
     arrays = model.get_named_weights()
     if model.loss is not None:
         config["compile"] = {"loss": type(model.loss).__name__, "loss_config": model.loss.get_config(),
@@ -250,8 +258,19 @@ def _labels_for(model: SavableModel) -> dict[int, str] | None:
     if labels is not None and sorted(labels) != list(range(outputs)):
         raise ValueError(f"Cannot save labels {sorted(labels)[:10]} for a model with {outputs} outputs: give one "
                          f"label per output, indices 0 to {outputs - 1}")
-    model_config.check_preprocessing(model.preprocessing)
+    model_config.check_preprocessing(model.preprocessing, model.input_shape)
     return labels
+
+
+def _history_for(model: SavableModel) -> dict[str, list[float]]:
+    """The metrics of the last ``fit`` logged at every epoch as finite numbers (others are left out)."""
+    history = getattr(getattr(model, "history", None), "history", None) or {}
+    epochs = max((len(values) for values in history.values()), default=0)
+    entries = list(history.items())[:model_config.MAX_HISTORY_KEYS]
+    kept = {key: [float(value) for value in values] for key, values in entries
+            if isinstance(key, str) and len(values) == epochs and all(
+                isinstance(value, numbers.Real) and math.isfinite(value) for value in values)}
+    return model_config.check_history(kept) if epochs else {}
 
 
 def _optimizer_slots(model: SavableModel) -> dict[str, np.ndarray]:
@@ -340,6 +359,10 @@ def _rebuild(from_config: Callable[[dict[str, Any]], SavableModel], config: dict
     model.set_named_weights(_ArraysFromFile(archive, expected.weights), source="weights")
     model.labels = as_labels(config.get("labels"))
     model.preprocessing = config.get("preprocessing")
+    model.training_split = config.get("training_split")
+    if config.get("history"):
+        model.history = History()
+        model.history.history = {key: list(values) for key, values in config["history"].items()}
     if config.get("rng_state"):  # shuffling and dropout resume exactly where the saved run stopped
         model.rng.bit_generator.state = config["rng_state"]
     compile_config = config.get("compile")

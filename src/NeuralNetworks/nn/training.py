@@ -22,6 +22,7 @@ from .callbacks import Callback, CallbackList, EpochLogger, History, ProgressBar
 from .graph import BackwardStep, Graph
 from .losses import Loss
 from .sources import ArraySamples, Order, Samples, SampleSource, SourceSamples, batches, is_source
+from .weighting import Weighting
 from .weights import FlatWeights
 
 if TYPE_CHECKING:
@@ -172,7 +173,8 @@ class Trainer:
 
     def fit(self, x: object, y: object = None, epochs: int = 1, batch_size: int = 32,
             validation_data: object = None, validation_split: float = 0.0,
-            shuffle: bool = True, callbacks: Sequence[Callback] | None = None, verbose: int = 1) -> History:
+            shuffle: bool = True, callbacks: Sequence[Callback] | None = None, verbose: int = 1,
+            class_weight: object = None, sample_weight: object = None) -> History:
         """Train for ``epochs`` passes over ``(x, y)``; see ``Model.fit``."""
         model = self.model
         if model.optimizer is None or model.loss is None:
@@ -188,6 +190,7 @@ class Trainer:
                                       not all(isinstance(callback, Callback) for callback in callbacks)):
             raise TypeError(f"fit expects `callbacks` to be a list of Callback instances. Received: {callbacks!r:.80}")
         train, validation = self.training_data(x, y, validation_data, validation_split)
+        self.weighting = self.weighting_for(train, class_weight, sample_weight)
         history = History()
         # History and the progress display come last, so they record what the user's callbacks added to the logs.
         display = [ProgressBar()] if verbose == 1 else [EpochLogger()] if verbose == 2 else []
@@ -246,6 +249,24 @@ class Trainer:
                 raise ValueError("`validation_data` must be a tuple (x_val, y_val) or a SampleSource")
         return train, validation
 
+    def weighting_for(self, train: Samples, class_weight: object, sample_weight: object) -> Weighting | None:
+        """fit's ``class_weight`` and ``sample_weight`` checked against the training samples (arrays only for
+        ``sample_weight``; the base loop only: an engine with its own ``train_epoch`` refuses them)."""
+        if class_weight is None and sample_weight is None:
+            return None
+        if type(self).train_epoch is not Trainer.train_epoch:
+            raise ValueError(f"{type(self).__name__} does not support class_weight or sample_weight")
+        arrays = isinstance(train, ArraySamples)
+        if sample_weight is not None and not arrays:
+            raise ValueError("sample_weight needs arrays x, y (a SampleSource has no fixed rows to weigh)")
+        if class_weight is not None and isinstance(self.model.output_shape, list):
+            raise ValueError("class_weight weighs the classes of a model with one output; this model has "
+                             f"{len(self.model.output_shape)} (give sample_weight instead)")
+        outputs = self.model.output_shape if isinstance(self.model.output_shape, tuple) else (1,)
+        return Weighting.of(class_weight, sample_weight, count(train.x) if arrays else len(train),
+                            int(np.prod(outputs)), self.model.loss.sparse_labels,
+                            train.y if arrays and not isinstance(train.y, tuple) else None)
+
     def source_samples(self, source: SampleSource, name: str) -> SourceSamples:
         """``source`` as training or validation samples, once its sample shape is known to fit the model."""
         if len(source) == 0:
@@ -280,8 +301,13 @@ class Trainer:
         model = self.model
         totals = Totals(model)
         order = train.order(model.rng if shuffle else None)
+        weighting = getattr(self, "weighting", None)
         for batch, (_, x, y) in enumerate(batches(train, order, batch_size)):
-            loss_value, y_pred = self.train_step(x, y)
+            if weighting is None:
+                loss_value, y_pred = self.train_step(x, y)
+            else:  # the batch's rows, as ``batches`` took them from the order
+                positions = np.sort(order[batch * batch_size:(batch + 1) * batch_size])
+                loss_value, y_pred = model.train_on_batch(x, y, weighting.weights(y, positions))
             totals.add(model, finite_loss(loss_value, batch), y, y_pred)
             if callback_list.wants_batch_logs:
                 callback_list.on_batch_end(batch, totals.means())
