@@ -21,7 +21,7 @@ from .checks import check_numbers, check_outputs, output_file, output_folder
 from .parser import EXIT_USAGE, CommandError, build_parser, capped_datasets
 
 if TYPE_CHECKING:
-    from ..nn.models import Sequential
+    from ..nn.models import Model
 
 EXIT_OK = 0
 EXIT_INTERRUPTED = 130
@@ -31,7 +31,7 @@ CLASS_COLUMN = "class"
 
 # -- commands --------------------------------------------------------------------------------------------
 def _load_dataset(args: argparse.Namespace, test_only: bool = False,
-                  model: Sequential | None = None) -> Dataset | StreamedDataset | TableDataset:
+                  model: Model | None = None) -> Dataset | StreamedDataset | TableDataset:
     """The dataset the arguments name: loaded into memory, or streamed (see ``DatasetSpec.open``); your own
     folder or table read as ``model`` (for ``test``) needs it."""
     name = owndata.dataset_name(args)
@@ -72,13 +72,12 @@ def class_table(names: list[str], precision: np.ndarray, recall: np.ndarray, sup
     return "\n".join(rows)
 
 
-def _model_to_train(args: argparse.Namespace, dataset: Dataset | StreamedDataset) -> Sequential:
+def _model_to_train(args: argparse.Namespace, dataset: Dataset | StreamedDataset) -> Model:
     """A new compiled model for the dataset, or the one ``--resume`` names (which must fit the dataset)."""
     from ..nn import losses, optimizers
 
     if isinstance(dataset, TableDataset) and args.resume is None:
-        train_samples = recipe.training_samples(dataset, args.validation_split)
-        optimizer = optimizers.get(args.optimizer, learning_rate=recipe.learning_rate(args, train_samples))
+        optimizer = optimizers.get(args.optimizer, learning_rate=recipe.learning_rate(args))
         model = tables.build_and_compile(dataset, args.seed, optimizer)
     elif args.resume is None:
         arch = args.arch or ("cnn" if owndata.dataset_name(args) == owndata.FOLDER else "mlp")
