@@ -11,7 +11,8 @@ from . import recipe
 
 EXIT_USAGE = 2
 OPTIMIZERS = tuple(recipe.DEFAULT_LEARNING_RATE)
-ARCHITECTURES = ("mlp", "cnn", "digits", "doodles")  # nn.presets.ARCHITECTURES, named here to keep startup light
+# nn.presets.ARCHITECTURES, named here to keep startup light
+ARCHITECTURES = ("mlp", "cnn", "digits", "doodles", "residual")
 
 
 DESCRIPTION = "The command line: NeuralNetworks train | test | predict | info | inspect | download | export | app."
@@ -57,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a network and save it with its labels")
     _add_dataset_arguments(train)
     train.add_argument("--arch", choices=ARCHITECTURES, default="mlp",
-                       help="network: MLP, small CNN, or the augmented CNN of the shipped digits or doodles model")
+                       help="network: MLP, small CNN, the augmented CNN of the shipped digits or doodles model, "
+                            "or a small ResNet-style network (residual)")
     train.add_argument("--epochs", type=int, default=20, help="most epochs (early stopping may end sooner)")
     train.add_argument("--batch", type=int, default=64, help="batch size")
     train.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
