@@ -109,7 +109,7 @@ def conversion_class(layer: layers.Layer) -> type[layers.Layer]:
     if owner is None or not hasattr(cls, "export_settings"):
         raise ExportError(f"Cannot export layer {describe(layer)}: {cls.__name__} has no export conversion (an "
                           "export_settings method, see NeuralNetworks.nn.layers.conversion) and is not the "
-                          f"identity at inference. Layers with a conversion: {', '.join(convertible())}")
+                          f"identity at inference. Layers that export: {', '.join(convertible())}")
     computes = next(base for base in cls.__mro__ if "forward" in vars(base))
     if not issubclass(owner, computes):
         raise ExportError(f"Cannot export layer {describe(layer)}: {cls.__name__} overrides the forward of "
