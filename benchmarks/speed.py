@@ -61,6 +61,7 @@ TRAINING_CASES = [
     *(Case(f"wide128-{opt}", "mlp", 128, opt, WIDE_MLP, {**MLP_TARGETS, "torch": 0.9, "peak": 0.60})
       for opt in ("sgd", "adam")),
     Case("cnn64-adam", "cnn", 64, "adam", (), {"torch": 0.6}),
+    Case("residual64-adam", "residual", 64, "adam"),  # presets.residual_cnn: a functional model with skips
 ]
 INFERENCE_TARGET = 3.0  # NeuralNetworks at least 3x faster than PyTorch on one image
 OTHER_CASES = ("infer-mlp", "infer-cnn", "memory")

@@ -11,7 +11,8 @@ from . import recipe
 
 EXIT_USAGE = 2
 OPTIMIZERS = tuple(recipe.DEFAULT_LEARNING_RATE)
-ARCHITECTURES = ("mlp", "cnn", "digits", "doodles")  # nn.presets.ARCHITECTURES, named here to keep startup light
+# nn.presets.ARCHITECTURES, named here to keep startup light
+ARCHITECTURES = ("mlp", "cnn", "digits", "doodles", "residual")
 SHIPPED = ("digits", "doodles")  # --model names for the shipped models (app.registry.SHIPPED_MODELS)
 
 
@@ -79,8 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a network and save it with its labels")
     _add_dataset_arguments(train, training=True)
     train.add_argument("--arch", choices=ARCHITECTURES,
-                       help="network: MLP, small CNN, or the augmented CNN of the shipped digits or doodles model "
-                            "(default: cnn for an image folder, mlp otherwise)")
+                       help="network: MLP, small CNN, the augmented CNN of the shipped digits or doodles model, or "
+                            "a small ResNet-style network (residual); default: cnn for an image folder, mlp otherwise")
     train.add_argument("--class-weight", choices=("balanced",),
                        help="balanced: weigh each class's samples by n / (classes x its count) in the loss")
     train.add_argument("--csv-log", type=Path, help="CSV file with one row of losses and metrics per epoch")

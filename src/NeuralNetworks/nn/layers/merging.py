@@ -40,6 +40,18 @@ class Merge(Layer):
             raise ValueError(f"{self.name or type(self).__name__} expects {len(self.input_shape)} inputs. "
                              f"Received {len(inputs)}")
 
+    def export_settings(self):
+        return {}, {}
+
+    @staticmethod
+    def _to_onnx(builder, step, op: str) -> None:
+        """``op`` folded over the inputs, all in the first input's layout (and so is the output)."""
+        inputs = builder.inputs(step)
+        y = inputs[0]
+        for other in inputs[1:]:
+            y = builder.op(op, [y, other], step)
+        builder.output(step, y, channels_first=builder.channels_first(inputs[0]))
+
 
 class ElementwiseMerge(Merge):
     """Inputs of one shape combined value by value."""
@@ -69,6 +81,12 @@ class Add(ElementwiseMerge):
     def backward(self, grad_output, input_gradient=True):
         return [grad_output] * len(self.input_shape)
 
+    @staticmethod
+    def to_onnx(builder, step):
+        inputs = builder.inputs(step)
+        y = builder.op("Add" if len(inputs) == 2 else "Sum", inputs, step)
+        builder.output(step, y, channels_first=builder.channels_first(inputs[0]))
+
 
 class Subtract(ElementwiseMerge):
     """``y = x_1 - x_2`` (exactly two inputs)."""
@@ -88,6 +106,10 @@ class Subtract(ElementwiseMerge):
 
     def backward(self, grad_output, input_gradient=True):
         return [grad_output, -grad_output]
+
+    @staticmethod
+    def to_onnx(builder, step):
+        Merge._to_onnx(builder, step, "Sub")
 
 
 class Multiply(ElementwiseMerge):
@@ -121,6 +143,10 @@ class Multiply(ElementwiseMerge):
             grads.append(grad)
         return grads
 
+    @staticmethod
+    def to_onnx(builder, step):
+        Merge._to_onnx(builder, step, "Mul")
+
 
 class Average(ElementwiseMerge):
     """``y = (x_1 + ... + x_n) / n``; each input's gradient is the output's divided by n."""
@@ -140,6 +166,11 @@ class Average(ElementwiseMerge):
     def backward(self, grad_output, input_gradient=True):
         share = grad_output / grad_output.dtype.type(len(self.input_shape))
         return [share] * len(self.input_shape)
+
+    @staticmethod
+    def to_onnx(builder, step):
+        inputs = builder.inputs(step)
+        builder.output(step, builder.op("Mean", inputs, step), channels_first=builder.channels_first(inputs[0]))
 
 
 class Concatenate(Merge):
@@ -185,3 +216,13 @@ class Concatenate(Merge):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "axis": self.axis}
+
+    def export_settings(self):
+        """``axis``: the joined axis of a sample (0 is the first after the batch), whatever sign the config's."""
+        return {"axis": self._sample_axis(len(self.output_shape))}, {}
+
+    @staticmethod
+    def to_onnx(builder, step):
+        inputs = builder.inputs(step)
+        y = builder.op("Concat", inputs, step, axis=builder.axis(inputs[0], step.settings["axis"]))
+        builder.output(step, y, channels_first=builder.channels_first(inputs[0]))

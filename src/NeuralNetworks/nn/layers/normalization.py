@@ -9,6 +9,7 @@ import numpy as np
 
 from ..._validation import boolean, real_in_range
 from .base import Layer
+from .conversion import EXPORT_DTYPE, float32_weights
 
 DEFAULT_MOMENTUM = 0.9  # of the moving statistics; see BatchNormalization
 
@@ -169,3 +170,19 @@ class BatchNormalization(Layer):
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon, "center": self.center,
                 "scale": self.scale}
+
+    # -- export (see .conversion) --
+    def export_settings(self):
+        """Inference-mode statistics; a layer without ``scale``/``center`` gets gamma = 1 / beta = 0."""
+        weights = float32_weights(self, "gamma", "beta", "moving_mean", "moving_variance")
+        channels = self.input_shape[-1]
+        weights.setdefault("gamma", np.ones(channels, EXPORT_DTYPE))
+        weights.setdefault("beta", np.zeros(channels, EXPORT_DTYPE))
+        return {"epsilon": float(self.epsilon)}, weights
+
+    @staticmethod
+    def to_onnx(builder, step):
+        inputs = [builder.input(step, channels_first=True)]  # ONNX normalises axis 1
+        inputs += [builder.constant(step, key) for key in ("gamma", "beta", "moving_mean", "moving_variance")]
+        y = builder.op("BatchNormalization", inputs, step, epsilon=step.settings["epsilon"])
+        builder.output(step, y, channels_first=True)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .base import BufferCache, Layer
+from .conversion import window_settings
 from .windows import WindowGeometry, as_padding, as_pair
 
 
@@ -118,6 +119,15 @@ class MaxPooling2D(_Pooling2D):
                     np.multiply(grad_output, winner, out=grad_padded[index])
         return self._unpad(grad_padded)
 
+    def export_settings(self):
+        return window_settings(self, self.pool_size), {}
+
+    @staticmethod
+    def to_onnx(builder, step):
+        # ONNX's padding never wins a maximum: it counts as minus infinity
+        y = builder.op("MaxPool", [builder.input(step, channels_first=True)], step, **builder.window(step.settings))
+        builder.output(step, y, channels_first=True)
+
 
 class AveragePooling2D(_Pooling2D):
     """Mean over each ``pool_size`` window; ``strides`` defaults to ``pool_size``.
@@ -153,6 +163,15 @@ class AveragePooling2D(_Pooling2D):
                 grad_padded[g.position(i, j)] += share
         return self._unpad(grad_padded)
 
+    def export_settings(self):
+        return window_settings(self, self.pool_size), {}
+
+    @staticmethod
+    def to_onnx(builder, step):
+        y = builder.op("AveragePool", [builder.input(step, channels_first=True)], step, count_include_pad=0,
+                       **builder.window(step.settings))
+        builder.output(step, y, channels_first=True)
+
 
 class GlobalAveragePooling2D(Layer):
     """Mean over height and width: ``(batch, h, w, c) -> (batch, c)``."""
@@ -175,3 +194,11 @@ class GlobalAveragePooling2D(Layer):
         height, width, _ = self.input_shape
         share = grad_output[:, np.newaxis, np.newaxis, :] / grad_output.dtype.type(height * width)
         return np.broadcast_to(share, (len(grad_output), *self.input_shape)).copy()
+
+    def export_settings(self):
+        return {}, {}
+
+    @staticmethod
+    def to_onnx(builder, step):
+        pooled = builder.op("GlobalAveragePool", [builder.input(step, channels_first=True)], step)  # (n, c, 1, 1)
+        builder.output(step, builder.op("Flatten", [pooled], step, axis=1), channels_first=False)
