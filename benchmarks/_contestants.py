@@ -41,8 +41,8 @@ Trainer = Callable[[int], None]
 
 @dataclass(frozen=True)
 class Case:
-    """One training comparison: an architecture ("mlp" of ``sizes``, or a CNN of ``CNN_KINDS``), a batch, an
-    optimizer."""
+    """One training comparison: an architecture ("mlp" of ``sizes``, a CNN of ``CNN_KINDS`` or the "residual"
+    CNN of ``presets.residual_cnn``), a batch, an optimizer."""
 
     name: str
     kind: str
@@ -87,6 +87,8 @@ def load_data(path: Path, limit: int | None, with_flat: bool = True) -> Data:
 def nn_model(case: Case) -> models.Sequential:
     if case.kind in CNN_KINDS:
         return cnn_model(case)
+    if case.kind == "residual":
+        return presets.residual_cnn(IMAGE_SHAPE, CLASSES, seed=SEED)
     model = models.Sequential(seed=SEED)
     sizes = case.sizes
     model.add(layers.Dense(sizes[1], activation="relu", input_shape=(sizes[0],)))
@@ -129,7 +131,7 @@ def nn_trainer(case: Case, data: Data) -> Trainer:
     model = nn_model(case)
     optimizer = {"sgd": optimizers.SGD, "adam": optimizers.Adam}[case.optimizer](LEARNING_RATES[case.optimizer])
     model.compile(optimizer=optimizer, loss=losses.SparseCategoricalCrossentropy())
-    x = data.images if case.kind in CNN_KINDS else data.flat
+    x = data.flat if case.kind == "mlp" else data.images
 
     def train(n: int) -> None:
         model.fit(x[:n], data.labels[:n], epochs=1, batch_size=case.batch_size, verbose=0)
@@ -190,80 +192,115 @@ def _torch_activation(layer):
     return name, factories[name]
 
 
-def torch_mirror(model: models.Sequential):
-    """The same architecture in PyTorch (NCHW), from the layers' configs; it outputs logits (softmax is in the
-    loss), so a final softmax activation is left out."""
+def _torch_modules(layer, last: bool) -> list:
+    """The PyTorch modules of one layer (NCHW), its activation included unless it is the output's softmax."""
     import torch
 
     nn = torch.nn
     modules = []
-    for position, layer in enumerate(model.layers):
-        kind = type(layer).__name__
-        if kind == "Rescaling":
-            modules.append(_torch_rescaling(layer.scale, layer.offset))
-        elif kind == "Dense":
-            modules.append(nn.Linear(layer.input_shape[0], layer.units, bias=layer.use_bias))
-        elif kind == "Conv2D":
-            padding = "same" if layer.padding == "same" else 0
-            modules.append(nn.Conv2d(layer.input_shape[-1], layer.filters, layer.kernel_size, layer.strides,
-                                     padding=padding, bias=layer.use_bias))
-        elif kind in ("MaxPooling2D", "AveragePooling2D"):
-            pool = nn.MaxPool2d if kind == "MaxPooling2D" else nn.AvgPool2d
-            # "same" pooling pads the bottom / right edge only, which is what ceil_mode does (7 -> 4 by 2)
-            modules.append(pool(layer.pool_size, layer.strides, ceil_mode=layer.padding == "same"))
-        elif kind == "GlobalAveragePooling2D":
-            modules += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-        elif kind == "Flatten":
-            modules.append(nn.Flatten())
-        elif kind == "Dropout":
-            modules.append(nn.Dropout(layer.rate))
-        elif kind == "BatchNormalization":
-            norm = nn.BatchNorm2d if len(layer.input_shape) == 3 else nn.BatchNorm1d
-            modules.append(norm(layer.input_shape[-1], eps=layer.epsilon, momentum=1 - layer.momentum))
-        else:
-            raise ValueError(f"No PyTorch mirror for layer {kind}")
-        if hasattr(layer, "activation"):
-            name, factory = _torch_activation(layer)
-            if factory is not None and not (name == "softmax" and position == len(model.layers) - 1):
-                modules.append(factory())
-    network = nn.Sequential(*modules)
-    copy_weights(model, network)
-    return network
+    kind = type(layer).__name__
+    if kind == "Rescaling":
+        modules.append(_torch_rescaling(layer.scale, layer.offset))
+    elif kind == "Dense":
+        modules.append(nn.Linear(layer.input_shape[0], layer.units, bias=layer.use_bias))
+    elif kind == "Conv2D":
+        # PyTorch has no "same" padding with strides: the symmetric padding gives the same output size
+        padding = "same" if layer.padding == "same" and layer.strides == (1, 1) else \
+            (layer.kernel_size[0] // 2 if layer.padding == "same" else 0)
+        modules.append(nn.Conv2d(layer.input_shape[-1], layer.filters, layer.kernel_size, layer.strides,
+                                 padding=padding, bias=layer.use_bias))
+    elif kind in ("MaxPooling2D", "AveragePooling2D"):
+        pool = nn.MaxPool2d if kind == "MaxPooling2D" else nn.AvgPool2d
+        # "same" pooling pads the bottom / right edge only, which is what ceil_mode does (7 -> 4 by 2)
+        modules.append(pool(layer.pool_size, layer.strides, ceil_mode=layer.padding == "same"))
+    elif kind == "GlobalAveragePooling2D":
+        modules += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    elif kind == "Flatten":
+        modules.append(nn.Flatten())
+    elif kind == "Dropout":
+        modules.append(nn.Dropout(layer.rate))
+    elif kind == "BatchNormalization":
+        norm = nn.BatchNorm2d if len(layer.input_shape) == 3 else nn.BatchNorm1d
+        modules.append(norm(layer.input_shape[-1], eps=layer.epsilon, momentum=1 - layer.momentum))
+    elif kind != "Activation":
+        raise ValueError(f"No PyTorch mirror for layer {kind}")
+    if hasattr(layer, "activation"):
+        name, factory = _torch_activation(layer)
+        if factory is not None and not (name == "softmax" and last):
+            modules.append(factory())
+    return modules
 
 
-def copy_weights(model: models.Sequential, network) -> None:
-    """Give the PyTorch twin the library model's initial weights: kernels moved to PyTorch's layouts (NCHW
-    convolutions, (out, in) Linear), and the Dense after a Flatten of images fed in PyTorch's (c, h, w) order."""
+def torch_mirror(model: models.Model):
+    """The same architecture in PyTorch (NCHW), from the layers' configs; it outputs logits (softmax is in the
+    loss), so a final softmax activation is left out. A functional model's graph runs call by call, its Add
+    layers summing their inputs."""
     import torch
 
-    ours = [layer for layer in model.layers if layer.params]
-    theirs = [module for module in network if any(True for _ in module.parameters(recurse=False))]
-    for layer, module in zip(ours, theirs, strict=True):
-        kind = type(layer).__name__
-        with torch.no_grad():
-            if kind == "Conv2D":
-                module.weight.copy_(torch.from_numpy(layer.params["kernel"].transpose(3, 2, 0, 1).copy()))
-            elif kind == "Dense":
-                kernel = layer.params["kernel"]
-                source = model.layers[model.layers.index(layer) - 1]
-                while type(source).__name__ == "Dropout":
-                    source = model.layers[model.layers.index(source) - 1]
-                if type(source).__name__ == "Flatten" and len(source.input_shape) == 3:
-                    kernel = kernel.reshape(*source.input_shape, -1).transpose(2, 0, 1, 3).reshape(len(kernel), -1)
-                module.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel.T)))
-            elif kind == "BatchNormalization":
-                module.weight.copy_(torch.from_numpy(layer.params["gamma"]))
-            if "bias" in layer.params:
-                module.bias.copy_(torch.from_numpy(layer.params["bias"]))
-            elif "beta" in layer.params:
-                module.bias.copy_(torch.from_numpy(layer.params["beta"]))
+    nn = torch.nn
+    if isinstance(model, models.Sequential):
+        last = len(model.layers) - 1
+        parts = [_torch_modules(layer, position == last) for position, layer in enumerate(model.layers)]
+        for position, (layer, modules) in enumerate(zip(model.layers, parts, strict=True)):
+            before = [earlier for earlier in model.layers[:position] if type(earlier).__name__ != "Dropout"]
+            copy_weights(layer, modules, before[-1] if before else None)
+        return nn.Sequential(*(module for modules in parts for module in modules))
+    graph = model.graph
+    merges = {"Add"}
+
+    class Graph(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.calls = nn.ModuleList(
+                nn.Identity() if type(call.layer).__name__ in merges
+                else nn.Sequential(*_torch_modules(call.layer, call.output in graph.outputs))
+                for call in graph.calls)
+            for call, module in zip(graph.calls, self.calls, strict=True):
+                source = graph.calls[call.inputs[0] - 1].layer if call.inputs and call.inputs[0] > 0 else None
+                copy_weights(call.layer, list(module.children()), source)
+
+        def forward(self, x):
+            values = [x]
+            for call, module in zip(graph.calls, self.calls, strict=True):
+                if type(call.layer).__name__ in merges:
+                    values.append(sum(values[slot] for slot in call.inputs))
+                else:
+                    values.append(module(values[call.inputs[0]]))
+            return values[graph.outputs[0]]
+
+    return Graph()
+
+
+def copy_weights(layer, modules: list, source) -> None:
+    """Give a layer's PyTorch modules the library layer's initial weights: kernels moved to PyTorch's layouts
+    (NCHW convolutions, (out, in) Linear), and a Dense fed by a Flatten of images reading PyTorch's (c, h, w)
+    order. ``source`` is the layer whose output the layer reads (None for the input)."""
+    import torch
+
+    if not layer.params:
+        return
+    module = modules[0]
+    kind = type(layer).__name__
+    with torch.no_grad():
+        if kind == "Conv2D":
+            module.weight.copy_(torch.from_numpy(layer.params["kernel"].transpose(3, 2, 0, 1).copy()))
+        elif kind == "Dense":
+            kernel = layer.params["kernel"]
+            if type(source).__name__ == "Flatten" and len(source.input_shape) == 3:
+                kernel = kernel.reshape(*source.input_shape, -1).transpose(2, 0, 1, 3).reshape(len(kernel), -1)
+            module.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel.T)))
+        elif kind == "BatchNormalization" and "gamma" in layer.params:
+            module.weight.copy_(torch.from_numpy(layer.params["gamma"]))
+        for ours, theirs in (("bias", "bias"), ("beta", "bias")):
+            if ours in layer.params:
+                getattr(module, theirs).copy_(torch.from_numpy(layer.params[ours]))
 
 
 def torch_images(kind: str, data: Data):
     """The contestants' inputs as a tensor sharing memory where it can: NCHW uint8 images or float32 rows."""
     import torch
 
-    if kind in CNN_KINDS:
+    if kind != "mlp":
         return torch.from_numpy(np.ascontiguousarray(data.images.transpose(0, 3, 1, 2)))
     return torch.from_numpy(data.flat)
 

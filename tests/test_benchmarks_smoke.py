@@ -75,3 +75,16 @@ def test_robustness_benchmark_scores_a_model_on_every_perturbation(mnist_dir):
     output = run_quick("robustness.py", "--data", str(mnist_dir))
     rows = re.findall(r"^\| (clean|shift|rotation)[^|]*\| +(\d+\.\d\d)% \|$", output, re.MULTILINE)
     assert [name for name, _ in rows] == ["clean", "shift", "shift", "rotation", "rotation", "rotation"]
+
+
+def test_own_data_benchmark_prints_its_folder_and_table_rows():
+    completed = subprocess.run([sys.executable, str(BENCHMARKS / "own_data.py"), "--quick"], capture_output=True,
+                               text=True, timeout=TIMEOUT_SECONDS, check=False)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    rows = [line for line in completed.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    assert [row.split(" | ")[0].lstrip("| ") for row in rows[1:4]] == [
+        "the same drawings, .npy in memory", "PNG folder, decoded into memory",
+        "PNG folder, decoded once into the memory-mapped cache"]
+    assert re.search(r"^\| breast cancer \| 569 \| classification \| accuracy: 0\.\d+ .*\| accuracy 0?\.?\d",
+                     completed.stdout, re.MULTILINE)
+    assert re.search(r"^\| diabetes \| 442 \| regression \| R²: -?\d\.\d+ ", completed.stdout, re.MULTILINE)

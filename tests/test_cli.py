@@ -201,7 +201,7 @@ def test_inspect_prints_a_row_per_layer_and_plots(trained, tmp_path, capsys):
 
 
 def test_download_passes_dataset_folder_and_classes(monkeypatch, tmp_path, capsys):
-    from NeuralNetworks.data import download
+    from NeuralNetworks.data import catalog
 
     calls = []
 
@@ -209,7 +209,7 @@ def test_download_passes_dataset_folder_and_classes(monkeypatch, tmp_path, capsy
         calls.append((name, data_dir, classes))
         return [tmp_path / f"{c}.npy" for c in classes or ["mnist.npz"]]
 
-    monkeypatch.setattr(download, "download", fake_download)
+    monkeypatch.setattr(catalog, "download", fake_download)
     assert cli.main(["download", "quickdraw", "--classes", "cat", "bicycle", "--data-dir", str(tmp_path)]) == 0
     assert calls == [("quickdraw", tmp_path, ["cat", "bicycle"])]
     assert capsys.readouterr().out.splitlines() == [f"ok: {tmp_path / 'cat.npy'}", f"ok: {tmp_path / 'bicycle.npy'}"]

@@ -97,6 +97,24 @@ def test_a_custom_network_from_the_model_parameter(digits):
         NeuralNetworkClassifier(model=lambda n, k, seed: small_cnn(n, 5, seed)).fit(x_train[:30], y_train[:30] % 3)
 
 
+def skip_connection_network(n_features, n_outputs, seed):
+    """A functional network for the estimators (module level, so that the estimator pickles)."""
+    x = layers.Input(shape=(n_features,))
+    scaled = layers.Rescaling(1 / 16)(x)
+    hidden = layers.Dense(32, activation="relu")(scaled)
+    joined = layers.Concatenate()([hidden, scaled])
+    return models.Model(inputs=x, outputs=layers.Dense(n_outputs, activation="softmax")(joined), seed=seed)
+
+
+def test_a_functional_network_with_a_skip_connection_from_the_model_parameter(digits):
+    x_train, x_test, y_train, y_test = digits
+    skip = skip_connection_network
+    classifier = NeuralNetworkClassifier(model=skip, random_state=0, epochs=15, batch_size=32)
+    assert classifier.fit(x_train, y_train).score(x_test, y_test) > 0.9
+    restored = pickle.loads(pickle.dumps(classifier))
+    np.testing.assert_array_equal(restored.predict_proba(x_test), classifier.predict_proba(x_test))
+
+
 def test_regressor_fits_one_and_several_targets():
     x, y = make_regression(n_samples=300, n_features=5, n_targets=2, noise=1.0, random_state=0)
     y = y / y.std(axis=0)

@@ -29,6 +29,8 @@ from PIL import Image
 from ._files import open_regular
 from ._validation import first_line, positive_int
 from .budget import DEFAULT_BUDGET, Budget
+from .data import folder as image_folder
+from .data import preprocessing as specs
 from .data.images import (
     INK,
     MIN_IMAGE_SIDE,
@@ -125,16 +127,32 @@ def pixels_bitmap(pixels: object) -> np.ndarray:
     return bitmap
 
 
+def pixels_sample(pixels: object, shape: tuple[int, ...]) -> np.ndarray:
+    """An array of 0-255 values of an image model's input ``shape`` (or without its channel axis, when grey)."""
+    try:
+        array = np.asarray(pixels, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"`pixels` must be an array of numbers of shape {shape}") from None
+    if array.shape == shape[:2] and shape[2] == 1:
+        array = array[:, :, None]
+    if array.shape != shape:
+        raise ValueError(f"`pixels` must be an array of shape {shape}. Received shape {array.shape}")
+    if not np.isfinite(array).all() or array.min() < 0 or array.max() > INK:
+        raise ValueError(f"`pixels` values must be finite numbers from 0 to {INK}")
+    return np.rint(array).astype(np.uint8)
+
+
 @dataclass
 class ServedModel:
     """A loaded classifier with what it takes to feed it drawings: its name, labels, style and a lock."""
 
     name: str
     path: Path
-    model: models.Sequential
+    model: models.Model
     labels: list[str]
     style: Style
     budget: Budget = DEFAULT_BUDGET  # what a drawing sent to it may claim (points, coordinates)
+    spec: dict | None = None  # an image spec (a model trained on an image folder); None: a 28x28 drawing model
     # Layers may reuse inference buffers (Conv2D does), so one prediction at a time per model.
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # One drawing is a small product: a second BLAS thread only adds the wait for it (8 ms a drawing instead of
@@ -153,18 +171,31 @@ class ServedModel:
         given = [kind for kind in DRAWING_KINDS if drawing[kind] is not None]
         if len(given) != 1:
             raise TypeError(f"Give exactly one of {', '.join(DRAWING_KINDS)}. Received: {', '.join(given) or 'none'}")
+        if self.spec is not None:
+            if strokes is not None:
+                return image_folder.strokes_sample(preprocess_strokes(strokes, budget=self.budget), self.spec)
+            if image is not None:
+                if not isinstance(image, Image.Image):
+                    image = Image.fromarray(np.asarray(image, dtype=np.uint8))
+                return image_folder.prepare_image(image, self.spec)
+            return pixels_sample(pixels, self.sample_shape)
         if strokes is not None:
             return preprocess_strokes(strokes, style=self.style, budget=self.budget)
         if image is not None:
             return preprocess_image(image, style=self.style)
         return pixels_bitmap(pixels)
 
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """What ``preprocess`` returns: (28, 28) for a drawing model, (height, width, channels) for an image spec."""
+        return (SIZE, SIZE) if self.spec is None else tuple(self.model.input_shape)
+
     def top_k(self, bitmap: np.ndarray, k: int = TOP_K) -> list[tuple[str, float]]:
-        """The ``k`` most probable (label, probability) pairs for one (28, 28) bitmap, best first."""
+        """The ``k`` most probable (label, probability) pairs for one bitmap (``sample_shape``), best first."""
         k = positive_int("top_k", "k", k)
         sample = np.asarray(bitmap)
-        if sample.shape != (SIZE, SIZE) or sample.dtype.kind not in "buif":
-            raise ValueError(f"top_k expects a ({SIZE}, {SIZE}) bitmap of numbers. Received an array of shape "
+        if sample.shape != self.sample_shape or sample.dtype.kind not in "buif":
+            raise ValueError(f"top_k expects a {self.sample_shape} bitmap of numbers. Received an array of shape "
                              f"{sample.shape} and dtype {sample.dtype}")
         sample = sample.astype(np.float32).reshape(1, *self.model.input_shape)  # models rescale 0-255
         one_thread = contextlib.nullcontext() if self.blas is None else self.blas.limit(limits=1, user_api="blas")
@@ -173,16 +204,32 @@ class ServedModel:
         best = np.argsort(-scores, kind="stable")[:k]
         return [(self.labels[index], float(scores[index])) for index in best]
 
+    def scores(self, bitmap: np.ndarray) -> dict[str, float]:
+        """Every label's probability for one bitmap, in label order."""
+        ranked = dict(self.top_k(bitmap, k=len(self.labels)))
+        return {label: ranked[label] for label in self.labels}
+
     def describe(self) -> dict[str, object]:
         return {"name": self.name, "labels": self.labels, "style": self.style}
 
 
 def load_model(path: str | os.PathLike, name: str | None = None, *, budget: Budget | None = None) -> ServedModel:
     """Load a model file for serving (named ``name``, default: the file's stem), checked against ``budget``;
-    raise ModelFileError or ValueError if it cannot be fed 28x28 drawings."""
+    raise ModelFileError or ValueError if it cannot be fed images: a 28x28 drawing model, or a model of any
+    image size with 1 or 3 channels trained on an image folder (its image spec says how to prepare them)."""
     path = Path(path)
     name = path.stem if name is None else name
     model = models.load(path, budget=budget)
+    if isinstance(model.input_shape, list) or isinstance(model.output_shape, list):
+        raise ValueError(f"{path}: serving feeds one drawing to a model of one input and one output; model "
+                         f"{name!r} has {len(model.graph.input_shapes)} inputs and {len(model.graph.outputs)} outputs")
+    if specs.kind(model.preprocessing) == specs.TABLE_KIND:
+        raise ValueError(f"{path}: model {name!r} predicts from table rows, not images; give it a CSV file")
+    image_spec = specs.image_spec_for(model.preprocessing, model.input_shape)
+    if image_spec is not None:
+        outputs = int(np.prod(model.output_shape))
+        labels = [str((model.labels or {}).get(index, index)) for index in range(outputs)]
+        return ServedModel(name, path, model, labels, "quickdraw", budget or DEFAULT_BUDGET, spec=image_spec)
     if model.input_shape is None or int(np.prod(model.input_shape)) != SIZE * SIZE:
         raise ValueError(f"{path}: serving feeds {SIZE}x{SIZE} images, but model {name!r} expects input shape "
                          f"{model.input_shape}")

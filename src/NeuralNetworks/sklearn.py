@@ -32,7 +32,7 @@ MAX_SEED = 2**31 - 1
 FLOAT_DTYPES = (np.float64, np.float32)  # float32 X is kept, anything else becomes float64
 MODEL_FILE = "model.npz"
 
-ModelBuilder = Callable[[int, int, int], models.Sequential]
+ModelBuilder = Callable[[int, int, int], models.Model]
 
 
 class _NeuralNetworkEstimator(BaseEstimator):
@@ -55,11 +55,12 @@ class _NeuralNetworkEstimator(BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _network(self, n_features: int, n_outputs: int, seed: int, dtype: np.dtype) -> models.Sequential:
+    def _network(self, n_features: int, n_outputs: int, seed: int, dtype: np.dtype) -> models.Model:
         if self.model is not None:
             network = self.model(n_features, n_outputs, seed)
-            if not isinstance(network, models.Sequential):
-                raise TypeError(f"`model` must return a Sequential. Received: {type(network).__name__}")
+            if not isinstance(network, models.Model):
+                raise TypeError(f"`model` must return a Sequential or a functional Model. "
+                                f"Received: {type(network).__name__}")
             if not network.built:
                 network.build((n_features,))
             if network.output_shape != (n_outputs,):
@@ -113,8 +114,8 @@ class NeuralNetworkClassifier(ClassifierMixin, _NeuralNetworkEstimator):
     Parameters:
         hidden_layer_sizes: units of each hidden Dense layer (ignored when ``model`` is given).
         activation: the hidden layers' activation ("relu", "tanh", "sigmoid", "leaky_relu", "linear").
-        model: optional ``model(n_features_in, n_outputs, seed) -> Sequential`` whose last layer is a softmax
-            over ``n_outputs`` classes; it replaces the MLP.
+        model: optional ``model(n_features_in, n_outputs, seed) -> Model`` (Sequential or functional) whose last
+            layer is a softmax over ``n_outputs`` classes; it replaces the MLP.
         optimizer, learning_rate: the optimizer's name ("adam", "sgd", "rmsprop", ...) and step size.
         epochs, batch_size, shuffle: the training loop (``batch_size`` is capped at the number of samples).
         random_state: int for reproducible weights and shuffling, a RandomState, or None.

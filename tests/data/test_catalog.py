@@ -14,7 +14,8 @@ from NeuralNetworks.data.catalog import CATALOG, DatasetSpec
 from NeuralNetworks.data.images import STYLES
 from NeuralNetworks.data.splits import Dataset
 
-EXPECTED_STYLES = {"shapes": "quickdraw", "mnist": "mnist", "fashion-mnist": "mnist", "quickdraw": "quickdraw"}
+EXPECTED_STYLES = {"shapes": "quickdraw", "mnist": "mnist", "fashion-mnist": "mnist", "quickdraw": "quickdraw",
+                   "folder": catalog.FROM_LOADER, "csv": catalog.FROM_LOADER}  # your own data: the loader decides
 
 
 def load_two_blobs(data_dir, *, test_only: bool = False, seed: int = 0) -> Dataset:
@@ -114,7 +115,7 @@ def test_download_options_are_checked_against_the_downloader():
 def test_a_dataset_built_by_hand_has_no_style_unless_given():
     images, labels = np.zeros((2, 28, 28, 1), np.uint8), np.array([0, 1])
     assert Dataset(images, labels, images, labels, label_dict={0: "a", 1: "b"}).preprocessing is None
-    with pytest.raises(ValueError, match="`preprocessing` must be one of quickdraw, mnist or None. Received: 'x'"):
+    with pytest.raises(ValueError, match="preprocessing must be one of quickdraw, mnist, an image or table spec, or null. Received: 'x'"):
         Dataset(images, labels, images, labels, label_dict={0: "a", 1: "b"}, preprocessing="x")
 
 

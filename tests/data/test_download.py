@@ -194,7 +194,7 @@ def test_download_mnist_from_local_mirrors_with_real_checksums(server, tmp_path,
 
 def test_download_by_name_lands_where_load_looks(server, tmp_path, monkeypatch):
     from NeuralNetworks import data
-    from NeuralNetworks.data.download import download
+    from NeuralNetworks.data.catalog import download
 
     server.serve("/bitmaps/cat.npy", "range", npy_bytes(tmp_path, np.full((5, 784), 3, np.uint8)))
     monkeypatch.chdir(tmp_path)
@@ -210,7 +210,7 @@ def test_download_by_name_lands_where_load_looks(server, tmp_path, monkeypatch):
     ("cifar", {}, "Unknown dataset 'cifar'"),
 ])
 def test_download_by_name_refusals(name, options, message):
-    from NeuralNetworks.data.download import download
+    from NeuralNetworks.data.catalog import download
 
     with pytest.raises(ValueError, match=message):
         download(name, **options)

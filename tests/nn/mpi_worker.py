@@ -42,7 +42,20 @@ def cnn() -> models.Sequential:
     return model
 
 
-NETWORKS = {"mlp": (mlp, (6,)), "cnn": (cnn, (8, 8, 1))}
+def residual() -> models.Model:
+    """A functional model: a skip connection around a convolution with BatchNormalization, a frozen layer."""
+    x = layers.Input(shape=(8, 8, 1))
+    h = layers.Conv2D(4, 3, padding="same", activation="relu")(x)
+    branch = layers.BatchNormalization()(layers.Conv2D(4, 3, padding="same")(h))
+    h = layers.MaxPooling2D(2)(layers.Add()([h, branch]))
+    frozen = layers.Dense(5, activation="tanh", trainable=False)
+    y = layers.Dense(3, activation="softmax")(frozen(layers.Flatten()(h)))
+    model = models.Model(inputs=x, outputs=y, seed=1, dtype="float64")
+    model.compile(optimizer=optimizers.Adam(0.01), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+NETWORKS = {"mlp": (mlp, (6,)), "cnn": (cnn, (8, 8, 1)), "residual": (residual, (8, 8, 1))}
 
 
 def samples(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:

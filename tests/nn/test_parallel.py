@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from mpi_worker import cnn, mlp
+from mpi_worker import cnn, mlp, residual
 from thread_engine import Aborted, run_in_threads
 
 from NeuralNetworks.nn import callbacks, layers, models, parallel
@@ -32,7 +32,7 @@ def in_threads(size: int, work) -> list:
     return results
 
 
-@pytest.mark.parametrize("make, shape", [(mlp, (6,)), (cnn, (8, 8, 1))])
+@pytest.mark.parametrize("make, shape", [(mlp, (6,)), (cnn, (8, 8, 1)), (residual, (8, 8, 1))])
 @pytest.mark.parametrize("batch_size", [7, 8])
 @pytest.mark.parametrize("size", [2, 3])
 def test_n_processes_train_as_one_with_the_same_global_batch(make, shape, batch_size, size):

@@ -156,3 +156,18 @@ def test_reduce_lr_on_plateau_names_a_missing_monitor():
     callback.set_model(model, {})
     with pytest.raises(ValueError, match="val_loss"):
         callback.on_epoch_end(0, {"loss": 1.0})
+
+
+def test_cosine_decay_over_training_counts_the_steps_fit_takes():
+    """The cosine spans exactly the steps fit runs (after validation_split), and a resumed schedule is kept."""
+    model = models.Sequential([layers.Dense(2, input_shape=(3,))], seed=0)
+    model.compile(optimizer=optimizers.SGD(0.1), loss="mse")
+    x, y = np.ones((50, 3)), np.zeros((50, 2))
+    model.fit(x, y, epochs=3, batch_size=8, validation_split=0.2, verbose=0,
+              callbacks=[callbacks.CosineDecayOverTraining()])
+    schedule = model.optimizer.learning_rate
+    assert isinstance(schedule, schedules.CosineDecay)
+    assert schedule.decay_steps == model.optimizer.iterations == 3 * 5  # 40 training samples in batches of 8
+    assert model.optimizer.current_learning_rate == pytest.approx(0.0, abs=1e-12)
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0, callbacks=[callbacks.CosineDecayOverTraining()])
+    assert model.optimizer.learning_rate is schedule

@@ -48,7 +48,10 @@ def decode_image_bytes(payload: bytes, budget: Budget = DEFAULT_BUDGET) -> Image
 
 
 def png_data_url(bitmap: np.ndarray) -> str:
-    """A (28, 28) uint8 bitmap as a PNG data URL, for showing what the model saw."""
+    """A (28, 28) uint8 bitmap (or an image model's (height, width, 1 | 3)) as a PNG data URL, for showing what
+    the model saw."""
     buffer = io.BytesIO()
-    Image.fromarray(bitmap, mode="L").save(buffer, format="PNG")
+    if bitmap.ndim == 3:
+        bitmap = bitmap[:, :, 0] if bitmap.shape[2] == 1 else bitmap
+    Image.fromarray(bitmap, mode="L" if bitmap.ndim == 2 else "RGB").save(buffer, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")

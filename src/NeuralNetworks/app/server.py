@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from ..budget import DEFAULT_BUDGET, Budget
 from ..data.images import EmptyDrawingError
 from ..serving import DRAWING_KINDS, ServedModel
-from . import registry
+from . import playground, registry, teach
 from .inputs import decode_data_url, png_data_url
 from .limits import BodySizeLimit
 
@@ -78,7 +78,8 @@ class Prediction(BaseModel):
     style: str
     label: str
     scores: list[Score]
-    preview: list[list[int]] = Field(description="The 28x28 uint8 image the model saw, white ink on black")
+    preview: list[list[int]] | list[list[list[int]]] = Field(
+        description="The image the model saw: 28x28 (white ink on black), or height x width (x 3 for colour)")
 
 
 class InputProblem(Exception):
@@ -132,7 +133,8 @@ def _predict(served: ServedModel, bitmap: np.ndarray) -> Prediction:
     except ValueError as error:  # the model's arithmetic overflowed (NonFiniteOutputError): never null scores
         raise InputProblem(422, f"Model {served.name!r} cannot score this drawing: {error}") from None
     return Prediction(model=served.name, style=served.style, label=top[0][0],
-                      scores=[Score(label=label, probability=p) for label, p in top], preview=bitmap.tolist())
+                      scores=[Score(label=label, probability=p) for label, p in top],
+                      preview=(bitmap[:, :, 0] if bitmap.ndim == 3 and bitmap.shape[2] == 1 else bitmap).tolist())
 
 
 def _result_html(prediction: Prediction | None, error: str | None) -> str:
@@ -216,6 +218,10 @@ def create_app(model_paths: Mapping[str, str | os.PathLike] | None = None, *,
         return HTMLResponse(page.replace(RESULT_MARKER, _result_html(prediction, None)))
 
     _add_web_model_routes(app, served)
+    app.state.playground = playground.sessions()  # per app: the playground's bounded session store
+    app.include_router(playground.router)
+    app.state.teach = teach.Teacher(served)  # Teach's sessions (app.sessions store) and training slots
+    app.include_router(teach.router(app.state.teach))
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..data import Dataset, StreamedDataset, catalog
-from . import recipe
+from ..data.table import TableDataset
+from . import owndata, recipe, tables
 from .checks import check_numbers, check_outputs, output_file, output_folder
 from .parser import EXIT_USAGE, CommandError, build_parser, capped_datasets
 
 if TYPE_CHECKING:
-    from ..nn.models import Sequential
+    from ..nn.models import Model
 
 EXIT_OK = 0
 EXIT_INTERRUPTED = 130
@@ -29,10 +30,15 @@ CLASS_COLUMN = "class"
 
 
 # -- commands --------------------------------------------------------------------------------------------
-def _load_dataset(args: argparse.Namespace, test_only: bool = False) -> Dataset | StreamedDataset:
-    """The dataset the arguments name: loaded into memory, or streamed (see ``DatasetSpec.open``)."""
-    spec = catalog.find(args.dataset)
-    options: dict = {}
+def _load_dataset(args: argparse.Namespace, test_only: bool = False,
+                  model: Model | None = None) -> Dataset | StreamedDataset | TableDataset:
+    """The dataset the arguments name: loaded into memory, or streamed (see ``DatasetSpec.open``); your own
+    folder or table read as ``model`` (for ``test``) needs it."""
+    name = owndata.dataset_name(args)
+    if name == owndata.TABLE:
+        return owndata.table_data(args, test_only, model)
+    spec = catalog.find(name)
+    options: dict = owndata.loader_options(args, name, test_only, model)
     if spec.seeded:
         options["seed"] = args.seed
     if args.classes:
@@ -42,7 +48,7 @@ def _load_dataset(args: argparse.Namespace, test_only: bool = False) -> Dataset 
             raise CommandError(f"--max-per-class does not apply to {spec.name}, which comes as a whole; "
                                f"it applies to: {capped_datasets()}")
         options[spec.size_option] = args.max_per_class
-    dataset = spec.open(args.data_dir, alias=args.dataset, stream=args.stream, test_only=test_only, **options)
+    dataset = spec.open(args.data_dir, alias=name, stream=args.stream, test_only=test_only, **options)
     test = len(_test_data(dataset)[0])
     train = 0 if test_only else len(dataset.train if isinstance(dataset, StreamedDataset) else dataset.x_train)
     if not test or not (test_only or train):
@@ -66,26 +72,31 @@ def class_table(names: list[str], precision: np.ndarray, recall: np.ndarray, sup
     return "\n".join(rows)
 
 
-def _model_to_train(args: argparse.Namespace, dataset: Dataset | StreamedDataset) -> Sequential:
+def _model_to_train(args: argparse.Namespace, dataset: Dataset | StreamedDataset) -> Model:
     """A new compiled model for the dataset, or the one ``--resume`` names (which must fit the dataset)."""
     from ..nn import losses, optimizers
 
-    if args.resume is None:
-        model = _build_model(args.arch, dataset.input_shape, dataset.num_classes, args.seed)
+    if isinstance(dataset, TableDataset) and args.resume is None:
+        optimizer = optimizers.get(args.optimizer, learning_rate=recipe.learning_rate(args))
+        model = tables.build_and_compile(dataset, args.seed, optimizer)
+    elif args.resume is None:
+        arch = args.arch or ("cnn" if owndata.dataset_name(args) == owndata.FOLDER else "mlp")
+        model = _build_model(arch, dataset.input_shape, dataset.num_classes, args.seed)
     else:
         model = _load_model(args.resume)
-        if tuple(model.input_shape) != tuple(dataset.input_shape) or model.labels != dataset.label_dict:
+        if tuple(model.input_shape) != tuple(dataset.input_shape) or (model.labels or {}) != dataset.label_dict:
             raise CommandError(f"{args.resume}: the model was trained on other classes or image sizes than "
                                f"{dataset.name} with these --classes")
+        owndata.check_split_rule(argparse.Namespace(**{**vars(args), "model": args.resume}), model, dataset)
     if model.optimizer is None:
-        train_samples = recipe.training_samples(dataset, args.validation_split)
-        optimizer = optimizers.get(args.optimizer, learning_rate=recipe.learning_rate(args, train_samples))
+        optimizer = optimizers.get(args.optimizer, learning_rate=recipe.learning_rate(args))
         model.compile(optimizer=optimizer, loss=losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
-    model.labels, model.preprocessing = dataset.label_dict, dataset.preprocessing  # saved with checkpoints
+    model.labels, model.preprocessing = dataset.label_dict or None, dataset.preprocessing  # saved with checkpoints
+    model.training_split = owndata.split_rule(args, dataset)
     return model
 
 
-def _test_data(dataset: Dataset | StreamedDataset) -> tuple:
+def _test_data(dataset: Dataset | StreamedDataset | TableDataset) -> tuple:
     return (dataset.test,) if isinstance(dataset, StreamedDataset) else (dataset.x_test, dataset.y_test)
 
 
@@ -95,21 +106,28 @@ def command_train(args: argparse.Namespace) -> int:
     from ..nn.saving import resolve_path
 
     recipe.check_schedule_flags(args)
-    out = args.out or Path(f"{args.dataset}-{args.arch}.npz")
+    name = owndata.dataset_name(args)
+    arch = "mlp" if name == owndata.TABLE else args.arch or ("cnn" if name == owndata.FOLDER else "mlp")
+    out = args.out or Path(f"{name}-{arch}.npz")
     target = output_file("--out", resolve_path(out, for_writing=True))
     plot = output_file("--plot", args.plot or target.with_name(f"{target.stem}-history.png"))
     checkpoint = args.checkpoint and output_file("--checkpoint", resolve_path(args.checkpoint, for_writing=True))
     dataset = _load_dataset(args)
     test = _test_data(dataset)
-    streamed = isinstance(dataset, StreamedDataset)
+    streamed, table = isinstance(dataset, StreamedDataset), isinstance(dataset, TableDataset)
+    kind = "regression" if table and dataset.task == "regression" else f"{dataset.num_classes} classes"
     print(f"{dataset.name}: {len(dataset.train if streamed else dataset.x_train)} training and {len(test[0])} test "
-          f"images{' (streamed from disk)' if streamed else ''}, {dataset.num_classes} classes "
-          f"({_class_list(dataset)})")
+          f"{'rows' if table else 'images'}{' (streamed from disk)' if streamed else ''}, {kind}"
+          f"{f' ({_class_list(dataset)})' if dataset.num_classes else ''}")
+    for note in getattr(dataset, "notes", ()):
+        print(f"note: {note}")
     model = _model_to_train(args, dataset)
     model.summary()
-    schedule, stopper = recipe.callbacks_for(args.schedule, dataset.num_classes, args.patience)
+    schedule, stopper = recipe.callbacks_for(args.schedule, max(dataset.num_classes, 2), args.patience)
     extra = [callbacks.ModelCheckpoint(checkpoint)] if checkpoint else []
-    saving = {"labels": dataset.label_dict, "preprocessing": dataset.preprocessing,
+    extra += [callbacks.CSVLogger(output_file("--csv-log", args.csv_log))] if args.csv_log else []
+    weights = {"class_weight": args.class_weight} if args.class_weight else {}
+    saving = {"labels": dataset.label_dict or None, "preprocessing": dataset.preprocessing,
               "include_optimizer": not args.no_optimizer_state}
     threads = contextlib.nullcontext()
     if args.threads is not None:
@@ -120,7 +138,7 @@ def command_train(args: argparse.Namespace) -> int:
         with threads:
             # data-parallel when started by mpiexec or srun with several processes
             model.fit(**recipe.training_data(dataset, args.validation_split), epochs=args.epochs,
-                      batch_size=args.batch, callbacks=[*schedule, *extra], verbose=2 if args.quiet else 1)
+                      batch_size=args.batch, callbacks=[*schedule, *extra], verbose=2 if args.quiet else 1, **weights)
     except KeyboardInterrupt:  # one process only: a data-parallel job has already stopped every process
         path = model.save(out, **saving)
         print(f"\ninterrupted: saved the best weights so far to {path}", file=sys.stderr)
@@ -132,8 +150,11 @@ def command_train(args: argparse.Namespace) -> int:
               f"than {stopper.min_delta:.2g} for {args.patience} epoch(s)")
     if stopper is not None and stopper.best_epoch is not None:
         print(f"best epoch: {stopper.best_epoch + 1} (val_loss {stopper.best:.4f}); its weights were kept")
-    logs = parallel.trainer_for(model).evaluate(*test)  # each process computes its part
-    print(f"test accuracy: {logs['accuracy']:.4f} (loss {logs['loss']:.4f}) on {len(test[0])} images")
+    if table:
+        print(tables.test_line(model, dataset))
+    else:
+        logs = parallel.trainer_for(model).evaluate(*test)  # each process computes its part
+        print(f"test accuracy: {logs['accuracy']:.4f} (loss {logs['loss']:.4f}) on {len(test[0])} images")
     print(f"saved model to {path}")
     if root:
         print(f"saved training curves to {plots.training_curves(model.history.history, plot)}")
@@ -148,7 +169,7 @@ def _class_list(dataset: Dataset | StreamedDataset, shown: int = 20) -> str:
 def _load_model(path: Path):
     from ..nn import models
 
-    return models.load(path)
+    return models.load(owndata.model_path(path))
 
 
 def command_test(args: argparse.Namespace) -> int:
@@ -159,7 +180,14 @@ def command_test(args: argparse.Namespace) -> int:
     confusion_path = output_file("--confusion", args.confusion or Path(f"{stem}-confusion.png"))
     samples_path = output_file("--samples", args.samples or Path(f"{stem}-samples.png"))
     model = _load_model(args.model)
-    dataset = _load_dataset(args, test_only=True)
+    dataset = _load_dataset(args, test_only=True, model=model)
+    owndata.check_split_rule(args, model, dataset)
+    if isinstance(dataset, TableDataset):
+        print(tables.test_line(model, dataset))
+        return EXIT_OK
+    if isinstance(dataset, Dataset) and dataset.name == owndata.FOLDER and model.labels:
+        dataset = owndata.remap_to_model(dataset, [model.labels[i] for i in sorted(model.labels)],
+                                         str(args.data_dir))
     if tuple(dataset.input_shape) != tuple(model.input_shape):
         raise CommandError(f"{args.model}: the model expects images of shape {model.input_shape}, "
                            f"the {dataset.name} images are {dataset.input_shape}")
@@ -192,10 +220,12 @@ def command_test(args: argparse.Namespace) -> int:
 def command_predict(args: argparse.Namespace) -> int:
     from .. import serving
 
-    served = serving.load_model(args.model)
-    for path in args.images:
-        top = served.top_k(served.preprocess(image=serving.read_image(path)))
-        print(f"{path}: {top[0][0]}  ({', '.join(f'{label} {score:.3f}' for label, score in top)})")
+    model_path = owndata.model_path(args.model)
+    if len(args.images) == 1 and args.images[0].suffix.lower() == ".csv":
+        print(tables.predict_table(_load_model(model_path), args.images[0], args.json))
+        return EXIT_OK
+    served = serving.load_model(model_path, name=args.model.stem)
+    print(owndata.predict_images(served, args.images, args.json))
     return EXIT_OK
 
 
@@ -203,6 +233,9 @@ def command_info(args: argparse.Namespace) -> int:
     model = _load_model(args.model)
     model.summary()
     print(f"Optimizer: {model.optimizer!r}; loss: {model.loss!r}" if model.loss else "Not compiled")
+    print(f"Preprocessing: {owndata.describe_preprocessing(model.preprocessing)}")
+    history = model.history.history if model.history is not None else {}
+    print(owndata.history_table(history) if history else "Training history: none recorded")
     return EXIT_OK
 
 
@@ -211,7 +244,8 @@ def command_inspect(args: argparse.Namespace) -> int:
     from ..nn import inspection
 
     model = _load_model(args.model)
-    dataset = _load_dataset(args, test_only=True)
+    dataset = _load_dataset(args, test_only=True, model=model)
+    owndata.check_split_rule(args, model, dataset)
     if isinstance(dataset, StreamedDataset):
         images, labels = dataset.test.gather(np.arange(min(args.batch, len(dataset.test))))
     else:
@@ -226,10 +260,8 @@ def command_inspect(args: argparse.Namespace) -> int:
 
 
 def command_download(args: argparse.Namespace) -> int:
-    from ..data import download
-
     options = {"classes": args.classes} if args.classes else {}
-    for path in download.download(args.dataset, args.data_dir, **options):
+    for path in catalog.download(args.dataset, args.data_dir, **options):
         print(f"ok: {path}")
     return EXIT_OK
 

@@ -11,7 +11,9 @@ from . import recipe
 
 EXIT_USAGE = 2
 OPTIMIZERS = tuple(recipe.DEFAULT_LEARNING_RATE)
-ARCHITECTURES = ("mlp", "cnn", "digits", "doodles")  # nn.presets.ARCHITECTURES, named here to keep startup light
+# nn.presets.ARCHITECTURES, named here to keep startup light
+ARCHITECTURES = ("mlp", "cnn", "digits", "doodles", "residual")
+SHIPPED = ("digits", "doodles")  # --model names for the shipped models (app.registry.SHIPPED_MODELS)
 
 
 DESCRIPTION = "The command line: NeuralNetworks train | test | predict | info | inspect | download | export | app."
@@ -29,10 +31,31 @@ def _streamed_datasets() -> str:
     return ", ".join(spec.name for spec in catalog.CATALOG.values() if spec.streamer)
 
 
-def _add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", choices=list(catalog.all_names()), default=DEFAULT_DATASET,
-                        help=f"which dataset (default: {DEFAULT_DATASET}, generated offline)")
-    parser.add_argument("--data-dir", type=Path, help="folder with the dataset files (default: datasets/<name>)")
+def _add_dataset_arguments(parser: argparse.ArgumentParser, training: bool = False) -> None:
+    parser.add_argument("--dataset", choices=list(catalog.all_names()),
+                        help=f"which dataset (default: folder with --data-dir, else {DEFAULT_DATASET}, generated "
+                             "offline)")
+    parser.add_argument("--data-dir", type=Path,
+                        help="folder with the dataset files (default: datasets/<name>); alone, a folder of your "
+                             "images with one subfolder per class")
+    parser.add_argument("--data", type=Path, help="a CSV table (with --target COLUMN for train)")
+    parser.add_argument("--cache-dir", type=Path,
+                        help="where a large image folder's decoded pixels are memory-mapped (default: the system's "
+                             "temporary folder; removed when the command ends)")
+    if training:
+        parser.add_argument("--image-size", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
+                            help="image folder: resize every image to this (default: the most common size, its "
+                                 "longer side at most 64)")
+        parser.add_argument("--color", choices=("grayscale", "rgb"),
+                            help="image folder: default rgb when any image has colour, else grayscale")
+        parser.add_argument("--ink-on-paper", action=argparse.BooleanOptionalAction,
+                            help="image folder: invert dark drawings on light paper to white ink on black (default: "
+                                 "when 3/4 of the training images have a plain light border)")
+        parser.add_argument("--target", help="CSV table: the column to predict")
+        parser.add_argument("--task", choices=("classification", "regression"),
+                            help="CSV table: default classification for a text or integer target, else regression")
+        parser.add_argument("--dropna", action="store_true",
+                            help="CSV table: drop rows with a missing value instead of filling them in")
     parser.add_argument("--classes", nargs="+",
                         help="classes to use: names, `all`, or a file with one class per line (default: all)")
     parser.add_argument("--max-per-class", type=int,
@@ -55,9 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     train = commands.add_parser("train", help="train a network and save it with its labels")
-    _add_dataset_arguments(train)
-    train.add_argument("--arch", choices=ARCHITECTURES, default="mlp",
-                       help="network: MLP, small CNN, or the augmented CNN of the shipped digits or doodles model")
+    _add_dataset_arguments(train, training=True)
+    train.add_argument("--arch", choices=ARCHITECTURES,
+                       help="network: MLP, small CNN, the augmented CNN of the shipped digits or doodles model, or "
+                            "a small ResNet-style network (residual); default: cnn for an image folder, mlp otherwise")
+    train.add_argument("--class-weight", choices=("balanced",),
+                       help="balanced: weigh each class's samples by n / (classes x its count) in the loss")
+    train.add_argument("--csv-log", type=Path, help="CSV file with one row of losses and metrics per epoch")
     train.add_argument("--epochs", type=int, default=20, help="most epochs (early stopping may end sooner)")
     train.add_argument("--batch", type=int, default=64, help="batch size")
     train.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
@@ -84,17 +111,21 @@ def build_parser() -> argparse.ArgumentParser:
                             "--optimizer and --lr are then ignored)")
 
     test = commands.add_parser("test", help="accuracy, per-class precision/recall, confusion matrix, samples")
-    test.add_argument("--model", type=Path, required=True, help="model file")
+    test.add_argument("--model", type=Path, required=True, help=f"model file, or {' or '.join(SHIPPED)}")
     _add_dataset_arguments(test)
+    test.add_argument("--whole", action="store_true",
+                      help="image folder or CSV: score every sample (data never trained on), not the held-back split")
     test.add_argument("--confusion", type=Path, help="confusion-matrix PNG (default: <model>-confusion.png)")
     test.add_argument("--samples", type=Path, help="sample-predictions PNG (default: <model>-samples.png)")
 
-    predict = commands.add_parser("predict", help="label and top-3 scores for image files")
-    predict.add_argument("--model", type=Path, required=True, help="model file")
-    predict.add_argument("images", nargs="+", type=Path, help="image files (PNG, JPEG, ...)")
+    predict = commands.add_parser("predict", help="label and top-3 scores for image files, or a CSV table's rows")
+    predict.add_argument("--model", type=Path, required=True, help=f"model file, or {' or '.join(SHIPPED)}")
+    predict.add_argument("images", nargs="+", type=Path, help="image files (PNG, JPEG, ...), or one CSV table")
+    predict.add_argument("--json", action="store_true",
+                         help="a JSON list, one object per input: file (or row), label and every label's score")
 
-    info = commands.add_parser("info", help="a model's summary and labels")
-    info.add_argument("model", type=Path, help="model file")
+    info = commands.add_parser("info", help="a model's summary, labels, preprocessing and training history")
+    info.add_argument("model", type=Path, help=f"model file, or {' or '.join(SHIPPED)}")
 
     inspect = commands.add_parser("inspect", help="activations and gradients of one batch, per layer")
     inspect.add_argument("--model", type=Path, required=True, help="model file")

@@ -17,7 +17,6 @@ from .checks import FlagError
 
 if TYPE_CHECKING:
     from ..nn.callbacks import Callback, EarlyStopping
-    from ..nn.schedules import LearningRateSchedule
 
 SCHEDULES = ("plateau", "cosine")
 DEFAULT_LEARNING_RATE = {"adam": 1e-3, "adamw": 1e-3, "sgd": 0.05, "rmsprop": 1e-3, "adagrad": 0.01}
@@ -42,28 +41,23 @@ def check_schedule_flags(args: argparse.Namespace) -> None:
                         "watch val_loss")
 
 
-def learning_rate(args: argparse.Namespace, train_samples: int) -> float | LearningRateSchedule:
-    """``--lr`` (or the optimizer's default), decaying along a cosine over every step of ``--epochs`` with
-    ``--schedule cosine``."""
-    from ..nn import schedules
-
-    initial = DEFAULT_LEARNING_RATE[args.optimizer] if args.lr is None else args.lr
-    if args.schedule != "cosine":
-        return initial
-    steps_per_epoch = -(-train_samples // args.batch)
-    return schedules.CosineDecay(initial, decay_steps=args.epochs * steps_per_epoch)
+def learning_rate(args: argparse.Namespace) -> float:
+    """``--lr``, or the optimizer's default (``--schedule cosine`` decays it: see ``callbacks_for``)."""
+    return DEFAULT_LEARNING_RATE[args.optimizer] if args.lr is None else args.lr
 
 
 def callbacks_for(schedule: str, num_classes: int, patience: int) -> tuple[list[Callback], EarlyStopping | None]:
     """The schedule's callbacks and its EarlyStopping (None for ``cosine``, which runs every epoch).
 
-    ``plateau``: ReduceLROnPlateau and EarlyStopping on val_loss, keeping the best weights; gains below
-    ``MIN_IMPROVEMENT_FRACTION`` of the chance-level loss ``ln(num_classes)`` do not count as improvements.
+    ``cosine``: the learning rate decays to 0 along a cosine over every step of the run, as ``fit`` counts
+    them (``CosineDecayOverTraining``). ``plateau``: ReduceLROnPlateau and EarlyStopping on val_loss, keeping
+    the best weights; gains below ``MIN_IMPROVEMENT_FRACTION`` of the chance-level loss ``ln(num_classes)`` do
+    not count as improvements.
     """
     from ..nn import callbacks
 
     if schedule == "cosine":
-        return [], None
+        return [callbacks.CosineDecayOverTraining()], None
     slower = callbacks.ReduceLROnPlateau(monitor="val_loss", factor=LR_PLATEAU_FACTOR, patience=LR_PLATEAU_PATIENCE)
     stopper = callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True,
                                       min_delta=MIN_IMPROVEMENT_FRACTION * math.log(num_classes))
@@ -78,14 +72,3 @@ def training_data(dataset: Dataset | StreamedDataset, validation_split: float) -
     if dataset.x_val is not None:
         return {"x": dataset.x_train, "y": dataset.y_train, "validation_data": (dataset.x_val, dataset.y_val)}
     return {"x": dataset.x_train, "y": dataset.y_train, "validation_split": validation_split}
-
-
-def training_samples(dataset: Dataset | StreamedDataset, validation_split: float) -> int:
-    """How many samples one epoch trains on (what ``fit`` keeps after holding out ``validation_split``)."""
-    from ..nn.training import validation_count
-
-    if isinstance(dataset, StreamedDataset):
-        return len(dataset.train)
-    if dataset.x_val is not None:
-        return len(dataset.x_train)
-    return len(dataset.x_train) - validation_count(len(dataset.x_train), validation_split)

@@ -6,6 +6,8 @@ Usage::
     dataset = data.load("shapes")                     # generated offline, deterministic for a seed
     dataset = data.load("mnist", "datasets/mnist")    # mnist.npz or the four IDX files
     dataset.x_train.shape, dataset.y_train.shape      # (60000, 28, 28, 1) uint8, (60000,) int64
+    mine = data.load("folder", data_dir="photos")     # your images, one subfolder per class (data.folder)
+    table = data.load("csv", path="houses.csv", target="price")  # your table (data.table): a TableDataset
 
 A large QuickDraw folder is streamed instead of loaded: ``data.stream("quickdraw", folder)`` returns a
 ``StreamedDataset`` whose splits ``fit`` reads batch by batch from the memory-mapped files.
@@ -28,7 +30,7 @@ from .mnist import load_fashion_mnist, load_idx_pair, load_mnist
 from .quickdraw import list_classes, load_quickdraw
 from .shapes import CLASS_NAMES as SHAPE_CLASSES
 from .shapes import load_shapes
-from .splits import Dataset, one_hot
+from .splits import Dataset, one_hot, require_classes
 from .streaming import StreamedDataset, stream_quickdraw
 
 DEFAULT_DATASET = "shapes"
@@ -65,6 +67,7 @@ def stream(name: str = "quickdraw", data_dir: str | os.PathLike | None = None, *
 __all__ = [
     "CATALOG", "DATASETS", "DEFAULT_DATASET", "SHAPE_CLASSES", "DataError", "Dataset", "DatasetSpec",
     "DownloadError", "StreamedDataset", "dataset_name", "default_data_dir", "list_classes", "load",
-    "load_fashion_mnist", "load_idx_pair", "load_mnist", "load_quickdraw", "load_shapes", "one_hot", "stream",
+    "load_fashion_mnist", "load_idx_pair", "load_mnist", "load_quickdraw", "load_shapes", "one_hot", "require_classes",
+    "stream",
     "stream_quickdraw",
 ]

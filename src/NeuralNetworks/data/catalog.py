@@ -20,12 +20,14 @@ from typing import Any
 
 from ..budget import Budget
 from .download import download_mnist, fetch_quickdraw
+from .folder import load_folder
 from .images import STYLES, Style
 from .mnist import load_fashion_mnist, load_mnist
 from .quickdraw import load_quickdraw
 from .shapes import load_shapes
 from .splits import Dataset
 from .streaming import StreamedDataset, stream_quickdraw
+from .table import load_table
 
 DATASETS_FOLDER = Path("datasets")  # relative to the current directory: datasets/<name>
 # ``open`` streams a dataset that can stream when its images would take more memory than this. The rule reads
@@ -34,6 +36,7 @@ STREAM_ABOVE_BYTES = 512 * 2**20
 CATALOG_OPTIONS_NOT_PASSED = ("name", "budget")  # loader parameters the catalog owns or passes itself
 BUDGET_OPTION = "budget"  # loaders that read files take the resource budget (NeuralNetworks.budget)
 REQUIRED_LOADER_OPTION = "test_only"  # every loader can skip its training split (the test command relies on it)
+FROM_LOADER = "loader"  # a spec's preprocessing when the loader decides it from the data (your own folder or table)
 
 Loader = Callable[..., Dataset]
 Downloader = Callable[..., list[Path]]
@@ -84,8 +87,9 @@ class DatasetSpec:
     streamer: Streamer | None = None
 
     def __post_init__(self) -> None:
-        if self.preprocessing not in STYLES:
-            raise ValueError(f"DatasetSpec {self.name!r}: `preprocessing` must be one of {', '.join(STYLES)}. "
+        if self.preprocessing not in (*STYLES, FROM_LOADER):
+            raise ValueError(f"DatasetSpec {self.name!r}: `preprocessing` must be one of {', '.join(STYLES)} "
+                             f"or {FROM_LOADER!r}. "
                              f"Received: {self.preprocessing!r}")
         if REQUIRED_LOADER_OPTION not in self.options:
             raise ValueError(f"DatasetSpec {self.name!r}: the loader must accept `{REQUIRED_LOADER_OPTION}`; "
@@ -118,6 +122,9 @@ class DatasetSpec:
              budget: Budget | None = None, **options: Any) -> Dataset:
         """Load it from ``data_dir`` (default: ``folder(alias)``); ``options`` go to the loader, and so does
         ``budget`` (what its files may claim, ``NeuralNetworks.budget``) if the loader takes one."""
+        source = next(iter(inspect.signature(self.loader).parameters)) if not self.generated else None
+        if source is not None and source in options and data_dir is None:  # data.load("csv", path=...)
+            data_dir = options.pop(source)
         _check_options(f"The {self.name} dataset", options, self.options)
         if budget is not None and BUDGET_OPTION in inspect.signature(self.loader).parameters:
             options[BUDGET_OPTION] = budget
@@ -128,7 +135,8 @@ class DatasetSpec:
             dataset = self.loader(**options)
         else:
             dataset = self.loader(self.folder(alias) if data_dir is None else Path(data_dir), **options)
-        return dataclasses.replace(dataset, name=self._name_for(alias), preprocessing=self.preprocessing)
+        preprocessing = dataset.preprocessing if self.preprocessing == FROM_LOADER else self.preprocessing
+        return dataclasses.replace(dataset, name=self._name_for(alias), preprocessing=preprocessing)
 
     def stream(self, data_dir: str | os.PathLike | None = None, *, alias: str | None = None,
                **options: Any) -> StreamedDataset:
@@ -210,6 +218,14 @@ CATALOG: Mapping[str, DatasetSpec] = _indexed(
         alias_folder="doodle", files="Google's numpy_bitmap files, one <class>.npy (N, 784) per class",
         size_option="max_per_class", downloader=fetch_quickdraw, streamer=stream_quickdraw,
     ),
+    DatasetSpec(
+        name="folder", loader=load_folder, preprocessing=FROM_LOADER, aliases=("images",),
+        files="one subfolder of images per class (PNG, JPEG, BMP, GIF, WebP), e.g. cat/*.png and dog/*.jpg",
+    ),
+    DatasetSpec(
+        name="csv", loader=load_table, preprocessing=FROM_LOADER, aliases=("table",),
+        files="a CSV file with a header row; pass target= the column to predict",
+    ),
 )
 
 
@@ -221,6 +237,16 @@ def find(name: str) -> DatasetSpec:
             return spec
     aliases = ", ".join(alias for spec in CATALOG.values() for alias in spec.aliases)
     raise ValueError(f"Unknown dataset {name!r}. Expected one of: {', '.join(CATALOG)} (aliases: {aliases})")
+
+
+def download(name: str, data_dir: str | os.PathLike | None = None, **options: Any) -> list[Path]:
+    """Download a dataset by name into ``data_dir`` (default: where ``data.load`` looks for it).
+
+    ``options`` go to the dataset's downloader: "mnist" takes ``source`` ("idx" or "npz"), "quickdraw" /
+    "doodle" need ``classes``; both take ``mirrors`` (replacing the default base URLs) and ``progress``.
+    (Here rather than in ``download``, which the catalog imports for its downloaders: no import cycle.)
+    """
+    return find(name).download(data_dir, alias=name, **options)
 
 
 def all_names() -> Iterator[str]:

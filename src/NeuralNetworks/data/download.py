@@ -18,7 +18,6 @@ import urllib.request
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -240,15 +239,3 @@ def fetch_quickdraw(
         raise ValueError("Downloading QuickDraw needs class names, e.g. classes=['cat', 'apple'] "
                          "(the list: https://github.com/googlecreativelab/quickdraw-dataset/blob/master/categories.txt)")
     return download_quickdraw(classes, data_dir, base_urls=mirrors or (QUICKDRAW_URL,), progress=progress)
-
-
-def download(name: str, data_dir: str | os.PathLike | None = None, **options: Any) -> list[Path]:
-    """Download a dataset by name into ``data_dir`` (default: where ``data.load`` looks for it).
-
-    ``options`` go to the dataset's downloader in the catalog: "mnist" takes ``source`` ("idx" or "npz"),
-    "quickdraw" / "doodle" need ``classes``; both take ``mirrors`` (replacing the default base URLs) and
-    ``progress``.
-    """
-    from .catalog import find  # the catalog imports this module for its downloaders
-
-    return find(name).download(data_dir, alias=name, **options)

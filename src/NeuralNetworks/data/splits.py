@@ -7,14 +7,45 @@ Images stay ``uint8`` of shape ``(N, height, width, 1)`` (0 = background, 255 = 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .._validation import non_negative_int, positive_int, real_in_range
-from .images import STYLES, Style
+from . import preprocessing as preprocessing_spec
+from .errors import ClassCountError
+from .images import Style
 
 LABEL_DTYPE = np.int64
+MIN_CLASSES = 2  # a classifier tells classes apart: with one, every answer is right and nothing is learned
+NAMES_SHOWN = 5  # class names a message lists before "and N more"
+
+
+def _names(names: Sequence[str]) -> str:
+    shown = ", ".join(repr(str(name)) for name in names[:NAMES_SHOWN])
+    return shown + (f" and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else "")
+
+
+def require_classes(where: str, class_names: Sequence[str], train_counts: Sequence[int] | np.ndarray) -> None:
+    """Raise ``ClassCountError`` unless a classifier can be trained on these classes: at least ``MIN_CLASSES``
+    of them, each with at least one training sample (``train_counts``, in label order).
+
+    The one check every loader path runs before training (the command line's datasets, folders of class files,
+    CSV files): ``where`` names the dataset, folder or file in the message, which says what to do."""
+    counts = np.asarray(train_counts)
+    if counts.shape != (len(class_names),):
+        raise ValueError(f"require_classes expects one training count per class ({len(class_names)}). "
+                         f"Received {counts.shape[0] if counts.ndim == 1 else counts.shape} counts")
+    if len(class_names) < MIN_CLASSES:
+        found = f"only the class {_names(class_names)}" if class_names else "no class"
+        raise ClassCountError(f"{where}: {found}; a classifier needs at least {MIN_CLASSES} classes to tell apart "
+                              "(add classes: more class files in the folder, or more names in --classes)")
+    empty = [name for name, count in zip(class_names, counts, strict=True) if count <= 0]
+    if empty:
+        raise ClassCountError(f"{where}: no training sample for {len(empty)} of {len(class_names)} classes "
+                              f"({_names(empty)}); give every class samples (more per class, e.g. a larger "
+                              "--max-per-class) or leave those classes out")
 
 
 def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -81,10 +112,12 @@ class Labelled:
 class Dataset(Labelled):
     """Train / test (and optional validation) images with integer labels and the class names.
 
-    ``x_*`` are uint8 ``(N, 28, 28, 1)`` arrays; ``y_*`` are int64 ``(N,)`` class indices into ``label_dict``
-    (``{0: "circle", 1: "square", ...}``). A loader asked for the test split only returns empty train arrays.
-    ``preprocessing`` is how a drawing becomes one of these images (a ``data.images`` style); ``data.load``
-    sets it from the catalog, and it is None for a ``Dataset`` built by hand unless given.
+    ``x_*`` are uint8 ``(N, height, width, channels)`` arrays (28x28x1 for the built-in sets); ``y_*`` are int64
+    ``(N,)`` class indices into ``label_dict`` (``{0: "circle", 1: "square", ...}``). A loader asked for the test
+    split only returns empty train arrays. ``preprocessing`` is how a drawing becomes one of these images (a
+    ``data.images`` style, or an image spec of ``data.preprocessing`` for your own folder); ``data.load`` sets
+    it, and it is None for a ``Dataset`` built by hand unless given. ``notes``: what the loader skipped or
+    decided, for the user.
     """
 
     x_train: np.ndarray
@@ -95,12 +128,14 @@ class Dataset(Labelled):
     name: str = "dataset"
     x_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
-    preprocessing: Style | None = None
+    preprocessing: Style | dict | None = None
+    notes: tuple[str, ...] = ()  # what the loader skipped or decided, for the user (files skipped, inversion)
 
     def __post_init__(self) -> None:
-        if self.preprocessing is not None and self.preprocessing not in STYLES:
-            raise ValueError(f"Dataset {self.name!r}: `preprocessing` must be one of {', '.join(STYLES)} or None. "
-                             f"Received: {self.preprocessing!r}")
+        try:
+            preprocessing_spec.check(self.preprocessing)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"Dataset {self.name!r}: {error}") from None
         if sorted(self.label_dict) != list(range(len(self.label_dict))) or not self.label_dict:
             raise ValueError(
                 f"Dataset {self.name!r}: label_dict keys must be 0..num_classes-1. "

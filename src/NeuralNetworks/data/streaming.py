@@ -15,7 +15,8 @@ What stays in memory is a few numbers per class, never a list of rows:
 
 For 345 classes that is about 30 KB, whatever the number of drawings. The epoch's shuffled order over a split is
 drawn by the training loop in the same way (``RandomPermutation``). The split differs from ``load_quickdraw``'s,
-which shuffles each class with ``rng.permutation``: test a model on the split it was trained with.
+which shuffles each class with ``rng.permutation`` (an O(1) index cannot reproduce that): a model file records
+which split trained it (``SPLIT_RULES``) and ``NeuralNetworks test`` refuses the other one.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ from .quickdraw import (
 )
 from .splits import LABEL_DTYPE, Labelled
 
+# How a QuickDraw folder was split when a model was trained on it: in memory (``load_quickdraw``) and streamed
+# (``stream_quickdraw``) draw different test rows, so a model file records which (``training_split``) and the
+# command line refuses to test it on the other split, which holds drawings it trained on.
+SPLIT_RULES = ("quickdraw-in-memory", "quickdraw-streamed")
 DEFAULT_VALIDATION_FRACTION = 0.1  # of the drawings left after the test split, as the command line's in memory
 SPLITS = ("test", "validation", "train")  # in the order they take positions of each class's shuffled rows
 

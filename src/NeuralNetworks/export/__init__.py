@@ -4,9 +4,10 @@
     export.to_onnx(model, "doodles.onnx")    # needs the onnx extra: pip install "neural-networks[onnx]"
     export.to_web(model, "doodles-web/")     # open doodles-web/index.html, no server needed
 
-Both accept a Sequential or a model file path and raise ``ExportError`` (a ValueError) naming the layer or
-activation that cannot be exported. ``plan(model)`` is what both read: the inference-time layers, Dropout and
-other inference-identity layers removed.
+Both accept a model (``Sequential`` or functional ``Model``) or a model file path and raise ``ExportError`` (a
+ValueError) naming the layer or activation that cannot be exported. ``plan(model)`` is what both read: the
+inference-time graph of layer calls, Dropout and other inference-identity layers removed; each layer class
+converts itself (see ``nn.layers.conversion``). The web page serves models with one 28x28 input and one output.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from .plan import ExportError, Plan, Step, plan
+from .plan import ExportError, Plan, Port, Step, plan
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -41,4 +42,4 @@ def to_web(model, folder: str | os.PathLike, name: str | None = None) -> Path:
     return write(model, folder, name)
 
 
-__all__ = ["FORMATS", "ExportError", "Plan", "Step", "plan", "to_onnx", "to_web"]
+__all__ = ["FORMATS", "ExportError", "Plan", "Port", "Step", "plan", "to_onnx", "to_web"]

@@ -1,29 +1,34 @@
-"""ONNX export: every layer becomes standard ONNX operators at opset ``OPSET``, built with the ``onnx`` package.
+"""ONNX export: every step becomes standard ONNX operators at opset ``OPSET``, built with the ``onnx`` package by
+the step's layer class (its ``to_onnx``) through a ``GraphBuilder``.
 
 Our images are channels-last (NHWC); ONNX's Conv, pooling and BatchNormalization want channels first (NCHW).
-The graph's input and output keep our layout, and the builder transposes only where a layer needs the other
-one: once before the first spatial layer, and back before Flatten/Reshape (whose element order is ours).
-Everything is float32. Needs the ``onnx`` extra: ``pip install "neural-networks[onnx]"``.
+The builder tracks each tensor's layout and transposes only where a layer needs the other one (once per tensor
+and layout, however many layers read it): a residual block stays channels first from convolution to
+convolution, and a tensor goes back to our layout before Flatten/Reshape (whose element order is ours) and at
+the graph's outputs. Everything is float32. Needs the ``onnx`` extra: ``pip install "neural-networks[onnx]"``.
+
+Graph inputs and outputs are named as the plan names them: ``input`` and ``output`` for a model with one input
+and one output, else after the model's inputs and output layers (see ``export.plan``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .plan import Plan, Settings, Step, plan
+from .plan import ExportError, Plan, Settings, Step, plan
 from .writing import write_atomically
 
 OPSET = 17  # ONNX 1.12 (2022) and later; every onnxruntime since 1.12 runs it
 PRODUCER = "NeuralNetworks"
-INPUT_NAME, OUTPUT_NAME = "input", "output"
 BATCH_AXIS_NAME = "batch"
+ACTIVATION_OPS = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}
 
 
 def _to_channels_first(rank: int) -> list[int]:
@@ -35,159 +40,181 @@ def _to_channels_last(rank: int) -> list[int]:
     return [0, *range(2, rank), 1]
 
 
+@dataclass(frozen=True)
+class Layout:
+    """An ONNX tensor's rank (batch axis included) and whether its channels (our last axis) are at axis 1."""
+
+    rank: int
+    channels_first: bool
+
+
 class GraphBuilder:
-    """Appends nodes to a graph, tracking the current tensor's name, rank and whether its channels are first."""
+    """The ONNX graph being built, and what a layer's ``to_onnx(builder, step)`` uses to add its part:
+    ``input``/``inputs`` (the step's tensors, in a layout it asks for), ``constant`` (a weight), ``op`` (a node),
+    ``activation``, ``axis``, ``window`` and, last, ``output`` (what the step's output tensor is)."""
 
-    def __init__(self, input_rank: int) -> None:
+    def __init__(self, model_plan: Plan) -> None:
         self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
-        self.tensor = INPUT_NAME
-        self.rank = input_rank
-        self.channels_first = False
+        self.initializers: dict[str, onnx.TensorProto] = {}
+        self.layouts: dict[str, Layout] = {}       # ONNX tensor name -> its layout
+        self.values: dict[str, str] = {}           # plan tensor name -> ONNX tensor name
+        self.transposed: dict[tuple[str, bool], str] = {}  # (ONNX tensor, channels first) -> its transpose
+        self.graph_inputs = {port.name for port in model_plan.inputs}
+        for port in model_plan.inputs:
+            self.values[port.tensor] = port.name
+            self.layouts[port.name] = Layout(len(port.shape) + 1, False)
 
-    def constant(self, name: str, array: np.ndarray) -> str:
-        self.initializers.append(numpy_helper.from_array(np.asarray(array), name=name))
+    # -- for the layers' conversions ---------------------------------------------------------------------------
+    def input(self, step: Step, index: int = 0, channels_first: bool | None = None) -> str:
+        """The step's input ``index`` as an ONNX tensor, transposed to channels first or last if asked (nothing
+        to do below rank 3); ``None`` takes it as it is."""
+        tensor = self.values[step.inputs[index]]
+        return tensor if channels_first is None else self.in_layout(tensor, channels_first)
+
+    def inputs(self, step: Step) -> list[str]:
+        """All the step's inputs, in the layout of the first one (for merges)."""
+        first = self.input(step)
+        return [first, *(self.input(step, index, self.channels_first(first))
+                         for index in range(1, len(step.inputs)))]
+
+    def channels_first(self, tensor: str) -> bool:
+        return self.layouts[tensor].channels_first
+
+    def in_layout(self, tensor: str, channels_first: bool) -> str:
+        """``tensor`` with its channels first or last: itself, or one shared Transpose of it."""
+        layout = self.layouts[tensor]
+        if layout.rank < 3 or layout.channels_first == channels_first:
+            return tensor
+        key = (tensor, channels_first)
+        if key not in self.transposed:
+            perm = _to_channels_first(layout.rank) if channels_first else _to_channels_last(layout.rank)
+            name = f"{tensor}/to_{'nchw' if channels_first else 'nhwc'}"
+            self.nodes.append(helper.make_node("Transpose", [tensor], [name], name=name, perm=perm))
+            self.layouts[name] = Layout(layout.rank, channels_first)
+            self.transposed[key] = name
+        return self.transposed[key]
+
+    def constant(self, step: Step, key: str, array: np.ndarray | None = None) -> str:
+        """The initializer ``<layer>/<key>``: ``array``, by default the step's weight ``key`` (added once, so
+        the calls of a shared layer share it)."""
+        name = f"{step.name}/{key}"
+        if name not in self.initializers:
+            value = step.weights[key] if array is None else array
+            self.initializers[name] = numpy_helper.from_array(np.ascontiguousarray(value), name=name)
         return name
 
-    def node(self, op: str, name: str, extra_inputs: tuple[str, ...] = (), **attributes: object) -> None:
-        """Apply ``op`` to the current tensor (plus ``extra_inputs``); its output becomes the current tensor."""
-        output = f"{name}/{op.lower()}"
-        self.nodes.append(helper.make_node(op, [self.tensor, *extra_inputs], [output], name=output, **attributes))
-        self.tensor = output
+    def op(self, op_type: str, inputs: list[str], step: Step, **attributes: object) -> str:
+        """Append the node ``op_type(inputs)``; return its output tensor, named ``<step output>/<op>``."""
+        base = f"{step.output}/{op_type.lower()}"
+        name, number = base, 1
+        while name in self.layouts or name in self.initializers or name in self.graph_inputs:
+            number += 1
+            name = f"{base}_{number}"
+        self.nodes.append(helper.make_node(op_type, inputs, [name], name=name, **attributes))
+        self.layouts[name] = Layout(0, False)  # reserved; ``output`` records the step's real layout
+        return name
 
-    def layout(self, name: str, channels_first: bool) -> None:
-        """Transpose the current tensor to the requested layout (nothing to do below rank 3)."""
-        if self.rank < 3 or self.channels_first == channels_first:
-            return
-        perm = _to_channels_first(self.rank) if channels_first else _to_channels_last(self.rank)
-        self.node("Transpose", f"{name}/to_{'nchw' if channels_first else 'nhwc'}", perm=perm)
-        self.channels_first = channels_first
+    def activation(self, step: Step, tensor: str, settings: Settings, channels_first: bool = False) -> str:
+        """``tensor`` after the activation ``settings`` (``export.plan.activation_settings``): softmax runs over
+        our last axis, which is axis 1 while channels are first."""
+        kind = settings["name"]
+        if kind == "linear":
+            return tensor
+        if kind == "softmax":
+            return self.op("Softmax", [tensor], step, axis=1 if channels_first else -1)
+        if kind == "leaky_relu":
+            return self.op("LeakyRelu", [tensor], step, alpha=settings["alpha"])
+        return self.op(ACTIVATION_OPS[kind], [tensor], step)
 
-    def finish(self) -> None:
-        """Back to our layout, and name the last output ``OUTPUT_NAME``."""
-        self.layout("output", channels_first=False)
-        if self.tensor == INPUT_NAME:
-            self.node("Identity", "output")
-        self.nodes[-1].output[0] = OUTPUT_NAME
-        self.tensor = OUTPUT_NAME
+    def axis(self, tensor: str, sample_axis: int) -> int:
+        """ONNX's axis of ``tensor`` for our axis ``sample_axis`` of a sample (0 is the first after the batch)."""
+        layout = self.layouts[tensor]
+        axis = sample_axis + 1
+        if not layout.channels_first or layout.rank < 3:
+            return axis
+        return 1 if axis == layout.rank - 1 else axis + 1
 
+    @staticmethod
+    def window(settings: Settings) -> dict[str, object]:
+        """ONNX's attributes of a window layer: kernel_shape, strides, pads (top, left, bottom, right)."""
+        top, left, bottom, right = settings["pads"]
+        return {"kernel_shape": settings["window"], "strides": settings["strides"],
+                "pads": [top, left, bottom, right]}
 
-# -- one function per step kind --------------------------------------------------------------------------------
-def _activation(builder: GraphBuilder, name: str, settings: Settings) -> None:
-    kind = settings["name"]
-    if kind == "linear":
-        return
-    if kind == "softmax":  # over our last axis, which is axis 1 while channels are first
-        axis = 1 if builder.channels_first and builder.rank > 2 else -1
-        builder.node("Softmax", name, axis=axis)
-    elif kind == "leaky_relu":
-        builder.node("LeakyRelu", name, alpha=settings["alpha"])
-    else:
-        builder.node({"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh"}[kind], name)
+    def output(self, step: Step, tensor: str, channels_first: bool | None = None) -> None:
+        """``tensor`` is the step's output, with its channels first or not (None: as its first input)."""
+        if channels_first is None:
+            channels_first = self.channels_first(self.values[step.inputs[0]])
+        rank = len(step.output_shape) + 1
+        if tensor not in self.graph_inputs and tensor not in self.values.values():
+            self.layouts[tensor] = Layout(rank, channels_first and rank >= 3)
+        self.values[step.output] = tensor
 
+    # -- the graph ---------------------------------------------------------------------------------------------
+    def add(self, step: Step) -> None:
+        if step.to_onnx is None:
+            raise ExportError(f"Cannot export layer {step.name!r} ({step.layer_class}) to ONNX: its kind "
+                              f"{step.kind!r} has no ONNX conversion (a to_onnx method)")
+        step.to_onnx(self, step)
+        if step.output not in self.values:
+            raise ExportError(f"The ONNX conversion of layer {step.name!r} ({step.layer_class}) did not give its "
+                              "output: its to_onnx must end with builder.output(step, tensor)")
 
-def _dense(builder: GraphBuilder, step: Step) -> None:
-    kernel = builder.constant(f"{step.name}/kernel", step.weights["kernel"])
-    if "bias" in step.weights:
-        builder.node("Gemm", step.name, (kernel, builder.constant(f"{step.name}/bias", step.weights["bias"])))
-    else:
-        builder.node("MatMul", step.name, (kernel,))
-    _activation(builder, step.name, step.settings["activation"])
-
-
-def _window_attributes(settings: Settings) -> dict[str, object]:
-    top, left, bottom, right = settings["pads"]
-    return {"kernel_shape": settings["window"], "strides": settings["strides"], "pads": [top, left, bottom, right]}
-
-
-def _conv2d(builder: GraphBuilder, step: Step) -> None:
-    builder.layout(step.name, channels_first=True)
-    kernel = step.weights["kernel"].transpose(3, 2, 0, 1)  # (kh, kw, in, out) -> ONNX's (out, in, kh, kw)
-    inputs = [builder.constant(f"{step.name}/kernel", np.ascontiguousarray(kernel))]
-    if "bias" in step.weights:
-        inputs.append(builder.constant(f"{step.name}/bias", step.weights["bias"]))
-    builder.node("Conv", step.name, tuple(inputs), dilations=[1, 1], **_window_attributes(step.settings))
-    _activation(builder, step.name, step.settings["activation"])
-
-
-def _max_pooling(builder: GraphBuilder, step: Step) -> None:
-    builder.layout(step.name, channels_first=True)
-    builder.node("MaxPool", step.name, **_window_attributes(step.settings))  # ONNX pads never win a maximum
-
-
-def _average_pooling(builder: GraphBuilder, step: Step) -> None:
-    builder.layout(step.name, channels_first=True)
-    builder.node("AveragePool", step.name, count_include_pad=0, **_window_attributes(step.settings))
-
-
-def _global_average_pooling(builder: GraphBuilder, step: Step) -> None:
-    builder.layout(step.name, channels_first=True)
-    builder.node("GlobalAveragePool", step.name)  # (n, c, 1, 1)
-    builder.node("Flatten", step.name, axis=1)
-    builder.rank, builder.channels_first = 2, False
-
-
-def _batch_normalization(builder: GraphBuilder, step: Step) -> None:
-    builder.layout(step.name, channels_first=True)  # ONNX normalises axis 1
-    inputs = tuple(builder.constant(f"{step.name}/{key}", step.weights[key])
-                   for key in ("gamma", "beta", "moving_mean", "moving_variance"))
-    builder.node("BatchNormalization", step.name, inputs, epsilon=step.settings["epsilon"])
-
-
-def _rescaling(builder: GraphBuilder, step: Step) -> None:
-    scale = builder.constant(f"{step.name}/scale", np.float32(step.settings["scale"]))
-    builder.node("Mul", step.name, (scale,))
-    if step.settings["offset"]:
-        builder.node("Add", step.name, (builder.constant(f"{step.name}/offset",
-                                                         np.float32(step.settings["offset"])),))
-
-
-def _activation_layer(builder: GraphBuilder, step: Step) -> None:
-    _activation(builder, step.name, step.settings["activation"])
-
-
-def _reshape(builder: GraphBuilder, step: Step) -> None:
-    builder.layout(step.name, channels_first=False)
-    shape = builder.constant(f"{step.name}/shape", np.array([-1, *step.output_shape], dtype=np.int64))
-    builder.node("Reshape", step.name, (shape,))
-    builder.rank = len(step.output_shape) + 1
-
-
-BUILDERS: dict[str, Callable[[GraphBuilder, Step], None]] = {
-    "Dense": _dense, "Conv2D": _conv2d, "MaxPooling2D": _max_pooling, "AveragePooling2D": _average_pooling,
-    "GlobalAveragePooling2D": _global_average_pooling, "BatchNormalization": _batch_normalization,
-    "Rescaling": _rescaling, "Activation": _activation_layer, "Flatten": _reshape, "Reshape": _reshape,
-}
+    def finish(self, model_plan: Plan) -> None:
+        """Every output back to our layout and named as the plan says (renamed in place, or an Identity)."""
+        renamed: dict[str, str] = {}  # ONNX tensor -> the output name it was given
+        for port in model_plan.outputs:
+            tensor = self.in_layout(self.values[port.tensor], channels_first=False)
+            if tensor in self.graph_inputs or tensor in renamed:
+                source = renamed.get(tensor, tensor)
+                self.nodes.append(helper.make_node("Identity", [source], [port.name], name=port.name))
+                continue
+            for node in self.nodes:
+                node.input[:] = [port.name if name == tensor else name for name in node.input]
+                node.output[:] = [port.name if name == tensor else name for name in node.output]
+            renamed[tensor] = port.name
 
 
 def build_onnx(model_plan: Plan) -> onnx.ModelProto:
-    """The checked ONNX model of an export plan: input ``(batch, *input_shape)``, output in our layout."""
-    builder = GraphBuilder(len(model_plan.input_shape) + 1)
+    """The checked ONNX model of an export plan: inputs ``(batch, *shape)``, outputs in our layout."""
+    builder = GraphBuilder(model_plan)
     for model_step in model_plan.steps:
-        BUILDERS[model_step.kind](builder, model_step)
-    builder.finish()
-    graph = helper.make_graph(
-        builder.nodes, model_plan.name,
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [BATCH_AXIS_NAME, *model_plan.input_shape])],
-        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [BATCH_AXIS_NAME, *model_plan.output_shape])],
-        initializer=builder.initializers,
-    )
+        builder.add(model_step)
+    builder.finish(model_plan)
+
+    def info(name: str, shape: tuple[int, ...]) -> onnx.ValueInfoProto:
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, [BATCH_AXIS_NAME, *shape])
+
+    graph = helper.make_graph(builder.nodes, model_plan.name,
+                              [info(port.name, port.shape) for port in model_plan.inputs],
+                              [info(port.name, port.shape) for port in model_plan.outputs],
+                              initializer=list(builder.initializers.values()))
     opset = helper.make_opsetid("", OPSET)
     model = helper.make_model(graph, opset_imports=[opset], producer_name=PRODUCER,
                               ir_version=helper.find_min_ir_version_for([opset]),
                               doc_string=f"{model_plan.name}: exported from a NeuralNetworks model")
     helper.set_model_props(model, {"labels": json.dumps(model_plan.labels),
-                                   "preprocessing": model_plan.preprocessing or ""})
+                                   "preprocessing": _preprocessing_text(model_plan.preprocessing)})
     onnx.checker.check_model(model, full_check=True)
     return model
 
 
-def to_onnx(model, path: str | os.PathLike | None = None) -> onnx.ModelProto:
-    """Convert a Sequential (or the model file at that path) to ONNX; write it to ``path`` if given (atomically).
+def _preprocessing_text(preprocessing: object) -> str:
+    """The model's preprocessing as a metadata string: a style name as it is, an image or table spec as JSON
+    (``json.loads`` it and apply it with ``data.folder.prepare_image`` / ``data.table.encode``)."""
+    if preprocessing is None:
+        return ""
+    return preprocessing if isinstance(preprocessing, str) else json.dumps(preprocessing)
 
-    The graph's input is ``input`` of shape ``(batch, *model.input_shape)`` and its output ``output`` of shape
-    ``(batch, *model.output_shape)``, both float32 in our layout; the labels and preprocessing style are in the
-    model's metadata. Raises ExportError naming a layer that cannot be exported.
+
+def to_onnx(model, path: str | os.PathLike | None = None) -> onnx.ModelProto:
+    """Convert a model (or the model file at that path) to ONNX; write it to ``path`` if given (atomically).
+
+    A model with one input and one output takes ``input`` of shape ``(batch, *model.input_shape)`` and gives
+    ``output`` of shape ``(batch, *model.output_shape)``; with several, they are named after the model's
+    ``layers.Input`` and its output layers (``model.output_names``). All float32 in our layout; the labels (of
+    the first output) and preprocessing style are in the model's metadata. Raises ExportError naming a layer
+    that cannot be exported.
     """
     proto = build_onnx(plan(model))
     if path is not None:

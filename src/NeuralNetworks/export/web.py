@@ -5,8 +5,8 @@ No Python, no server, no CDN, no build step. The folder holds::
     index.html    the app's drawing page, with the model bundled
     static/       the page's scripts and style, the app's own files: app.js (the drawing board), nn.js (the
                   forward pass), strokes.js (the port of data/images.py's stroke preprocessing), style.css
-    model.json    the manifest: labels, preprocessing style, input shape, every layer's settings and where
-                  its weights lie in model.bin
+    model.json    the manifest: labels, preprocessing style, input shape, every layer call's kind, settings,
+                  the tensors it reads and writes, and where its weights lie in model.bin
     model.bin     the weights, float32 little-endian, one after the other
     model.js      the same manifest and weights (base64) in a script the page loads
 
@@ -14,6 +14,12 @@ Why model.js: a page opened from ``file://`` may not ``fetch()`` its neighbours 
 an opaque origin and refuses the request), but it may load them with ``<script src>``. So the page reads the
 model from model.js, and model.json + model.bin serve everything else: the live app sends the page the same
 two files over HTTP, and other JavaScript can ``fetch`` them from a static host.
+
+The manifest's ``layers`` are the plan's steps in order, each with ``inputs`` (tensor names) and ``output``; the
+top level names the graph's ``inputs`` and ``outputs`` (``[{"name", "shape"}]``). These fields came with
+functional models, within version 1: a page from before them runs a file without merge layers correctly (such a
+model with one input and one output is a chain, which that page assumes), and refuses one with merge layers as
+an unknown layer kind. Today's ``nn.js`` reads files without them as chains.
 """
 
 from __future__ import annotations
@@ -21,11 +27,13 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 
 from ..app.server import RESULT_MARKER, STATIC_DIR
+from ..data import preprocessing as specs
 from ..data.images import SIZE
 from ..serving import style_for
 from .plan import ExportError, Plan, plan
@@ -33,6 +41,9 @@ from .writing import write_atomically
 
 MANIFEST_FORMAT = "NeuralNetworks.web"
 MANIFEST_VERSION = 1
+# The step kinds nn.js runs (its LAYERS table; the browser test checks the two agree).
+WEB_KINDS = ("Dense", "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "BatchNormalization",
+             "Rescaling", "Activation", "Flatten", "Reshape", "Add", "Subtract", "Multiply", "Average", "Concatenate")
 PAGE_ASSETS = ("app.js", "nn.js", "strokes.js", "style.css", "favicon.svg")
 MODELS_MARKER = "<!--bundled-models-->"  # where the exported page loads model.js, before app.js runs
 WEIGHTS_BYTE_ORDER = "<f4"  # float32, little-endian: what Float32Array reads on every browser's hardware
@@ -40,29 +51,53 @@ WEIGHTS_BYTE_ORDER = "<f4"  # float32, little-endian: what Float32Array reads on
 
 def manifest_and_weights(model_plan: Plan, name: str | None = None) -> tuple[dict, bytes]:
     """The manifest (JSON-ready) and the weights buffer of an export plan, in the browser's format; ``name``
-    (default: the model's) is what the page shows in its model picker."""
+    (default: the model's) is what the page shows in its model picker. ExportError names a layer whose kind
+    the page's nn.js does not run."""
     chunks: list[bytes] = []
     offset = 0
+    stored: dict[tuple[str, str], dict] = {}  # a shared layer's weights are stored once
     layers = []
     for step in model_plan.steps:
+        if step.kind not in WEB_KINDS:
+            raise ExportError(f"Cannot export layer {step.name!r} ({step.layer_class}) to the web page: its kind "
+                              f"{step.kind!r} is not one the page's nn.js runs ({', '.join(WEB_KINDS)})")
         entries = {}
         for key, array in step.weights.items():
-            data = np.ascontiguousarray(array, dtype=WEIGHTS_BYTE_ORDER).tobytes()
-            entries[key] = {"offset": offset, "shape": list(array.shape)}
-            chunks.append(data)
-            offset += len(data)
-        layers.append({"kind": step.kind, "name": step.name, "input_shape": list(step.input_shape),
-                       "output_shape": list(step.output_shape), "settings": step.settings, "weights": entries})
+            if (step.name, key) not in stored:
+                data = np.ascontiguousarray(array, dtype=WEIGHTS_BYTE_ORDER).tobytes()
+                stored[step.name, key] = {"offset": offset, "shape": list(array.shape)}
+                chunks.append(data)
+                offset += len(data)
+            entries[key] = stored[step.name, key]
+        input_shape = [list(shape) for shape in step.input_shape] if step.input_shape and \
+            isinstance(step.input_shape[0], tuple) else list(step.input_shape)
+        layers.append({"kind": step.kind, "name": step.name, "inputs": list(step.inputs), "output": step.output,
+                       "input_shape": input_shape, "output_shape": list(step.output_shape),
+                       "settings": step.settings, "weights": entries})
+    image_spec = specs.image_spec_for(model_plan.preprocessing, model_plan.input_shape)  # strokes.js applies it
+    preprocessing = image_spec or style_for(model_plan.labels, model_plan.preprocessing)
     manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "name": name or model_plan.name,
-                "labels": model_plan.labels, "preprocessing": style_for(model_plan.labels, model_plan.preprocessing),
-                "input_shape": list(model_plan.input_shape), "output_shape": list(model_plan.output_shape),
+                "labels": model_plan.labels, "preprocessing": preprocessing,
+                "input_shape": list(model_plan.inputs[0].shape), "output_shape": list(model_plan.outputs[0].shape),
+                "inputs": [{"name": port.tensor, "shape": list(port.shape)} for port in model_plan.inputs],
+                "outputs": [{"name": port.tensor, "shape": list(port.shape)} for port in model_plan.outputs],
                 "layers": layers}
     return manifest, b"".join(chunks)
 
 
+def page_plan(model) -> Plan:
+    """The plan of a model the page can serve: one input and one output; ExportError otherwise."""
+    model_plan = plan(model)
+    if len(model_plan.inputs) != 1 or len(model_plan.outputs) != 1:
+        raise ExportError(f"The drawing page serves models with one input and one output; model "
+                          f"{model_plan.name!r} has {len(model_plan.inputs)} inputs and {len(model_plan.outputs)} "
+                          "outputs (export it to ONNX instead)")
+    return model_plan
+
+
 def web_model(model, name: str | None = None) -> tuple[dict, bytes]:
-    """Manifest and weights of a Sequential (or a model file) for the browser; ExportError if it cannot go."""
-    return manifest_and_weights(plan(model), name)
+    """Manifest and weights of a model (or a model file) for the browser; ExportError if it cannot go."""
+    return manifest_and_weights(page_plan(model), name)
 
 
 def model_script(manifest: dict, weights: bytes) -> str:
@@ -78,19 +113,21 @@ def page_html() -> str:
     page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
     if MODELS_MARKER not in page:
         raise RuntimeError(f"{STATIC_DIR / 'index.html'} lacks the {MODELS_MARKER} marker the export needs")
+    page = re.sub(r"<!--app-only-->.*?<!--/app-only-->", "", page, flags=re.DOTALL)  # links to the server's pages
     return page.replace(RESULT_MARKER, "").replace(MODELS_MARKER, '<script src="model.js" defer></script>')
 
 
 def to_web(model, folder: str | os.PathLike, name: str | None = None) -> Path:
-    """Write the static page for a Sequential (or the model file at that path) into ``folder``; return it.
+    """Write the static page for a model (or the model file at that path) into ``folder``; return it.
 
-    The model must take one 28x28 image (784 values), as the drawing page makes. ``name`` (default: the model's
-    name) is shown in the page's model picker. Files are written one by one, each atomically; other files in
-    ``folder`` are left alone.
+    The model must take one 28x28 image (784 values), as the drawing page makes, or be a model trained on an
+    image folder (any size, 1 or 3 channels: the page resizes the drawing as its image spec says), and give one
+    output (the probabilities of its labels). ``name`` (default: the model's name) is shown in the page's model
+    picker. Files are written one by one, each atomically; other files in ``folder`` are left alone.
     """
-    model_plan = plan(model)
+    model_plan = page_plan(model)
     values = int(np.prod(model_plan.input_shape))
-    if values != SIZE * SIZE:
+    if values != SIZE * SIZE and specs.image_spec_for(model_plan.preprocessing, model_plan.input_shape) is None:
         raise ExportError(f"The drawing page feeds {SIZE}x{SIZE} images ({SIZE * SIZE} values), but model "
                           f"{model_plan.name!r} expects input shape {model_plan.input_shape} ({values} values)")
     folder = Path(folder)

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._validation import non_negative_int, real_in_range
+from . import schedules
 
 if TYPE_CHECKING:
-    from .models import Sequential
+    from .models import Model
 
 Logs = dict[str, float]
 POSTFIX_EVERY = 10  # batches between refreshes of the numbers on the progress bar (redrawing costs time)
@@ -27,11 +28,11 @@ class Callback:
     (EarlyStopping, ReduceLROnPlateau) run on every process, which all see the same logs.
     """
 
-    model: Sequential
+    model: Model
     params: dict[str, Any]
     root_only: bool = False
 
-    def set_model(self, model: Sequential, params: dict[str, Any]) -> None:
+    def set_model(self, model: Model, params: dict[str, Any]) -> None:
         self.model = model
         self.params = params
 
@@ -46,7 +47,7 @@ class CallbackList:
     """Several callbacks called as one, in order. Which of them act after every batch is decided once, so a
     loop whose callbacks ignore batches (``verbose=0``) spends nothing per batch on them."""
 
-    def __init__(self, callbacks: Sequence[Callback], model: Sequential, params: dict[str, Any]) -> None:
+    def __init__(self, callbacks: Sequence[Callback], model: Model, params: dict[str, Any]) -> None:
         self.callbacks = list(callbacks)
         for callback in self.callbacks:
             callback.set_model(model, params)
@@ -229,6 +230,22 @@ class ReduceLROnPlateau(_MonitorMixin, Callback):
             logs["learning_rate"] = float(self.model.optimizer.current_learning_rate)
 
 
+class CosineDecayOverTraining(Callback):
+    """At the start of ``fit``, turn the optimizer's constant learning rate into a ``schedules.CosineDecay`` that
+    reaches ``alpha`` times it at the last step of this fit: ``epochs x steps per epoch``, counted by ``fit``
+    itself (after ``validation_split``, over every process of a data-parallel job). A rate that is already a
+    schedule (a resumed run) is kept."""
+
+    def __init__(self, alpha: float = 0.0) -> None:
+        self.alpha = real_in_range("CosineDecayOverTraining", "alpha", alpha, 0.0, 1.0)
+
+    def on_train_begin(self, logs=None):
+        optimizer = self.model.optimizer
+        if not callable(optimizer.learning_rate):
+            optimizer.learning_rate = schedules.CosineDecay(
+                optimizer.learning_rate, decay_steps=self.params["epochs"] * self.params["steps"], alpha=self.alpha)
+
+
 class ProgressBar(Callback):
     """A tqdm bar per epoch showing loss and metrics live; added by ``fit(verbose=1)``."""
 
@@ -267,3 +284,42 @@ class EpochLogger(Callback):
     def on_epoch_end(self, epoch, logs=None):
         values = " - ".join(f"{k}: {v:.4f}" for k, v in (logs or {}).items())
         print(f"Epoch {epoch + 1}/{self.params['epochs']} - {values}", file=self.stream or sys.stdout)
+
+
+class CSVLogger(Callback):
+    """Append each epoch's logs to a CSV file as one row (``epoch`` first, then the logs in order), as Keras'
+    ``CSVLogger``: the header is written with the first row; ``append=True`` continues an existing file. Each
+    row is flushed, so the file is readable while training runs."""
+
+    root_only = True
+
+    def __init__(self, filename: str | Path, separator: str = ",", append: bool = False) -> None:
+        if not isinstance(separator, str) or len(separator) != 1:
+            raise ValueError(f"CSVLogger expects a one-character `separator`. Received: {separator!r}")
+        self.filename, self.separator, self.append = Path(filename), separator, bool(append)
+        self._file = None
+        self._keys: list[str] | None = None
+
+    def on_train_begin(self, logs=None):
+        existing = self.append and self.filename.is_file() and self.filename.stat().st_size > 0
+        self._file = open(self.filename, "a" if self.append else "w", newline="", encoding="utf-8")  # noqa: SIM115
+        self._keys = None
+        self._header_written = existing
+
+    def on_epoch_end(self, epoch, logs=None):
+        import csv
+
+        logs = logs or {}
+        if self._keys is None:
+            self._keys = list(logs)
+        writer = csv.writer(self._file, delimiter=self.separator)
+        if not self._header_written:
+            writer.writerow(["epoch", *self._keys])
+            self._header_written = True
+        writer.writerow([epoch, *(logs.get(key, "") for key in self._keys)])
+        self._file.flush()
+
+    def on_train_end(self, logs=None):
+        if self._file is not None:
+            self._file.close()
+            self._file = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -60,27 +61,57 @@ def numeric_gradient(f: Callable[[], float], array: np.ndarray, step: float = DE
     return grad
 
 
-def check_layer(layer: Layer, input_shape: tuple[int, ...], batch_size: int = 3, seed: int = 0,
-                x: np.ndarray | None = None, training: bool = True, step: float = DEFAULT_STEP,
-                tolerance: float = DEFAULT_TOLERANCE) -> GradientCheckResult:
-    """Check ``layer.backward`` for the input and every parameter; builds the layer in float64 if needed."""
+def check_layer(layer: Layer, input_shape: tuple[int, ...] | list[tuple[int, ...]], batch_size: int = 3,
+                seed: int = 0, x: np.ndarray | list[np.ndarray] | None = None, training: bool = True,
+                step: float = DEFAULT_STEP, tolerance: float = DEFAULT_TOLERANCE) -> GradientCheckResult:
+    """Check ``layer.backward`` for the input (each input, for a merge layer: a list of shapes) and every
+    parameter; builds the layer in float64 if needed."""
     rng = np.random.default_rng(seed)
+    several = layer.several_inputs
     if not layer.built:
-        layer.build(tuple(input_shape), rng, np.dtype(np.float64))
+        layer.build(list(map(tuple, input_shape)) if several else tuple(input_shape), rng, np.dtype(np.float64))
     if x is None:
-        x = rng.standard_normal((batch_size, *input_shape))
-    x = np.array(x, dtype=np.float64)
-    upstream = rng.standard_normal((len(x), *layer.output_shape))
+        shapes = input_shape if several else [input_shape]
+        x = [rng.standard_normal((batch_size, *shape)) for shape in shapes]
+        x = x if several else x[0]
+    inputs = [np.array(part, dtype=np.float64) for part in (x if several else [x])]
+    argument = inputs if several else inputs[0]
+    upstream = rng.standard_normal((len(inputs[0]), *layer.output_shape))
 
     def objective() -> float:
-        return float(np.sum(layer.forward(x, training=training) * upstream))
+        return float(np.sum(layer.forward(argument, training=training) * upstream))
 
-    layer.forward(x, training=training)
-    analytic_input = layer.backward(upstream.copy())
+    layer.forward(argument, training=training)
+    analytic_inputs = layer.backward(upstream.copy())
     analytic = {name: grad.copy() for name, grad in layer.grads.items()}
-    errors = {"input": relative_error(analytic_input, numeric_gradient(objective, x, step))}
+    errors = {}
+    for index, (value, grad) in enumerate(zip(inputs, analytic_inputs if several else [analytic_inputs],
+                                              strict=True)):
+        errors["input" if not several else f"input_{index}"] = relative_error(
+            grad, numeric_gradient(objective, value, step))
     for name, param in layer.params.items():
         errors[name] = relative_error(analytic[name], numeric_gradient(objective, param, step))
+    return GradientCheckResult(errors, tolerance)
+
+
+def check_model(model: Any, x: Any, y: Any, step: float = DEFAULT_STEP,
+                tolerance: float = DEFAULT_TOLERANCE) -> GradientCheckResult:
+    """Check a whole compiled model's gradients (``compute_gradients``: the graph's backward walk, shared
+    layers and fan-out included) against central differences of its loss, for every trainable weight.
+
+    Use a float64 model without randomness in training (no Dropout, no augmentation): each difference
+    quotient runs the training-mode forward pass again."""
+    x, y = model.prepare_data(x, y)
+    model.prepare_training()
+    model.compute_gradients(x, y)
+    analytic = {name: view.copy() for name, view in model.flat.param_views(model.flat.grads).items()}
+
+    def objective() -> float:
+        return float(model.compute_loss(y, model.forward(x, training=True)))
+
+    params = model.flat.param_views(model.flat.params)
+    errors = {name: relative_error(analytic[name], numeric_gradient(objective, params[name], step))
+              for name in analytic}
     return GradientCheckResult(errors, tolerance)
 
 

@@ -24,8 +24,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._structure import astype, parts, rows
+from .graph import BackwardStep
+
 if TYPE_CHECKING:
-    from .models import Sequential
+    from .models import Model
 
 HISTOGRAM_BINS = 50
 PANEL_WIDTH_INCHES, PANEL_HEIGHT_INCHES = 4.0, 2.2
@@ -88,7 +91,7 @@ class LayerTrace:
         return text
 
 
-def _random_generators(model: Sequential) -> list[np.random.Generator]:
+def _random_generators(model: Model) -> list[np.random.Generator]:
     """The model's generator and any a layer holds (Dropout with its own seed), each once."""
     found: dict[int, np.random.Generator] = {id(model.rng): model.rng}
     for layer in model.layers:
@@ -115,8 +118,8 @@ def _trace(layer, activations: np.ndarray, training: bool) -> LayerTrace:
     )
 
 
-def inspect(model: Sequential, x: object, y: object | None = None) -> list[LayerTrace]:
-    """One trace per layer for the batch ``x``; with targets ``y``, also the gradients of one backward pass.
+def inspect(model: Model, x: object, y: object | None = None) -> list[LayerTrace]:
+    """One trace per layer call for the batch ``x``; with targets ``y``, also the gradients of one backward pass.
 
     ``x`` is a batch of samples (a whole dataset would be traced in one go: pass a slice). ``y`` takes the
     same form as in ``fit``; the model must then be compiled. Nothing the optimizer or a later training run
@@ -126,9 +129,7 @@ def inspect(model: Sequential, x: object, y: object | None = None) -> list[Layer
         raise RuntimeError("inspect(x, y) needs the loss: call model.compile(optimizer=..., loss=...) first, "
                            "or call inspect(x) for the activations alone")
     x, y = model.prepare_data(x, y)
-    if len(x) == 0:
-        raise ValueError("inspect needs at least one sample in `x`. Received an empty batch")
-    batch = np.asarray(x, dtype=model.dtype)
+    batch = astype(x, model.dtype)
     if y is None:
         return _forward_traces(model, batch, training=False)
 
@@ -144,35 +145,42 @@ def inspect(model: Sequential, x: object, y: object | None = None) -> list[Layer
             generator.bit_generator.state = state
         for (index, key), value in saved_state.items():
             model.layers[index].state[key][...] = value
-        model.forward(batch[:1], training=False)  # drops the training caches that hold the batch
+        model.forward(rows(batch, slice(0, 1)), training=False)  # drops the training caches that hold the batch
     return traces
 
 
-def _forward_traces(model: Sequential, batch: np.ndarray, training: bool) -> list[LayerTrace]:
+def _forward_traces(model: Model, batch: object, training: bool) -> list[LayerTrace]:
     traces = []
-    for layer in model.layers:
-        batch = layer.forward(batch, training=training)
-        traces.append(_trace(layer, batch.copy(), training))  # a copy: layers keep their outputs for backward
+
+    def record(call, output: np.ndarray) -> None:
+        traces.append(_trace(call.layer, output.copy(), training))  # a copy: layers keep outputs for backward
+
+    model.graph.forward(parts(batch), training=training, observe=record)
     return traces
 
 
-def _backward_traces(model: Sequential, traces: list[LayerTrace], y_true: np.ndarray) -> None:
-    """Backpropagate as ``Sequential.compute_gradients`` does, recording what flows into each layer's ``backward``."""
-    y_pred = traces[-1].activations
-    output_gradient = model.loss.gradient(y_true, y_pred)  # dL/dy_hat, also when the model fuses softmax
-    layers = model.layers
-    if model.fuses_softmax:
-        _record_output_gradient(traces[-1], output_gradient)
-        grad = layers[-1].backward_preactivation(model.loss.logits_gradient(y_true, y_pred))
-        _copy_param_gradients(traces[-1], layers[-1])
-        remaining = range(len(layers) - 2, -1, -1)
-    else:
-        grad = output_gradient
-        remaining = range(len(layers) - 1, -1, -1)
-    for index in remaining:
-        _record_output_gradient(traces[index], grad)
-        grad = layers[index].backward(grad)
-        _copy_param_gradients(traces[index], layers[index])
+def _backward_traces(model: Model, traces: list[LayerTrace], y_true: object) -> None:
+    """Backpropagate as ``Model.compute_gradients`` does, through every call (also those below the lowest
+    weights, which training skips), recording what flows into each call's ``backward``."""
+    graph = model.graph
+    fused = model.training_plan.fused_slots
+    position = {call.output: index for index, call in enumerate(graph.calls)}
+    gradients = {}
+    for slot, target in zip(graph.outputs, parts(y_true), strict=True):
+        trace = traces[position[slot]]
+        _record_output_gradient(trace, model.loss.gradient(target, trace.activations))  # dL/dy_hat, also fused
+        gradients[slot] = model.loss.logits_gradient(target, trace.activations) if slot in fused \
+            else model.loss.gradient(target, trace.activations)
+    steps = tuple(BackwardStep(index, True, graph.calls[index].output in fused)
+                  for index in reversed(range(len(graph.calls))))
+
+    def record(call, output_gradient: np.ndarray) -> None:
+        trace = traces[position[call.output]]
+        if call.output not in fused:
+            _record_output_gradient(trace, output_gradient)
+        _copy_param_gradients(trace, call.layer)
+
+    graph.backward(steps, gradients, observe=record)
 
 
 def _record_output_gradient(trace: LayerTrace, output_gradient: np.ndarray) -> None:
@@ -185,21 +193,35 @@ def _copy_param_gradients(trace: LayerTrace, layer) -> None:
     trace.param_gradient_stats = {key: TensorStats.of(value) for key, value in layer.grads.items()}
 
 
-def format_summary(model: Sequential) -> str:
-    """``model.summary()``'s table: each layer's name and type, output shape and parameter count, then totals."""
-    rows = [("Layer (type)", "Output Shape", "Param #")]
-    for layer in model.layers:
-        shape = "?" if layer.output_shape is None else str((None, *layer.output_shape))
-        rows.append((f"{layer.name} ({type(layer).__name__})", shape, f"{layer.count_params():,}"))
-    widths = [max(len(row[i]) for row in rows) + 2 for i in range(3)]
+def format_summary(model: Model) -> str:
+    """``model.summary()``'s table: each layer's name and type, output shape and parameter count (and for a
+    functional model, the layers each call reads: "Connected to"), then the totals."""
+    graph = model.graph if model.built else None
+    connected = getattr(model, "functional", False) and graph is not None
+    rows = [("Layer (type)", "Output Shape", "Param #", *(("Connected to",) if connected else ()))]
+    if connected:
+        names = {slot: name for slot, name in enumerate(graph.input_names)}
+        for name, shape in zip(graph.input_names, graph.input_shapes, strict=True):
+            rows.append((f"{name} (InputLayer)", str((None, *shape)), "0", ""))
+        for call in graph.calls:
+            names[call.output] = call.layer.name
+            rows.append((f"{call.layer.name} ({type(call.layer).__name__})", str((None, *call.layer.output_shape)),
+                         f"{call.layer.count_params():,}", ", ".join(names[slot] for slot in call.inputs)))
+    else:
+        for layer in model.layers:
+            shape = "?" if layer.output_shape is None else str((None, *layer.output_shape))
+            rows.append((f"{layer.name} ({type(layer).__name__})", shape, f"{layer.count_params():,}"))
+    widths = [max(len(row[i]) for row in rows) + 2 for i in range(len(rows[0]))]
     rule = "-" * sum(widths)
     lines = [f'Model: "{model.name}"', rule]
     for index, row in enumerate(rows):
         lines.append("".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
         lines.append("=" * sum(widths) if index == 0 else rule)
-    non_trainable = sum(a.size for layer in model.layers for a in layer.state.values())
-    lines += [f"Total params: {model.count_params() + non_trainable:,}",
-              f"Trainable params: {model.count_params():,}",
+    trainable = sum(layer.count_params() for layer in model.layers if layer.trainable)
+    non_trainable = sum(a.size for layer in model.layers for a in layer.state.values()) + \
+        sum(layer.count_params() for layer in model.layers if not layer.trainable)
+    lines += [f"Total params: {trainable + non_trainable:,}",
+              f"Trainable params: {trainable:,}",
               f"Non-trainable params: {non_trainable:,}"]
     if model.labels:
         lines.append(f"Labels: {', '.join(model.labels[i] for i in sorted(model.labels))}")

@@ -28,6 +28,10 @@ class Loss:
     def gradient(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def per_sample(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+        """Each sample's loss, shape (batch,): ``__call__`` is their mean (for weighted losses)."""
+        raise NotImplementedError
+
     def logits_gradient(self, y_true: np.ndarray, y_prob: np.ndarray) -> np.ndarray:
         """dL/dz for softmax probabilities ``y_prob = softmax(z)``; only for ``fusable_with_softmax``."""
         raise NotImplementedError
@@ -46,6 +50,10 @@ class MeanSquaredError(Loss):
         diff = y_pred - y_true
         return float(np.mean(diff * diff))
 
+    def per_sample(self, y_true, y_pred):
+        diff = (y_pred - y_true).reshape(len(y_pred), -1)
+        return np.mean(diff * diff, axis=1)
+
     def gradient(self, y_true, y_pred):
         return (y_pred - y_true) * (2.0 / y_pred.size)
 
@@ -55,6 +63,9 @@ class MeanAbsoluteError(Loss):
 
     def __call__(self, y_true, y_pred):
         return float(np.mean(np.abs(y_pred - y_true)))
+
+    def per_sample(self, y_true, y_pred):
+        return np.mean(np.abs(y_pred - y_true).reshape(len(y_pred), -1), axis=1)
 
     def gradient(self, y_true, y_pred):
         return np.sign(y_pred - y_true) * (1.0 / y_pred.size)
@@ -66,6 +77,10 @@ class BinaryCrossentropy(Loss):
     def __call__(self, y_true, y_pred):
         p = np.clip(y_pred, EPSILON, 1 - EPSILON)
         return float(-np.mean(y_true * np.log(p) + (1 - y_true) * np.log1p(-p)))
+
+    def per_sample(self, y_true, y_pred):
+        p = np.clip(y_pred, EPSILON, 1 - EPSILON)
+        return -np.mean((y_true * np.log(p) + (1 - y_true) * np.log1p(-p)).reshape(len(y_pred), -1), axis=1)
 
     def gradient(self, y_true, y_pred):
         p = np.clip(y_pred, EPSILON, 1 - EPSILON)
@@ -92,6 +107,9 @@ class CategoricalCrossentropy(Loss):
     def __call__(self, y_true, y_pred):
         return float(-np.sum(y_true * self._log_probs(y_pred)) / len(y_pred))
 
+    def per_sample(self, y_true, y_pred):
+        return -np.sum(y_true * self._log_probs(y_pred), axis=-1)
+
     def gradient(self, y_true, y_pred):
         if self.from_logits:
             return self.logits_gradient(y_true, np.exp(self._log_probs(y_pred)))
@@ -116,6 +134,9 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     def __call__(self, y_true, y_pred):
         return float(-np.mean(self._log_probs(y_pred)[self._picked(y_true)]))
 
+    def per_sample(self, y_true, y_pred):
+        return -self._log_probs(y_pred)[self._picked(y_true)]
+
     def gradient(self, y_true, y_pred):
         if self.from_logits:
             return self.logits_gradient(y_true, np.exp(self._log_probs(y_pred)))
@@ -129,6 +150,11 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         grad[self._picked(y_true)] -= 1
         grad /= len(y_prob)
         return grad
+
+
+def weighted(loss: Loss, y_true: np.ndarray, y_pred: np.ndarray, sample_weight: np.ndarray) -> float:
+    """``sum_i w_i l_i / batch``: the batch loss with sample ``i`` counted ``sample_weight[i]`` times (Keras)."""
+    return float(np.sum(sample_weight * loss.per_sample(y_true, y_pred)) / len(y_pred))
 
 
 REGISTRY: dict[str, type[Loss]] = {

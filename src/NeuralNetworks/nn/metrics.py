@@ -91,3 +91,13 @@ def get(identifier: str | Metric) -> tuple[str, Metric]:
     if isinstance(identifier, str) and identifier.lower() in REGISTRY:
         return identifier.lower(), REGISTRY[identifier.lower()]
     raise ValueError(f"Unknown metric {identifier!r}. Expected a callable or one of: {', '.join(REGISTRY)}")
+
+
+class OnOutput:
+    """A metric of one output of a model with several: ``metric(y_true[k], y_pred[k])``."""
+
+    def __init__(self, metric: Metric, output: int) -> None:
+        self.metric, self.output = metric, output
+
+    def __call__(self, y_true: tuple, y_pred: list) -> float:
+        return self.metric(y_true[self.output], y_pred[self.output])

@@ -6,22 +6,24 @@ the input shape, dtype, labels and the compile settings. Every other entry is a 
 "optimizer/layer_name/param_name/slot_name". The file is written to a temporary name in the same folder and
 ``os.replace``d into place, so a crash never leaves half a model.
 
-``save_model(model, filepath)`` and ``load_model(filepath, model_class)`` are the pair; ``write`` and ``read``
+``save_model(model, filepath)`` and ``load_model(filepath, from_config)`` are the pair; ``write`` and ``read``
 are the file level beneath them. This module uses only the public API of the model and is imported by
-``models``, so the class to rebuild is passed in (``models.load`` passes ``Sequential``).
+``models``, so the function that rebuilds a model from its config is passed in (``models.load`` passes
+``models.model_from_config``, which makes a ``Sequential`` or a functional ``Model``).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import re
 import secrets
 import stat
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -38,6 +40,7 @@ from . import model_config
 from . import optimizers as optimizers_module
 from ._inputs import as_labels
 from .activations import NotSerializableError
+from .callbacks import History
 
 FORMAT_NAME = "NeuralNetworks.Sequential"
 FORMAT_VERSION = 1
@@ -49,9 +52,6 @@ TEMPORARY_SUFFIX = ".neuralnetworks-tmp"
 TEMPORARY_NAME = re.compile(r"\..+\.[0-9]+\.[0-9a-f]{8}" + re.escape(TEMPORARY_SUFFIX))
 WEIGHT_ITEM_SIZES = (4, 8)  # weights and slots are float32 or float64, whatever the model computes in
 
-Model = TypeVar("Model", bound="SavableModel")
-
-
 class SavableModel(Protocol):
     """What this module reads and sets on a model: the public API of ``models.Sequential``."""
 
@@ -61,11 +61,9 @@ class SavableModel(Protocol):
     rng: np.random.Generator
     optimizer: Any
     loss: Any
-    metrics: list
+    metric_names: list[str]
     flat: Any
 
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Any: ...
     @property
     def output_shape(self) -> tuple[int, ...] | None: ...
 
@@ -232,10 +230,16 @@ def save_model(model: SavableModel, filepath: str | os.PathLike, *, include_opti
               "labels": None if labels is None else {str(k): v for k, v in labels.items()},
               "preprocessing": model.preprocessing,
               "rng_state": model.rng.bit_generator.state}
+    history = _history_for(model)
+    if history:  # the epochs' logs, shown by `NeuralNetworks info`
+        config["history"] = history
+    if getattr(model, "training_split", None) is not None:  # which QuickDraw split trained it (data.streaming)
+        model_config.check_training_split(model.training_split)
+        config["training_split"] = model.training_split
     arrays = model.get_named_weights()
     if model.loss is not None:
         config["compile"] = {"loss": type(model.loss).__name__, "loss_config": model.loss.get_config(),
-                             "metrics": [name for name, _ in model.metrics]}
+                             "metrics": list(model.metric_names)}
         optimizer = model.optimizer
         if include_optimizer and optimizer is not None:
             config["compile"]["optimizer"] = {"class_name": type(optimizer).__name__,
@@ -247,12 +251,26 @@ def save_model(model: SavableModel, filepath: str | os.PathLike, *, include_opti
 def _labels_for(model: SavableModel) -> dict[int, str] | None:
     """The model's labels, checked to name each output once (what ``load_model`` will require)."""
     labels = as_labels(model.labels)
-    outputs = math.prod(model.output_shape)
+    if labels is not None and isinstance(model.output_shape, list):
+        raise ValueError("Labels name the outputs of a model with one output; this model has "
+                         f"{len(model.output_shape)}: save it without labels")
+    outputs = math.prod(model.output_shape) if labels is not None else 0
     if labels is not None and sorted(labels) != list(range(outputs)):
         raise ValueError(f"Cannot save labels {sorted(labels)[:10]} for a model with {outputs} outputs: give one "
                          f"label per output, indices 0 to {outputs - 1}")
-    model_config.check_preprocessing(model.preprocessing)
+    model_config.check_preprocessing(model.preprocessing, model.input_shape)
     return labels
+
+
+def _history_for(model: SavableModel) -> dict[str, list[float]]:
+    """The metrics of the last ``fit`` logged at every epoch as finite numbers (others are left out)."""
+    history = getattr(getattr(model, "history", None), "history", None) or {}
+    epochs = max((len(values) for values in history.values()), default=0)
+    entries = list(history.items())[:model_config.MAX_HISTORY_KEYS]
+    kept = {key: [float(value) for value in values] for key, values in entries
+            if isinstance(key, str) and len(values) == epochs and all(
+                isinstance(value, numbers.Real) and math.isfinite(value) for value in values)}
+    return model_config.check_history(kept) if epochs else {}
 
 
 def _optimizer_slots(model: SavableModel) -> dict[str, np.ndarray]:
@@ -264,8 +282,10 @@ def _optimizer_slots(model: SavableModel) -> dict[str, np.ndarray]:
             for slot, flat in optimizer.slots[0].items() for name, view in model.flat.param_views(flat).items()}
 
 
-def load_model(filepath: str | os.PathLike, model_class: type[Model], *, budget: Budget | None = None) -> Model:
-    """Rebuild the model saved at ``filepath`` as a ``model_class`` (``models.Sequential``).
+def load_model(filepath: str | os.PathLike, from_config: Callable[[dict[str, Any]], SavableModel], *,
+               budget: Budget | None = None) -> Any:
+    """Rebuild the model saved at ``filepath`` with ``from_config`` (``models.model_from_config``; a model
+    class, whose ``from_config`` is then used, works too).
 
     Nothing is built or read before the file has been checked against ``budget`` (default ``DEFAULT_BUDGET``):
     its zip directory and array headers (``NpzArchive``), its config (``model_config.check``: every entry,
@@ -281,7 +301,7 @@ def load_model(filepath: str | os.PathLike, model_class: type[Model], *, budget:
         try:
             expected = model_config.check(config, budget)
             _check_arrays(archive, expected)
-            return _rebuild(model_class, config, archive, expected)
+            return _rebuild(from_config, config, archive, expected)
         except ModelFileError:
             raise
         except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError, IndexError) as error:
@@ -333,12 +353,16 @@ class _ArraysFromFile(Mapping):
         return len(self._keys)
 
 
-def _rebuild(model_class: type[Model], config: dict[str, Any], archive: NpzArchive,
-             expected: model_config.Expected) -> Model:
-    model = model_class.from_config(config["model"])
+def _rebuild(from_config: Callable[[dict[str, Any]], SavableModel], config: dict[str, Any], archive: NpzArchive,
+             expected: model_config.Expected) -> Any:
+    model = getattr(from_config, "from_config", from_config)(config["model"])
     model.set_named_weights(_ArraysFromFile(archive, expected.weights), source="weights")
     model.labels = as_labels(config.get("labels"))
     model.preprocessing = config.get("preprocessing")
+    model.training_split = config.get("training_split")
+    if config.get("history"):
+        model.history = History()
+        model.history.history = {key: list(values) for key, values in config["history"].items()}
     if config.get("rng_state"):  # shuffling and dropout resume exactly where the saved run stopped
         model.rng.bit_generator.state = config["rng_state"]
     compile_config = config.get("compile")

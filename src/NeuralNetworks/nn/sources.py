@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 from .._permutation import RandomPermutation
+from ._structure import count, rows
 
 if TYPE_CHECKING:
-    from .models import Sequential
+    from .models import Model
 
 READ_AHEAD_SAMPLES = 2048  # a source is read this many samples (whole batches) at once: one shuffled-order lookup
 # and one sorted read for all, so that each class file of a 345-class folder gives several rows per read
@@ -86,21 +87,22 @@ class Samples:
 
 
 class ArraySamples(Samples):
-    """Prepared arrays ``x, y`` in memory, or the rows ``index`` (sorted) of them."""
+    """Prepared arrays ``x, y`` in memory (tuples of arrays for several inputs or outputs), or the rows
+    ``index`` (sorted) of them."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, index: np.ndarray | None = None) -> None:
         self.x, self.y, self.index = x, y, index
 
     def __len__(self) -> int:
-        return len(self.x) if self.index is None else len(self.index)
+        return count(self.x) if self.index is None else len(self.index)
 
     def order(self, rng: np.random.Generator | None) -> Order:
         if rng is not None:  # permutation(n) == permutation(arange(n)): the same draw either way
-            return rng.permutation(len(self.x) if self.index is None else self.index)
-        return np.arange(len(self.x)) if self.index is None else self.index
+            return rng.permutation(count(self.x) if self.index is None else self.index)
+        return np.arange(count(self.x)) if self.index is None else self.index
 
     def gather(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.x[index], self.y[index]
+        return rows(self.x, index), rows(self.y, index)
 
 
 class SourceSamples(Samples):
@@ -108,7 +110,7 @@ class SourceSamples(Samples):
 
     prefetch = True
 
-    def __init__(self, source: SampleSource, model: Sequential) -> None:
+    def __init__(self, source: SampleSource, model: Model) -> None:
         self.source, self.model = source, model
 
     def __len__(self) -> int:

@@ -1,4 +1,4 @@
-"""The training loop behind ``Sequential.fit``: epochs of shuffled batches, validation and callbacks.
+"""The training loop behind ``Model.fit``: epochs of shuffled batches, validation and callbacks.
 
 One batch goes through ``Trainer.train_step`` and nowhere else: ``model.compute_gradients`` (forward, loss,
 backward into ``model.flat.grads``), then ``model.apply_gradients`` (the optimizer step). An engine that must
@@ -8,25 +8,25 @@ act between the two (averaging gradients across processes, say) subclasses ``Tra
 
 from __future__ import annotations
 
-import functools
-import inspect
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._validation import boolean, positive_int, real_in_range
+from ._structure import astype, count, rows
 from .activations import Softmax
 from .callbacks import Callback, CallbackList, EpochLogger, History, ProgressBar
-from .layers import Layer
+from .graph import BackwardStep, Graph
 from .losses import Loss
 from .sources import ArraySamples, Order, Samples, SampleSource, SourceSamples, batches, is_source
+from .weighting import Weighting
 from .weights import FlatWeights
 
 if TYPE_CHECKING:
-    from .models import Sequential
+    from .models import Model
 
 VERBOSITY = (0, 1, 2)  # fit's display: none, a progress bar, one line per epoch
 INFERENCE_BATCH_SIZE = 256  # predict/evaluate batch: big enough for BLAS to be efficient, small in memory
@@ -43,32 +43,24 @@ class NonFiniteOutputError(NonFiniteError):
     """A prediction overflowed: the model would have returned infinities or NaN as if they were scores."""
 
 
-Backward = Callable[[np.ndarray], np.ndarray | None]
-
-
 @dataclass(frozen=True)
 class StepPlan:
     """What a training step does, decided once when the model is compiled and built (``prepare_training``)."""
 
-    fuses_softmax: bool  # the last layer's softmax and the loss are fused: the gradient at the logits is y_hat - y
-    backward: tuple[Backward, ...]  # each layer's backward call, from the top down to the lowest with weights
+    steps: tuple[BackwardStep, ...]  # the backward walk over the model's graph (see ``graph.backward_steps``)
+    fused_slots: frozenset[int]  # output slots whose softmax is fused with the loss: their gradient is y_hat - y
     gradients: tuple[np.ndarray, ...]  # what the optimizer steps from: the model's flat gradient buffer
 
     @classmethod
-    def of(cls, layers: Sequence[Layer], loss: Loss, flat: FlatWeights) -> StepPlan:
-        last = layers[-1]
-        fused = (loss.fusable_with_softmax and not getattr(loss, "from_logits", False)
-                 and isinstance(getattr(last, "activation", None), Softmax) and hasattr(last, "backward_preactivation"))
-        # Layers below the lowest one with weights have nothing to learn, and that layer's input gradient would
-        # go nowhere: skipping both saves a third of its work (PyTorch skips it too).
-        lowest = next((i for i, layer in enumerate(layers) if layer.params), len(layers))
-        backward: list[Backward] = []
-        for layer in reversed(layers[lowest:]):
-            step = layer.backward_preactivation if fused and layer is last else layer.backward
-            if layer is layers[lowest] and "input_gradient" in inspect.signature(step).parameters:
-                step = functools.partial(step, input_gradient=False)
-            backward.append(step)
-        return cls(fused, tuple(backward), (flat.grads,))
+    def of(cls, graph: Graph, loss: Loss, flat: FlatWeights) -> StepPlan:
+        fusable = set()
+        if loss.fusable_with_softmax and not getattr(loss, "from_logits", False):
+            producers = {call.output: call.layer for call in graph.calls}
+            fusable = {slot for slot in graph.outputs
+                       if isinstance(getattr(producers.get(slot), "activation", None), Softmax)}
+        steps = graph.backward_steps(fusable)
+        fused = frozenset(graph.calls[step.index].output for step in steps if step.fused)
+        return cls(steps, fused, (flat.grads,))
 
 
 def validation_count(n: int, fraction: float) -> int:
@@ -76,39 +68,55 @@ def validation_count(n: int, fraction: float) -> int:
     return int(round(n * fraction))
 
 
-def predict(model: Sequential, x: np.ndarray, batch_size: int) -> np.ndarray:
-    """``model``'s outputs for the prepared array ``x``, ``batch_size`` samples at a time, in a new array.
+def predict(model: Model, x: Any, batch_size: int) -> Any:
+    """``model``'s outputs for the prepared batch ``x``, ``batch_size`` samples at a time, in new arrays (a list
+    of them for several outputs).
 
     Raises ``NonFiniteOutputError`` rather than return infinities or NaN."""
+    n = count(x)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # an overflow is reported below
-        if len(x) <= batch_size:  # one batch (one image, say): no output buffer to fill
-            with model.blas_threads(len(x)):
+        if n <= batch_size:  # one batch (one image, say): no output buffer to fill
+            with model.blas_threads(n):
                 # a copy: the caller gets its own array, never one of a layer's reused buffers
-                output = model.forward(np.asarray(x, dtype=model.dtype)).copy()
+                outputs = [part.copy() for part in _listed(model.forward(astype(x, model.dtype)))]
         else:
-            output = np.empty((len(x), *model.output_shape), dtype=model.dtype)
+            shapes = model.output_shape if isinstance(model.output_shape, list) else [model.output_shape]
+            outputs = [np.empty((n, *shape), dtype=model.dtype) for shape in shapes]
             with model.blas_threads(batch_size):
-                for start in range(0, len(x), batch_size):
-                    output[start:start + batch_size] = model.forward(np.asarray(x[start:start + batch_size],
-                                                                                dtype=model.dtype))
-    if not np.isfinite(output).all():
-        rows = int(np.count_nonzero(~np.isfinite(output.reshape(len(output), -1)).all(axis=1)))
-        raise NonFiniteOutputError(
-            f"The model's outputs overflowed to infinity or NaN for {rows} of {len(output)} samples: the inputs "
-            f"or the weights are too large for {model.dtype} (scale the inputs, e.g. divide pixels by 255; while "
-            "training, lower the learning rate)")
-    return output
+                for start in range(0, n, batch_size):
+                    batch = model.forward(astype(rows(x, slice(start, start + batch_size)), model.dtype))
+                    for output, part in zip(outputs, _listed(batch), strict=True):
+                        output[start:start + batch_size] = part
+    for output in outputs:
+        if not np.isfinite(output).all():
+            bad = int(np.count_nonzero(~np.isfinite(output.reshape(len(output), -1)).all(axis=1)))
+            raise NonFiniteOutputError(
+                f"The model's outputs overflowed to infinity or NaN for {bad} of {len(output)} samples: the "
+                f"inputs or the weights are too large for {model.dtype} (scale the inputs, e.g. divide pixels by "
+                "255; while training, lower the learning rate)")
+    return outputs if isinstance(model.output_shape, list) else outputs[0]
 
 
-def evaluate(model: Sequential, x: np.ndarray, y: np.ndarray, batch_size: int | None = None) -> Logs:
+def _listed(output: Any) -> list[np.ndarray]:
+    return output if isinstance(output, list) else [output]
+
+
+def _as_outputs(y_pred: Any) -> Any:
+    return list(y_pred) if isinstance(y_pred, tuple) else y_pred
+
+
+def evaluate(model: Model, x: np.ndarray, y: np.ndarray, batch_size: int | None = None) -> Logs:
     """Loss and metrics of ``model`` on prepared arrays (as ``model.prepare_data`` returns them)."""
     y_pred = model.predict(x, batch_size=batch_size, verbose=0)
     logs = {"loss": 0.0}
     size = batch_size or INFERENCE_BATCH_SIZE
-    for start in range(0, len(x), size):  # batch means weighted by size: the exact mean over all samples
-        stop = start + size
-        logs["loss"] += model.loss(y[start:stop], y_pred[start:stop]) * len(y_pred[start:stop])
-    logs["loss"] /= len(x)
+    n = count(x)
+    predictions = tuple(y_pred) if isinstance(y_pred, list) else y_pred
+    for start in range(0, n, size):  # batch means weighted by size: the exact mean over all samples
+        where = slice(start, start + size)
+        logs["loss"] += model.compute_loss(rows(y, where), _as_outputs(rows(predictions, where))) * \
+            min(size, n - start)
+    logs["loss"] /= n
     for name, metric in model.metrics:
         logs[name] = metric(y, y_pred)
     return logs
@@ -118,29 +126,29 @@ class Totals:
     """Sample-weighted sums of the loss and each metric, and the sample count, in one float64 vector (which a
     data-parallel engine sums over processes in one call); ``means`` turns them into logs."""
 
-    def __init__(self, model: Sequential) -> None:
+    def __init__(self, model: Model) -> None:
         self.names = ("loss", *(name for name, _ in model.metrics))
         self.sums = np.zeros(len(self.names) + 1)
 
-    def add(self, model: Sequential, loss_value: float, y: np.ndarray, y_pred: np.ndarray) -> None:
-        count = len(y)
-        self.sums[0] += loss_value * count
+    def add(self, model: Model, loss_value: float, y: Any, y_pred: Any) -> None:
+        samples = count(y)
+        self.sums[0] += loss_value * samples
         for position, (_, metric) in enumerate(model.metrics, start=1):
-            self.sums[position] += metric(y, y_pred) * count
-        self.sums[-1] += count
+            self.sums[position] += metric(y, y_pred) * samples
+        self.sums[-1] += samples
 
     def means(self, sums: np.ndarray | None = None) -> Logs:
         sums = self.sums if sums is None else sums
         return {name: float(value / sums[-1]) for name, value in zip(self.names, sums, strict=False)}
 
 
-def evaluation_totals(model: Sequential, samples: Samples, order: Order) -> Totals:
+def evaluation_totals(model: Model, samples: Samples, order: Order) -> Totals:
     """Loss and metric sums of ``model`` over the positions ``order`` of ``samples``, batch by batch."""
     totals = Totals(model)
     with model.blas_threads(INFERENCE_BATCH_SIZE):
         for _, x, y in batches(samples, order, INFERENCE_BATCH_SIZE):
-            y_pred = model.forward(np.asarray(x, dtype=model.dtype))
-            totals.add(model, model.loss(y, y_pred), y, y_pred)
+            y_pred = model.forward(astype(x, model.dtype))
+            totals.add(model, model.compute_loss(y, y_pred), y, y_pred)
     return totals
 
 
@@ -160,13 +168,14 @@ class Trainer:
     ``train_step`` (one batch), ``begin`` and ``end`` (around the epochs), ``train_epoch`` and ``evaluate``.
     """
 
-    def __init__(self, model: Sequential) -> None:
+    def __init__(self, model: Model) -> None:
         self.model = model
 
     def fit(self, x: object, y: object = None, epochs: int = 1, batch_size: int = 32,
             validation_data: object = None, validation_split: float = 0.0,
-            shuffle: bool = True, callbacks: Sequence[Callback] | None = None, verbose: int = 1) -> History:
-        """Train for ``epochs`` passes over ``(x, y)``; see ``Sequential.fit``."""
+            shuffle: bool = True, callbacks: Sequence[Callback] | None = None, verbose: int = 1,
+            class_weight: object = None, sample_weight: object = None) -> History:
+        """Train for ``epochs`` passes over ``(x, y)``; see ``Model.fit``."""
         model = self.model
         if model.optimizer is None or model.loss is None:
             raise RuntimeError("Call model.compile(optimizer=..., loss=...) before model.fit()")
@@ -181,6 +190,7 @@ class Trainer:
                                       not all(isinstance(callback, Callback) for callback in callbacks)):
             raise TypeError(f"fit expects `callbacks` to be a list of Callback instances. Received: {callbacks!r:.80}")
         train, validation = self.training_data(x, y, validation_data, validation_split)
+        self.weighting = self.weighting_for(train, class_weight, sample_weight)
         history = History()
         # History and the progress display come last, so they record what the user's callbacks added to the logs.
         display = [ProgressBar()] if verbose == 1 else [EpochLogger()] if verbose == 2 else []
@@ -227,8 +237,9 @@ class Trainer:
             x, y = model.prepare_data(x, y)
             train = ArraySamples(x, y)
             if validation_data is None and validation_split:
-                train_index, val_index = self._split(len(x), validation_split)
-                train, validation = ArraySamples(x, y, train_index), ArraySamples(x[val_index], y[val_index])
+                train_index, val_index = self._split(count(x), validation_split)
+                train = ArraySamples(x, y, train_index)
+                validation = ArraySamples(rows(x, val_index), rows(y, val_index))
         if validation_data is not None:
             if is_source(validation_data):
                 validation = self.source_samples(validation_data, "validation_data")
@@ -237,6 +248,24 @@ class Trainer:
             else:
                 raise ValueError("`validation_data` must be a tuple (x_val, y_val) or a SampleSource")
         return train, validation
+
+    def weighting_for(self, train: Samples, class_weight: object, sample_weight: object) -> Weighting | None:
+        """fit's ``class_weight`` and ``sample_weight`` checked against the training samples (arrays only for
+        ``sample_weight``; the base loop only: an engine with its own ``train_epoch`` refuses them)."""
+        if class_weight is None and sample_weight is None:
+            return None
+        if type(self).train_epoch is not Trainer.train_epoch:
+            raise ValueError(f"{type(self).__name__} does not support class_weight or sample_weight")
+        arrays = isinstance(train, ArraySamples)
+        if sample_weight is not None and not arrays:
+            raise ValueError("sample_weight needs arrays x, y (a SampleSource has no fixed rows to weigh)")
+        if class_weight is not None and isinstance(self.model.output_shape, list):
+            raise ValueError("class_weight weighs the classes of a model with one output; this model has "
+                             f"{len(self.model.output_shape)} (give sample_weight instead)")
+        outputs = self.model.output_shape if isinstance(self.model.output_shape, tuple) else (1,)
+        return Weighting.of(class_weight, sample_weight, count(train.x) if arrays else len(train),
+                            int(np.prod(outputs)), self.model.loss.sparse_labels,
+                            train.y if arrays and not isinstance(train.y, tuple) else None)
 
     def source_samples(self, source: SampleSource, name: str) -> SourceSamples:
         """``source`` as training or validation samples, once its sample shape is known to fit the model."""
@@ -272,8 +301,13 @@ class Trainer:
         model = self.model
         totals = Totals(model)
         order = train.order(model.rng if shuffle else None)
+        weighting = getattr(self, "weighting", None)
         for batch, (_, x, y) in enumerate(batches(train, order, batch_size)):
-            loss_value, y_pred = self.train_step(x, y)
+            if weighting is None:
+                loss_value, y_pred = self.train_step(x, y)
+            else:  # the batch's rows, as ``batches`` took them from the order
+                positions = np.sort(order[batch * batch_size:(batch + 1) * batch_size])
+                loss_value, y_pred = model.train_on_batch(x, y, weighting.weights(y, positions))
             totals.add(model, finite_loss(loss_value, batch), y, y_pred)
             if callback_list.wants_batch_logs:
                 callback_list.on_batch_end(batch, totals.means())

@@ -41,14 +41,18 @@ def _layout(arrays: Sequence[tuple[str, np.ndarray]]) -> tuple[list[Segment], in
 class FlatWeights:
     """The weights of ``layers`` in three contiguous buffers, in layer order.
 
+    A frozen layer (``trainable = False``) keeps its parameters and gradients out of ``params`` and ``grads``:
+    the optimizer, which steps the whole buffer, never sees them. Its moving statistics stay in ``state``.
+
     Attributes:
-        params: every trainable parameter, 1-D; ``param_names`` names its segments "layer/param".
+        params: every parameter of the trainable layers, 1-D; ``param_names`` names its segments "layer/param".
         grads: the gradients, same layout as ``params``, overwritten by every ``compute_gradients``.
         state: every non-trainable array, 1-D; ``state_names`` names its segments.
     """
 
     def __init__(self, layers: Sequence[Layer], dtype: np.dtype) -> None:
-        trainable = [(f"{layer.name}/{key}", layer, key) for layer in layers for key in layer.params]
+        trainable = [(f"{layer.name}/{key}", layer, key) for layer in layers if layer.trainable
+                     for key in layer.params]
         non_trainable = [(f"{layer.name}/{key}", layer, key) for layer in layers for key in layer.state]
         self._param_segments, size = _layout([(name, layer.params[key]) for name, layer, key in trainable])
         self._state_segments, state_size = _layout([(name, layer.state[key]) for name, layer, key in non_trainable])
@@ -56,6 +60,7 @@ class FlatWeights:
         self.grads = np.zeros(size, dtype)
         self.state = np.empty(state_size, dtype)
         self._layers = tuple(layers)
+        self._trainable = tuple(layer.trainable for layer in layers)
         self._bindings: list[tuple[Layer, str, str, np.ndarray]] = []
         for segment, (_, layer, key) in zip(self._param_segments, trainable, strict=True):
             self._bind(layer, "params", key, segment.view(self.params))
@@ -86,10 +91,12 @@ class FlatWeights:
 
     def is_bound_to(self, layers: Sequence[Layer]) -> bool:
         """True while every weight array of ``layers`` is still the view this object gave it (no layer was
-        added, rebuilt or replaced, no array rebound)."""
+        added, rebuilt, replaced, frozen or unfrozen, no array rebound)."""
         if len(layers) != len(self._layers) or any(a is not b for a, b in zip(layers, self._layers, strict=True)):
             return False
-        count = sum(len(layer.params) + len(layer.grads) + len(layer.state) for layer in layers)
+        if self._trainable != tuple(layer.trainable for layer in layers):
+            return False
+        count = sum((len(layer.params) + len(layer.grads)) * layer.trainable + len(layer.state) for layer in layers)
         return count == len(self._bindings) and all(
             getattr(layer, kind).get(key) is view for layer, kind, key, view in self._bindings)
 

@@ -5,10 +5,17 @@
 // channels-last and row-major, the layout of the NumPy library, so Flatten and Reshape move no data.
 // Arithmetic is in double precision, stored as float32 between layers.
 //
+// The manifest's layers are the model's layer calls in an order where each comes after what it reads: each names
+// the tensors it reads ("inputs") and the one it writes ("output"), and the manifest names the model's "inputs"
+// and "outputs"; a small executor runs them over named tensors. Files written before these names existed are
+// chains: each layer reads the previous one's output.
+//
 // API: window.nn.load(manifest, buffer) -> network; window.nn.register(manifest, buffer or base64) adds a
 // network to window.nn.models and makes the first one current; window.nn.labels and window.nn.predict(pixels)
 // use the current network (window.nn.use(name) changes it). predict takes 784 values 0..255, row-major, white
-// ink on black as the model sees them, and returns the probabilities in label order.
+// ink on black as the model sees them, and returns the probabilities in label order. network.run(inputs) takes
+// one array per model input and returns one Float32Array per model output. window.nn.kinds lists the layer
+// kinds this file runs.
 "use strict";
 
 (() => {
@@ -391,6 +398,44 @@
     return out;
   }
 
+  // -- merge layers: (inputs, an array of Float32Array, step) -> output Float32Array ----------------------------
+  function elementwise(combine, finish = (value) => value) {
+    return (xs, step) => {
+      const out = new Float32Array(xs[0].length);
+      for (let i = 0; i < out.length; i++) {
+        let value = xs[0][i];
+        for (let k = 1; k < xs.length; k++) value = combine(value, xs[k][i]);
+        out[i] = finish(value, xs.length);
+      }
+      return out;
+    };
+  }
+
+  // Joined along the sample axis settings.axis (0 is the first after the batch): each input contributes a block
+  // of its size from that axis on, for every index of the axes before it.
+  function concatenate(xs, step) {
+    const axis = step.settings.axis, shapes = step.input_shape;
+    const blocks = shapes.map((shape) => sizeOf(shape.slice(axis)));
+    const outer = sizeOf(shapes[0].slice(0, axis)), width = blocks.reduce((a, b) => a + b, 0);
+    const out = new Float32Array(outer * width);
+    for (let o = 0; o < outer; o++) {
+      let at = o * width;
+      xs.forEach((x, k) => {
+        out.set(x.subarray(o * blocks[k], (o + 1) * blocks[k]), at);
+        at += blocks[k];
+      });
+    }
+    return out;
+  }
+
+  const MERGES = {
+    Add: elementwise((a, b) => a + b),
+    Subtract: elementwise((a, b) => a - b),
+    Multiply: elementwise((a, b) => a * b),
+    Average: elementwise((a, b) => a + b, (sum, count) => sum / count),
+    Concatenate: concatenate,
+  };
+
   const LAYERS = {
     Dense: dense,
     Conv2D: conv2d,
@@ -402,6 +447,7 @@
     Activation: (x, step) => activate(Float32Array.from(x), step.settings.activation, step.output_shape),
     Flatten: (x) => x,
     Reshape: (x) => x,
+    ...MERGES,
   };
 
   // -- loading -------------------------------------------------------------------------------------------------
@@ -417,14 +463,33 @@
     return weights;
   }
 
+  // The model's inputs and outputs and each step's tensors; a manifest without them is a chain.
+  function wiring(manifest) {
+    const inputs = manifest.inputs || [{ name: "input", shape: manifest.input_shape }];
+    let previous = inputs[0].name;
+    const layers = manifest.layers.map((layer, index) => {
+      const wired = { ...layer, inputs: layer.inputs || [previous], output: layer.output || `layer_${index}` };
+      previous = wired.output;
+      return wired;
+    });
+    const outputs = manifest.outputs || [{ name: previous, shape: manifest.output_shape }];
+    return { inputs, layers, outputs };
+  }
+
   function load(manifest, buffer) {
     if (!manifest || manifest.format !== MANIFEST_FORMAT || manifest.version !== MANIFEST_VERSION) {
       throw new Error(`not a ${MANIFEST_FORMAT} version ${MANIFEST_VERSION} manifest`);
     }
-    const steps = manifest.layers.map((layer) => {
+    const graph = wiring(manifest);
+    const known = new Set(graph.inputs.map((input) => input.name));
+    const steps = graph.layers.map((layer) => {
       if (!LAYERS[layer.kind]) throw new Error(`layer ${layer.name}: unknown kind ${layer.kind}`);
+      for (const name of layer.inputs) {
+        if (!known.has(name)) throw new Error(`layer ${layer.name} reads ${name}, which no earlier layer writes`);
+      }
+      known.add(layer.output);
       const weights = weightsOf(layer, buffer);
-      const step = { ...layer, run: LAYERS[layer.kind], weights };
+      const step = { ...layer, run: LAYERS[layer.kind], merge: layer.kind in MERGES, weights };
       if (layer.kind === "Conv2D") {
         const filters = layer.output_shape[2], bias = weights.bias || new Float32Array(filters);
         if (usesWinograd(layer)) {
@@ -439,19 +504,45 @@
       }
       return step;
     });
-    const size = sizeOf(manifest.input_shape);
+    for (const output of graph.outputs) {
+      if (!known.has(output.name)) throw new Error(`the model's output ${output.name} is written by no layer`);
+    }
+    // after step i, the tensors nobody reads any more (freed as the pass goes)
+    const lastUse = new Map();
+    steps.forEach((step, index) => step.inputs.forEach((name) => lastUse.set(name, index)));
+    const kept = new Set(graph.outputs.map((output) => output.name));
+    const freed = steps.map((step, index) => step.inputs.filter((name) => lastUse.get(name) === index && !kept.has(name)));
+    const sizes = graph.inputs.map((input) => sizeOf(input.shape));
+    function run(inputs) {
+      if (!inputs || inputs.length !== sizes.length) {
+        throw new Error(`run expects ${sizes.length} inputs; received ${inputs ? inputs.length : inputs}`);
+      }
+      const tensors = new Map();
+      graph.inputs.forEach((input, k) => {
+        if (!inputs[k] || inputs[k].length !== sizes[k]) {
+          throw new Error(`input ${input.name} takes ${sizes[k]} values; received ${inputs[k] ? inputs[k].length : inputs[k]}`);
+        }
+        tensors.set(input.name, Float32Array.from(inputs[k]));
+      });
+      steps.forEach((step, index) => {
+        const xs = step.inputs.map((name) => tensors.get(name));
+        tensors.set(step.output, step.run(step.merge ? xs : xs[0], step));
+        for (const name of freed[index]) tensors.delete(name);
+      });
+      return graph.outputs.map((output) => tensors.get(output.name));
+    }
+    const size = sizes[0];
     return {
       name: manifest.name,
       labels: manifest.labels.slice(),
       style: manifest.preprocessing,
       inputShape: manifest.input_shape.slice(),
+      run,
       predict(pixels) {
         if (!pixels || pixels.length !== size) {
           throw new Error(`predict expects ${size} values; received ${pixels ? pixels.length : pixels}`);
         }
-        let x = Float32Array.from(pixels);
-        for (const step of steps) x = step.run(x, step);
-        return x;
+        return run([pixels])[0];
       },
     };
   }
@@ -462,6 +553,7 @@
   }
 
   nn.models = nn.models || {};
+  nn.kinds = Object.keys(LAYERS);
   nn.load = load;
   nn.register = (manifest, weights) => {
     const network = load(manifest, typeof weights === "string" ? decodeBase64(weights) : weights);

@@ -3,7 +3,8 @@
 // same order of operations, so that both give the same pixels (the tests measure how close).
 //
 // API: window.nn.preprocess(strokes, style) with strokes [[[x, y], ...], ...] (y down, any unit) and style
-// "quickdraw" or "mnist" returns a Uint8Array of 784 values, white ink on black; window.nn.renderStrokes
+// "quickdraw" or "mnist" returns a Uint8Array of 784 values, white ink on black (an image spec {kind: "image",
+// height, width, channels}: height x width x channels values, see imageSample); window.nn.renderStrokes
 // (strokes, lineWidth) is the QuickDraw renderer with a line width in its 256-unit space. Both throw an
 // Error whose name is "EmptyDrawingError" for fewer than two points.
 "use strict";
@@ -221,10 +222,53 @@
     return reduce(centerByMass(coverage(placed, radius, SIDE)));
   }
 
+  // data/folder.py's resample: bilinear between pixel centres, edges clamped, rounded half to even.
+  function taps(size, target) {
+    const low = new Int32Array(target), high = new Int32Array(target), weight = new Float64Array(target);
+    for (let i = 0; i < target; i++) {
+      const position = Math.min(Math.max((i + 0.5) * (size / target) - 0.5, 0), size - 1);
+      low[i] = Math.floor(position);
+      high[i] = Math.min(low[i] + 1, size - 1);
+      weight[i] = position - low[i];
+    }
+    return { low, high, weight };
+  }
+
+  function resample(bitmap, size, height, width) {
+    const rows = taps(size, height), cols = taps(size, width);
+    const across = new Float64Array(size * width);
+    for (let r = 0; r < size; r++) {
+      for (let j = 0; j < width; j++) {
+        across[r * width + j] = bitmap[r * size + cols.low[j]] * (1 - cols.weight[j]) +
+          bitmap[r * size + cols.high[j]] * cols.weight[j];
+      }
+    }
+    const out = new Uint8Array(height * width);
+    for (let i = 0; i < height; i++) {
+      for (let j = 0; j < width; j++) {
+        out[i * width + j] = roundHalfEven(across[rows.low[i] * width + j] * (1 - rows.weight[i]) +
+          across[rows.high[i] * width + j] * rows.weight[i]);
+      }
+    }
+    return out;
+  }
+
+  // data/folder.py's strokes_sample: a model trained on an image folder takes (height, width, channels); the
+  // drawing is rendered as QuickDraw's 28x28 white ink on black, resized, grey repeated in every channel.
+  function imageSample(strokes, spec) {
+    const grey = resample(renderStrokes(strokes), SIZE, spec.height, spec.width);
+    if (spec.channels === 1) return grey;
+    const out = new Uint8Array(grey.length * spec.channels);
+    for (let i = 0; i < grey.length; i++) out.fill(grey[i], i * spec.channels, (i + 1) * spec.channels);
+    return out;
+  }
+
   nn.renderStrokes = renderStrokes;
+  nn.resample = resample;
   nn.preprocess = (strokes, style = "quickdraw") => {
     if (style === "mnist") return renderStrokesMnist(strokes);
     if (style === "quickdraw") return renderStrokes(strokes);
-    throw new RangeError(`Unknown preprocessing style ${style}. Expected one of: quickdraw, mnist`);
+    if (style && style.kind === "image") return imageSample(strokes, style);
+    throw new RangeError(`Unknown preprocessing style ${style}. Expected one of: quickdraw, mnist, an image spec`);
   };
 })();

@@ -130,6 +130,10 @@ class RandomFlip(RandomImageLayer):
     on its own). Flips are exact: no interpolation.
     """
 
+    @classmethod
+    def example(cls):
+        return cls(), (6, 5, 2)
+
     def __init__(self, mode: str = "horizontal_and_vertical", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.mode = choice("RandomFlip", "mode", mode, FLIP_MODES)
@@ -211,6 +215,10 @@ class RandomTranslation(RandomAffine2D):
     continuous, so bilinear interpolation moves strokes by sub-pixel amounts too.
     """
 
+    @classmethod
+    def example(cls):
+        return cls(0.2, 0.1), (6, 5, 2)
+
     def __init__(self, height_factor: float | Sequence[float], width_factor: float | Sequence[float],
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -237,6 +245,10 @@ class RandomRotation(RandomAffine2D):
     ``(lower, upper)`` sets the range; positive angles turn counter-clockwise as the image is displayed.
     """
 
+    @classmethod
+    def example(cls):
+        return cls(0.1), (6, 5)
+
     def __init__(self, factor: float | Sequence[float], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.factor = _as_range("RandomRotation", "factor", factor)
@@ -259,6 +271,10 @@ class RandomZoom(RandomAffine2D):
     zooms out (smaller drawing), negative zooms in. ``width_factor=None`` (the default) uses the height's ``z``
     for the width too, keeping the aspect ratio; a number or pair zooms the width independently.
     """
+
+    @classmethod
+    def example(cls):
+        return cls(0.1), (6, 5, 1)
 
     def __init__(self, height_factor: float | Sequence[float], width_factor: float | Sequence[float] | None = None,
                  **kwargs: Any) -> None:

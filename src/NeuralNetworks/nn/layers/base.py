@@ -9,12 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from ..._validation import shape_tuple, text
+from ..._validation import boolean, shape_tuple, text
 from ...budget import DEFAULT_BUDGET
 from .. import activations as activations_module
 from .. import initializers
+from .nodes import as_tensors, make_node
 
 DETERMINISTIC_INITIALIZERS = ("zeros", "ones")  # the initializers that draw no random numbers
+EXAMPLE_INPUT_SHAPE = (4,)  # what ``Layer.example`` gives a layer that takes any sample shape
 
 
 class Layer:
@@ -24,8 +26,13 @@ class Layer:
         params: trainable arrays, e.g. ``{"kernel": W, "bias": b}``; empty for Flatten.
         grads: same keys and shapes as ``params``, overwritten by every ``backward``.
         state: non-trainable arrays saved with the model (BatchNormalization's moving statistics).
+        trainable: False freezes the layer (Keras' semantics): the optimizer leaves its weights alone, a frozen
+            BatchNormalization normalises with its moving statistics, and gradients still flow through it to
+            the layers below. Saved with the model.
         identity_at_inference: True for layers that only act in training (Dropout, augmentation), so that
             exporters can drop them.
+        several_inputs: True for layers called on a list of tensors (the merge layers): ``build``,
+            ``compute_output_shape`` and ``forward`` then take lists, and ``backward`` returns one gradient each.
         replica_sum: None in one process. During a data-parallel ``fit`` the engine sets it to a function that
             sums an array in place over every process's copy of the layer (and returns it): a layer whose
             training forward reduces over the batch (BatchNormalization) uses it to see the global batch.
@@ -35,12 +42,16 @@ class Layer:
     """
 
     identity_at_inference: bool = False
+    several_inputs: bool = False
     replica_sum: Callable[[np.ndarray], np.ndarray] | None = None
 
-    def __init__(self, *, name: str | None = None, input_shape: tuple[int, ...] | None = None) -> None:
+    def __init__(self, *, name: str | None = None, input_shape: tuple[int, ...] | None = None,
+                 trainable: bool = True) -> None:
         self.name = None if name is None else text(type(self).__name__, "name", name, DEFAULT_BUDGET.max_name_chars)
         self.input_shape = None if input_shape is None else shape_tuple(type(self).__name__, "input_shape",
                                                                         input_shape)
+        self.trainable = boolean(type(self).__name__, "trainable", trainable)
+        self.weight_budget: int | None = None  # at most this many weight values from add_weight (None: no limit)
         self.output_shape: tuple[int, ...] | None = None
         self.dtype: np.dtype | None = None
         self.params: dict[str, np.ndarray] = {}
@@ -105,13 +116,56 @@ class Layer:
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments, JSON-serialisable, so that ``cls(**config)`` rebuilds the layer."""
         config: dict[str, Any] = {"name": self.name}
-        if self.input_shape is not None:
+        if self.input_shape is not None and not self.several_inputs:
             config["input_shape"] = list(self.input_shape)
+        if not self.trainable:  # written only when frozen: files of trainable models stay as they were
+            config["trainable"] = False
         return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Layer:
         return cls(**config)
+
+    @classmethod
+    def example(cls) -> tuple[Layer, Any]:
+        """A small instance and an input shape it accepts (a list of shapes for a merge layer): the layer contract
+        test (tests/nn/test_layer_contract.py) runs every check on it. Override it when the constructor needs
+        arguments."""
+        return cls(), EXAMPLE_INPUT_SHAPE
+
+    # -- calling ------------------------------------------------------------------------------------------
+    def __call__(self, inputs: object, training: bool = False) -> Any:
+        """On symbolic tensors (``layers.Input(...)`` or another layer's output): record the call and return
+        the output tensor, for ``models.Model(inputs, outputs)``. On an array batch: run ``forward`` now,
+        building the layer for its sample shape first if needed (with a fresh random generator)."""
+        tensors = as_tensors(inputs)
+        if tensors is None:
+            return self._call_eagerly(inputs, training)
+        what = self.name or type(self).__name__
+        if self.several_inputs != (isinstance(inputs, list | tuple)):
+            expected = "a list of tensors" if self.several_inputs else "one tensor"
+            raise TypeError(f"{what} is called on {expected}. Received: {inputs!r:.200}")
+        shapes: Any = [tensor.shape for tensor in tensors] if self.several_inputs else tensors[0].shape
+        expected_shape = self.input_shape
+        if expected_shape is not None and (self.built or not self.several_inputs) and \
+                _as_shapes(expected_shape) != _as_shapes(shapes):
+            raise ValueError(f"{what} {'was built' if self.built else 'declares input_shape'} for inputs of shape "
+                             f"{expected_shape}; it cannot be called on {shapes} (a shared layer takes inputs of "
+                             "one shape)")
+        try:
+            output_shape = self.compute_output_shape(shapes)
+        except ValueError as error:
+            raise ValueError(f"Cannot call {what} on inputs of shape {shapes}: {error}") from None
+        return make_node(self, tensors, output_shape)
+
+    def _call_eagerly(self, x: object, training: bool) -> np.ndarray:
+        batch = [np.asarray(item) for item in x] if self.several_inputs else np.asarray(x)
+        if not self.built:
+            shapes = [item.shape[1:] for item in batch] if self.several_inputs else batch.shape[1:]
+            self.build(shapes, np.random.default_rng(), np.dtype("float32"))
+        if self.several_inputs:
+            return self.forward([item.astype(self.dtype, copy=False) for item in batch], training=training)
+        return self.forward(batch.astype(self.dtype, copy=False), training=training)
 
     # -- helpers ------------------------------------------------------------------------------------------
     def add_weight(self, name: str, shape: tuple[int, ...], initializer: str | initializers.Initializer = "zeros",
@@ -126,6 +180,11 @@ class Layer:
         if rng is None and initializer not in DETERMINISTIC_INITIALIZERS:
             raise ValueError(f"add_weight({name!r}) with initializer {initializer!r} draws random numbers: pass "
                              "the rng that build() received")
+        if self.weight_budget is not None:
+            self.weight_budget -= math.prod(shape)
+            if self.weight_budget < 0:
+                raise ValueError(f"{self.name or type(self).__name__}.add_weight({name!r}) of shape {tuple(shape)} "
+                                 "goes past the budget's max_parameters")
         init = initializer if callable(initializer) else initializers.get(initializer)
         fan_in, fan_out = initializers.compute_fans(shape)
         value = np.asarray(init(tuple(shape), fan_in, fan_out, rng, self.dtype), dtype=self.dtype)
@@ -151,6 +210,13 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, output_shape={self.output_shape})"
+
+
+def _as_shapes(shape: object) -> object:
+    """A shape or a list of shapes with every sequence made a tuple, so that lists and tuples compare equal."""
+    if isinstance(shape, list | tuple) and shape and isinstance(shape[0], list | tuple):
+        return tuple(tuple(item) for item in shape)
+    return tuple(shape)
 
 
 class ActivatedLayer(Layer):

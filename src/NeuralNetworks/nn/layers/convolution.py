@@ -11,6 +11,7 @@ from ..._validation import boolean, positive_int
 from .. import activations, initializers
 from . import winograd
 from .base import ActivatedLayer, BufferCache
+from .conversion import activation_settings, float32_weights, window_settings
 from .windows import WindowGeometry, as_padding, as_pair
 
 
@@ -29,6 +30,10 @@ class Conv2D(ActivatedLayer):
     Winograd F(2x2, 3x3) instead (``winograd.applies``): 2.25x fewer multiply-adds, forward and backward, equal
     to the direct form up to rounding.
     """
+
+    @classmethod
+    def example(cls):
+        return cls(3, (3, 2), strides=2, padding="same", activation="tanh"), (9, 8, 2)
 
     def __init__(
         self,
@@ -231,3 +236,19 @@ class Conv2D(ActivatedLayer):
         return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
                 "strides": list(self.strides), "padding": self.padding, "initializer": self.initializer,
                 "use_bias": self.use_bias}
+
+    # -- export (see .conversion) --
+    def export_settings(self):
+        settings = {**window_settings(self, self.kernel_size), "activation": activation_settings(self)}
+        return settings, float32_weights(self, "kernel", "bias")
+
+    @staticmethod
+    def to_onnx(builder, step):
+        """ONNX's Conv on channels first, its kernel (out, in, kh, kw) from ours (kh, kw, in, out)."""
+        kernel = np.ascontiguousarray(step.weights["kernel"].transpose(3, 2, 0, 1))
+        inputs = [builder.input(step, channels_first=True), builder.constant(step, "kernel", kernel)]
+        if "bias" in step.weights:
+            inputs.append(builder.constant(step, "bias"))
+        z = builder.op("Conv", inputs, step, dilations=[1, 1], **builder.window(step.settings))
+        builder.output(step, builder.activation(step, z, step.settings["activation"], channels_first=True),
+                       channels_first=True)

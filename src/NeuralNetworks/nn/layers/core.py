@@ -12,6 +12,7 @@ import numpy as np
 from ..._validation import boolean, finite_real, positive_int
 from .. import activations, initializers
 from .base import ActivatedLayer, Layer
+from .conversion import activation_settings, float32_weights
 
 
 class Dense(ActivatedLayer):
@@ -20,6 +21,10 @@ class Dense(ActivatedLayer):
     Shapes: x ``(batch, in)``, kernel ``(in, units)``, bias ``(units,)``, y ``(batch, units)``.
     Backward: ``dL/dkernel = x^T dz``, ``dL/dbias = sum_batch dz``, ``dL/dx = dz kernel^T``.
     """
+
+    @classmethod
+    def example(cls):
+        return cls(5), (7,)
 
     def __init__(
         self,
@@ -69,9 +74,26 @@ class Dense(ActivatedLayer):
         return {**super().get_config(), "units": self.units, "initializer": self.initializer,
                 "use_bias": self.use_bias}
 
+    # -- export (see .conversion) --
+    def export_settings(self):
+        return {"activation": activation_settings(self)}, float32_weights(self, "kernel", "bias")
+
+    @staticmethod
+    def to_onnx(builder, step):
+        inputs = [builder.input(step), builder.constant(step, "kernel")]
+        if "bias" in step.weights:
+            z = builder.op("Gemm", [*inputs, builder.constant(step, "bias")], step)
+        else:
+            z = builder.op("MatMul", inputs, step)
+        builder.output(step, builder.activation(step, z, step.settings["activation"]), channels_first=False)
+
 
 class Flatten(Layer):
     """Reshape each sample to one dimension: ``(batch, d1, d2, ...) -> (batch, d1 * d2 * ...)``."""
+
+    @classmethod
+    def example(cls):
+        return cls(), (3, 4, 2)
 
     def compute_output_shape(self, input_shape):
         return (math.prod(input_shape),)
@@ -82,9 +104,23 @@ class Flatten(Layer):
     def backward(self, grad_output, input_gradient=True):
         return grad_output.reshape((len(grad_output), *self.input_shape))
 
+    def export_settings(self):
+        return {}, {}
+
+    @staticmethod
+    def to_onnx(builder, step):
+        """Reshape in our layout (channels last), whose element order the new shape counts in."""
+        shape = builder.constant(step, "shape", np.array([-1, *step.output_shape], dtype=np.int64))
+        builder.output(step, builder.op("Reshape", [builder.input(step, channels_first=False), shape], step),
+                       channels_first=False)
+
 
 class Reshape(Layer):
     """Reshape each sample to ``target_shape`` (one entry may be -1)."""
+
+    @classmethod
+    def example(cls):
+        return cls((2, -1)), (3, 4)
 
     def __init__(self, target_shape: tuple[int, ...], **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -119,6 +155,11 @@ class Reshape(Layer):
     def get_config(self):
         return {**super().get_config(), "target_shape": list(self.target_shape)}
 
+    def export_settings(self):
+        return {}, {}
+
+    to_onnx = staticmethod(Flatten.to_onnx)
+
 
 class Activation(ActivatedLayer):
     """Apply an activation function on its own: ``y = activation(x)``.
@@ -126,6 +167,10 @@ class Activation(ActivatedLayer):
     ``activation`` is a name ("tanh"), an ``activations.ActivationFunction``, or a plain function given with
     its derivative: ``Activation(tanh, tanh_prime)``, the derivative taken with respect to the input.
     """
+
+    @classmethod
+    def example(cls):
+        return cls("tanh"), (6,)
 
     def __init__(self, activation: activations.Identifier | Callable, derivative: Callable | None = None,
                  **kwargs: Any) -> None:
@@ -137,9 +182,22 @@ class Activation(ActivatedLayer):
     def backward_preactivation(self, grad_z, input_gradient=True):
         return grad_z
 
+    def export_settings(self):
+        return {"activation": activation_settings(self)}, {}
+
+    @staticmethod
+    def to_onnx(builder, step):
+        x = builder.input(step)
+        channels_first = builder.channels_first(x)
+        builder.output(step, builder.activation(step, x, step.settings["activation"], channels_first))
+
 
 class Rescaling(Layer):
     """``y = x * scale + offset``: turns uint8 pixels into [0, 1] inside the model, e.g. scale=1/255."""
+
+    @classmethod
+    def example(cls):
+        return cls(0.5, offset=0.25), (6,)
 
     def __init__(self, scale: float, offset: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -157,5 +215,16 @@ class Rescaling(Layer):
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale, "offset": self.offset}
+
+    def export_settings(self):
+        return {"scale": float(self.scale), "offset": float(self.offset)}, {}
+
+    @staticmethod
+    def to_onnx(builder, step):
+        scale = builder.constant(step, "scale", np.float32(step.settings["scale"]))
+        y = builder.op("Mul", [builder.input(step), scale], step)
+        if step.settings["offset"]:
+            y = builder.op("Add", [y, builder.constant(step, "offset", np.float32(step.settings["offset"]))], step)
+        builder.output(step, y)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..._validation import boolean, real_in_range
 from .base import Layer
+from .conversion import EXPORT_DTYPE, float32_weights
 
 DEFAULT_MOMENTUM = 0.9  # of the moving statistics; see BatchNormalization
 
@@ -37,6 +38,10 @@ class BatchNormalization(Layer):
     as one process with the whole batch.
     """
 
+    @classmethod
+    def example(cls):
+        return cls(), (5, 5, 3)
+
     def __init__(self, momentum: float = DEFAULT_MOMENTUM, epsilon: float = 1e-3, center: bool = True,
                  scale: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -45,6 +50,7 @@ class BatchNormalization(Layer):
         self.center = boolean("BatchNormalization", "center", center)
         self.scale = boolean("BatchNormalization", "scale", scale)
         self._x_hat: np.ndarray | None = None
+        self._frozen_factor: np.ndarray | None = None  # a frozen layer's per-channel scale, kept for backward
         self._inverse_std: np.ndarray | None = None
         self._batch_share = 1.0  # this process's part of the values per channel in the last training batch
 
@@ -76,7 +82,8 @@ class BatchNormalization(Layer):
         flat = x.reshape(-1, self.input_shape[-1])  # (values per channel, channels)
         gamma = self.params.get("gamma")
         beta = self.params.get("beta")
-        if not training:
+        self._frozen_factor = None
+        if not training or not self.trainable:  # a frozen layer normalises as at inference (Keras' rule)
             # y = x * a + b with the per-channel a = gamma / sqrt(var + eps), b = beta - mean * a.
             factor = 1.0 / np.sqrt(self.state["moving_variance"] + x.dtype.type(self.epsilon))
             if gamma is not None:
@@ -85,6 +92,8 @@ class BatchNormalization(Layer):
             if beta is not None:
                 shift = shift + beta
             self._x_hat = None
+            if training:  # frozen: backward scales the gradient by the same per-channel factor
+                self._frozen_factor = factor.astype(x.dtype)
             return (flat * factor.astype(x.dtype) + shift.astype(x.dtype)).reshape(x.shape)
         if self.replica_sum is not None:
             mean, centered, variance = self._global_statistics(flat)
@@ -128,6 +137,9 @@ class BatchNormalization(Layer):
         return mean, centered, variance
 
     def backward(self, grad_output: np.ndarray, input_gradient: bool = True) -> np.ndarray | None:
+        if self._frozen_factor is not None:
+            factor = self._frozen_factor
+            return (grad_output.reshape(-1, len(factor)) * factor).reshape(grad_output.shape)
         if self._x_hat is None:
             raise RuntimeError(f"{self.name}: backward() called without a forward(training=True) first")
         x_hat = self._x_hat
@@ -158,3 +170,19 @@ class BatchNormalization(Layer):
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "momentum": self.momentum, "epsilon": self.epsilon, "center": self.center,
                 "scale": self.scale}
+
+    # -- export (see .conversion) --
+    def export_settings(self):
+        """Inference-mode statistics; a layer without ``scale``/``center`` gets gamma = 1 / beta = 0."""
+        weights = float32_weights(self, "gamma", "beta", "moving_mean", "moving_variance")
+        channels = self.input_shape[-1]
+        weights.setdefault("gamma", np.ones(channels, EXPORT_DTYPE))
+        weights.setdefault("beta", np.zeros(channels, EXPORT_DTYPE))
+        return {"epsilon": float(self.epsilon)}, weights
+
+    @staticmethod
+    def to_onnx(builder, step):
+        inputs = [builder.input(step, channels_first=True)]  # ONNX normalises axis 1
+        inputs += [builder.constant(step, key) for key in ("gamma", "beta", "moving_mean", "moving_variance")]
+        y = builder.op("BatchNormalization", inputs, step, epsilon=step.settings["epsilon"])
+        builder.output(step, y, channels_first=True)

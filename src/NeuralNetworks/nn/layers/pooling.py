@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .base import BufferCache, Layer
+from .conversion import window_settings
 from .windows import WindowGeometry, as_padding, as_pair
 
 
@@ -80,6 +81,10 @@ class MaxPooling2D(_Pooling2D):
     and PyTorch do), so ties never double the gradient. "same" padding pads with -inf: padding never wins.
     """
 
+    @classmethod
+    def example(cls):
+        return cls(3, padding="same"), (7, 5, 2)
+
     def __init__(self, pool_size: int | Sequence[int] = 2, strides: int | Sequence[int] | None = None,
                  padding: str = "valid", **kwargs: Any) -> None:
         super().__init__(pool_size, strides, padding, **kwargs)
@@ -123,12 +128,25 @@ class MaxPooling2D(_Pooling2D):
                 remaining -= share
         return self._unpad(grad_padded)
 
+    def export_settings(self):
+        return window_settings(self, self.pool_size), {}
+
+    @staticmethod
+    def to_onnx(builder, step):
+        # ONNX's padding never wins a maximum: it counts as minus infinity
+        y = builder.op("MaxPool", [builder.input(step, channels_first=True)], step, **builder.window(step.settings))
+        builder.output(step, y, channels_first=True)
+
 
 class AveragePooling2D(_Pooling2D):
     """Mean over each ``pool_size`` window; ``strides`` defaults to ``pool_size``.
 
     With "same" padding each window averages its real pixels only (padding is not counted), as in Keras.
     """
+
+    @classmethod
+    def example(cls):
+        return cls(2), (6, 6, 3)
 
     def build(self, input_shape, rng, dtype):
         output_shape = super().build(input_shape, rng, dtype)
@@ -154,9 +172,22 @@ class AveragePooling2D(_Pooling2D):
                 grad_padded[g.position(i, j)] += share
         return self._unpad(grad_padded)
 
+    def export_settings(self):
+        return window_settings(self, self.pool_size), {}
+
+    @staticmethod
+    def to_onnx(builder, step):
+        y = builder.op("AveragePool", [builder.input(step, channels_first=True)], step, count_include_pad=0,
+                       **builder.window(step.settings))
+        builder.output(step, y, channels_first=True)
+
 
 class GlobalAveragePooling2D(Layer):
     """Mean over height and width: ``(batch, h, w, c) -> (batch, c)``."""
+
+    @classmethod
+    def example(cls):
+        return cls(), (4, 4, 3)
 
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 3:
@@ -172,3 +203,11 @@ class GlobalAveragePooling2D(Layer):
         height, width, _ = self.input_shape
         share = grad_output[:, np.newaxis, np.newaxis, :] / grad_output.dtype.type(height * width)
         return np.broadcast_to(share, (len(grad_output), *self.input_shape)).copy()
+
+    def export_settings(self):
+        return {}, {}
+
+    @staticmethod
+    def to_onnx(builder, step):
+        pooled = builder.op("GlobalAveragePool", [builder.input(step, channels_first=True)], step)  # (n, c, 1, 1)
+        builder.output(step, builder.op("Flatten", [pooled], step, axis=1), channels_first=False)

@@ -15,6 +15,10 @@ class Dropout(Layer):
     ``1 / (1 - rate)``, so inference is the identity (Srivastava et al. 2014, https://jmlr.org/papers/v15/srivastava14a.html).
     """
 
+    @classmethod
+    def example(cls):
+        return cls(0.3), (6,)
+
     identity_at_inference = True
 
     def __init__(self, rate: float, seed: int | None = None, **kwargs: Any) -> None:

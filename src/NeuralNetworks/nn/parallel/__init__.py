@@ -17,7 +17,7 @@ from .environment import ENGINE_VARIABLE, is_parallel_job, is_root_process, laun
 from .trainer import DataParallelTrainer
 
 if TYPE_CHECKING:
-    from ..models import Sequential
+    from ..models import Model
     from ..training import Trainer
 
 
@@ -42,7 +42,7 @@ def engine_from_environment() -> Engine | None:
     return engine if engine.size > 1 else None
 
 
-def trainer_for(model: Sequential) -> Trainer:
+def trainer_for(model: Model) -> Trainer:
     """The trainer ``model.fit`` runs: data-parallel in a multi-process MPI job, else the one-process loop."""
     from ..training import Trainer
 

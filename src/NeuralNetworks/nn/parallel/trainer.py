@@ -41,7 +41,7 @@ from .engine import Engine
 from .environment import cores_per_process
 
 if TYPE_CHECKING:
-    from ..models import Sequential
+    from ..models import Model
 
 ROOT = 0
 EXIT_FAILED = 1
@@ -82,7 +82,7 @@ class DataParallelTrainer(Trainer):
     included), for benchmarks.
     """
 
-    def __init__(self, model: Sequential, engine: Engine) -> None:
+    def __init__(self, model: Model, engine: Engine) -> None:
         super().__init__(model)
         self.engine = engine
         self.communication_seconds = 0.0
@@ -95,15 +95,16 @@ class DataParallelTrainer(Trainer):
     # -- the job ------------------------------------------------------------------------------------------
     def fit(self, x: object, y: object = None, epochs: int = 1, batch_size: int = 32,
             validation_data: object = None, validation_split: float = 0.0,
-            shuffle: bool = True, callbacks: Sequence[Callback] | None = None, verbose: int = 1) -> History:
+            shuffle: bool = True, callbacks: Sequence[Callback] | None = None, verbose: int = 1,
+            **weights: object) -> History:
         """``Trainer.fit`` on every process, ``batch_size`` being the global batch; any exception ends every
-        process of the job (never a hang)."""
+        process of the job (never a hang). ``class_weight``/``sample_weight`` are refused (``weighting_for``)."""
         try:
             self._share_random_state()  # before the validation split, which draws from it
             with share_of_cores():
                 return super().fit(x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
                                    validation_split=validation_split, shuffle=shuffle, callbacks=callbacks,
-                                   verbose=verbose)
+                                   verbose=verbose, **weights)
         except BaseException as error:
             self.engine.abort(*failure_report(error, self.engine.rank, self.engine.size))
 
