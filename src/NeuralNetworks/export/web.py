@@ -4,7 +4,8 @@ No Python, no server, no CDN, no build step. The folder holds::
 
     index.html    the app's drawing page, with the model bundled
     static/       the page's scripts and style, the app's own files: app.js (the drawing board), nn.js (the
-                  forward pass), strokes.js (the port of data/images.py's stroke preprocessing), style.css
+                  forward pass), nn-conv.js (its convolutions), strokes.js (the port of data/images.py's stroke
+                  preprocessing), style.css
     model.json    the manifest: labels, preprocessing style, input shape, every layer call's kind, settings,
                   the tensors it reads and writes, and where its weights lie in model.bin
     model.bin     the weights, float32 little-endian, one after the other
@@ -44,7 +45,7 @@ MANIFEST_VERSION = 1
 # The step kinds nn.js runs (its LAYERS table; the browser test checks the two agree).
 WEB_KINDS = ("Dense", "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "BatchNormalization",
              "Rescaling", "Activation", "Flatten", "Reshape", "Add", "Subtract", "Multiply", "Average", "Concatenate")
-PAGE_ASSETS = ("app.js", "nn.js", "strokes.js", "style.css", "favicon.svg")
+PAGE_ASSETS = ("app.js", "nn.js", "nn-conv.js", "strokes.js", "style.css", "favicon.svg")
 MODELS_MARKER = "<!--bundled-models-->"  # where the exported page loads model.js, before app.js runs
 WEIGHTS_BYTE_ORDER = "<f4"  # float32, little-endian: what Float32Array reads on every browser's hardware
 
