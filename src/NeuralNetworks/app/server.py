@@ -11,7 +11,6 @@ import os
 import socket
 import threading
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Annotated
 
 import numpy as np
@@ -24,13 +23,12 @@ from starlette.exceptions import HTTPException
 
 from ..budget import DEFAULT_BUDGET, Budget
 from ..data.images import EmptyDrawingError
+from ..page import RESULT_MARKER, STATIC_DIR
 from ..serving import DRAWING_KINDS, ServedModel
 from . import registry
 from .inputs import decode_data_url, png_data_url
 from .limits import BodySizeLimit
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
-RESULT_MARKER = "<!--server-result-->"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
 SECURITY_HEADERS = {
@@ -224,7 +222,7 @@ def _add_web_model_routes(app: FastAPI, served: Mapping[str, ServedModel]) -> No
     """GET /api/models/<name>/model.json and model.bin: each model's weights in the static page's format, so that
     the page predicts while the user draws without a request per stroke (``NeuralNetworks.export.web``)."""
     from ..export import ExportError
-    from ..export.web import web_model  # imported here: the exporter itself reads this module's page
+    from ..export.web import web_model
 
     exported: dict[str, tuple[dict, bytes] | str] = {}
     for name, model in served.items():

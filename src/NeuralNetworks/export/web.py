@@ -3,8 +3,9 @@
 No Python, no server, no CDN, no build step. The folder holds::
 
     index.html    the app's drawing page, with the model bundled
-    static/       the page's scripts and style, the app's own files: app.js (the drawing board), nn.js (the
-                  forward pass), strokes.js (the port of data/images.py's stroke preprocessing), style.css
+    static/       the page's scripts and style (the package's ``page/static``, which the app serves too): app.js
+                  (the drawing board), nn.js (the forward pass), strokes.js (the port of data/images.py's stroke
+                  preprocessing), style.css
     model.json    the manifest: labels, preprocessing style, input shape, every layer's settings and where
                   its weights lie in model.bin
     model.bin     the weights, float32 little-endian, one after the other
@@ -25,16 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..app.server import RESULT_MARKER, STATIC_DIR
 from ..data.images import SIZE
+from ..page import MODELS_MARKER, PAGE_ASSETS, RESULT_MARKER, STATIC_DIR
 from ..serving import style_for
 from .plan import ExportError, Plan, plan
 from .writing import write_atomically
 
 MANIFEST_FORMAT = "NeuralNetworks.web"
 MANIFEST_VERSION = 1
-PAGE_ASSETS = ("app.js", "nn.js", "strokes.js", "style.css", "favicon.svg")
-MODELS_MARKER = "<!--bundled-models-->"  # where the exported page loads model.js, before app.js runs
 WEIGHTS_BYTE_ORDER = "<f4"  # float32, little-endian: what Float32Array reads on every browser's hardware
 
 
