@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException
 
 from ..budget import DEFAULT_BUDGET, Budget
 from ..data.images import EmptyDrawingError
-from ..page import RESULT_MARKER, STATIC_DIR
+from ..page import CONTENT_SECURITY_POLICY, HEADER_ONLY_POLICY, RESULT_MARKER, STATIC_DIR
 from ..serving import DRAWING_KINDS, ServedModel
 from . import registry
 from .inputs import decode_data_url, png_data_url
@@ -32,8 +32,7 @@ from .limits import BodySizeLimit
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
 SECURITY_HEADERS = {
-    "content-security-policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; "
-                               "base-uri 'none'; frame-ancestors 'none'",
+    "content-security-policy": f"{CONTENT_SECURITY_POLICY}; {HEADER_ONLY_POLICY}",
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
 }

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.images import SIZE
-from ..page import MODELS_MARKER, PAGE_ASSETS, RESULT_MARKER, STATIC_DIR
+from ..page import CONTENT_SECURITY_POLICY, MODELS_MARKER, PAGE_ASSETS, PAGE_FILE, RESULT_MARKER, script_json
 from ..serving import style_for
 from .plan import ExportError, Plan, plan
 from .writing import write_atomically
@@ -65,19 +65,25 @@ def web_model(model, name: str | None = None) -> tuple[dict, bytes]:
 
 
 def model_script(manifest: dict, weights: bytes) -> str:
-    """model.js: registers the model with the page's ``window.nn`` when loaded by a ``<script>`` tag."""
-    return (f"// {manifest['name']}: exported from NeuralNetworks. The manifest and the float32 weights (base64) of "
-            "model.json and model.bin,\n// in a script because pages opened from file:// may load scripts but "
-            "may not fetch files.\n"
-            f"window.nn.register({json.dumps(manifest)},\n  \"{base64.b64encode(weights).decode('ascii')}\");\n")
+    """model.js: registers the model with the page's ``window.nn`` when loaded by a ``<script>`` tag.
+
+    Its text is fixed but for two literals: the manifest as escaped JSON (``page.script_json``) and the weights
+    in base64. A name or label, whatever it holds (a newline, U+2028, ``</script>``), stays data."""
+    return ("// Exported from NeuralNetworks: the manifest and the float32 weights (base64) of model.json and "
+            "model.bin,\n// in a script because pages opened from file:// may load scripts but may not fetch files.\n"
+            f"window.nn.register({script_json(manifest)},\n  \"{base64.b64encode(weights).decode('ascii')}\");\n")
 
 
 def page_html() -> str:
-    """The app's page without the server's result slot, loading model.js before the drawing board."""
-    page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
-    if MODELS_MARKER not in page:
-        raise RuntimeError(f"{STATIC_DIR / 'index.html'} lacks the {MODELS_MARKER} marker the export needs")
-    return page.replace(RESULT_MARKER, "").replace(MODELS_MARKER, '<script src="model.js" defer></script>')
+    """The app's page without the server's result slot, loading model.js before the drawing board, with the
+    page's Content-Security-Policy in its ``<head>`` (no inline script; it holds from ``file://`` too)."""
+    page = PAGE_FILE.read_text(encoding="utf-8")
+    head = '<meta charset="utf-8">'
+    if MODELS_MARKER not in page or head not in page:
+        raise RuntimeError(f"{PAGE_FILE} lacks the {MODELS_MARKER} marker or the {head} the export needs")
+    policy = f'{head}\n  <meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
+    return (page.replace(RESULT_MARKER, "").replace(MODELS_MARKER, '<script src="model.js" defer></script>')
+            .replace(head, policy, 1))
 
 
 def to_web(model, folder: str | os.PathLike, name: str | None = None) -> Path:
@@ -97,7 +103,7 @@ def to_web(model, folder: str | os.PathLike, name: str | None = None) -> Path:
         raise ExportError(f"{folder} exists and is not a folder; the web export writes a folder")
     manifest, weights = manifest_and_weights(model_plan, name)
     for asset in PAGE_ASSETS:
-        write_atomically(folder / "static" / asset, (STATIC_DIR / asset).read_bytes())
+        write_atomically(folder / "static" / asset, (PAGE_FILE.parent / asset).read_bytes())
     write_atomically(folder / "model.json", json.dumps(manifest, indent=1).encode("utf-8"))
     write_atomically(folder / "model.bin", weights)
     write_atomically(folder / "model.js", model_script(manifest, weights).encode("utf-8"))
