@@ -261,13 +261,18 @@ def _check_address(host: str, port: int) -> None:
 
 def run(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
         model_paths: Mapping[str, str | os.PathLike] | None = None,
-        extra_models: Iterable[str | os.PathLike] = ()) -> None:
-    """Serve the app until interrupted: ``model_paths`` (default: the shipped models) plus ``extra_models``."""
-    import uvicorn
+        extra_models: Iterable[str | os.PathLike] = (), *, budget: Budget | None = None) -> None:
+    """Serve the app until interrupted: ``model_paths`` (default: the shipped models) plus ``extra_models``.
 
+    Slow clients are bounded (``app.connections``): a request's head must arrive within
+    ``budget.header_timeout_seconds``, and at most ``budget.max_connections`` connections are open (fewer if the
+    descriptor limit leaves less room), the ones waiting longest for their head dropped first."""
+    from .connections import connection_cap, serve
+
+    budget = budget or DEFAULT_BUDGET
     _check_address(host, port)
-    app = create_app(registry.model_paths(extra_models, base=model_paths))
+    app = create_app(registry.model_paths(extra_models, base=model_paths), budget=budget)
     shown_host = f"[{host}]" if ":" in host else host
     print(f"NeuralNetworks app: serving {', '.join(app.state.models)} on http://{shown_host}:{port} "
-          "(Ctrl-C to stop)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", reload=False, access_log=False)
+          f"(at most {connection_cap(budget.max_connections)} connections; Ctrl-C to stop)", flush=True)
+    serve(app, host, port, budget)
