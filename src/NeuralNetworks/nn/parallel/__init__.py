@@ -13,7 +13,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .engine import Engine
-from .environment import ENGINE_VARIABLE, is_parallel_job, is_root_process, launched_rank, launched_size
+from .environment import (
+    ENGINE_VARIABLE,
+    EngineChoiceError,
+    is_parallel_job,
+    is_root_process,
+    launched_rank,
+    launched_size,
+)
 from .trainer import DataParallelTrainer
 
 if TYPE_CHECKING:
@@ -52,8 +59,13 @@ def trainer_for(model: Sequential) -> Trainer:
 
 def end_job(message: str, status: int) -> None:
     """In a multi-process job, print ``message`` and end every process (a process that merely exits would
-    leave the others waiting for it forever); in one process, do nothing."""
-    if is_parallel_job():
+    leave the others waiting for it forever); in one process, do nothing. With an unknown engine choice no
+    process started one (each refused it alike), so none is waiting."""
+    try:
+        parallel = is_parallel_job()
+    except EngineChoiceError:
+        return
+    if parallel:
         from .mpi import MPIEngine
 
         try:
@@ -63,5 +75,6 @@ def end_job(message: str, status: int) -> None:
         engine.abort(message, status)
 
 
-__all__ = ["DataParallelTrainer", "Engine", "ENGINE_VARIABLE", "end_job", "engine_from_environment",
-           "is_parallel_job", "is_root_process", "launched_rank", "launched_size", "trainer_for"]
+__all__ = ["DataParallelTrainer", "Engine", "ENGINE_VARIABLE", "EngineChoiceError", "end_job",
+           "engine_from_environment", "is_parallel_job", "is_root_process", "launched_rank", "launched_size",
+           "trainer_for"]

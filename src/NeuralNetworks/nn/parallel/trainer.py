@@ -35,7 +35,7 @@ import numpy as np
 
 from .._threads import blas_controller
 from ..callbacks import Callback, CallbackList, History
-from ..sources import InOrder, Order, Samples, batches
+from ..sources import InOrder, Order, Samples, SourceSamples, batches
 from ..training import Logs, Totals, Trainer, evaluation_totals, finite_loss
 from .engine import Engine
 from .environment import cores_per_process
@@ -119,6 +119,19 @@ class DataParallelTrainer(Trainer):
         # Whether batch logs are summed after every batch must be the same decision on every process.
         self._reduce_batch_logs = any(type(c).on_batch_end is not Callback.on_batch_end for c in callbacks)
         return callbacks if self.is_root else [c for c in callbacks if not c.root_only]
+
+    def training_data(self, x: object, y: object, validation_data: object,
+                      validation_split: float) -> tuple[Samples, Samples | None]:
+        """``Trainer.training_data``, once every process is known to hold the same data (else a sum of unequal
+        buffers ends the job in MPI's own abort) and enough of it that each process has a step."""
+        train, validation = super().training_data(x, y, validation_data, validation_split)
+        self._check_same_data(train, validation)
+        size = self.engine.size
+        if len(train) < size:
+            raise ValueError(f"{len(train)} training samples cannot be split over {size} processes: each process "
+                             f"needs at least one sample of every step, so at least {size} training samples (1 per "
+                             f"process); train on more data or start fewer processes")
+        return train, validation
 
     def steps(self, samples: int, batch_size: int) -> int:
         if batch_size < self.engine.size:
@@ -209,6 +222,16 @@ class DataParallelTrainer(Trainer):
         seed = int(self.model.rng.integers(2**63))
         generator.state = type(generator)(np.random.SeedSequence([seed, self.engine.rank])).state
 
+    def _check_same_data(self, train: Samples, validation: Samples | None) -> None:
+        """Raise unless this process loaded what rank 0 loaded: sample counts, shapes, types and class labels."""
+        mine, words = data_description(train, validation, self.model.labels)
+        root = self.engine.broadcast(mine.copy(), ROOT)
+        if not np.array_equal(mine, root):
+            what = "sample shapes, types or class labels differ" if np.array_equal(mine[:2], root[:2]) else \
+                f"rank 0 has {int(root[0])} training and {max(int(root[1]), 0)} validation samples"
+            raise ValueError(f"this process loaded {words}, unlike rank 0 ({what}): every process must read the "
+                             "same data (the same files under --data-dir, --classes and --max-per-class)")
+
     def _check_same_model(self) -> None:
         """Raise unless this process's model has rank 0's layout (else the sums would mix unrelated numbers)."""
         flat = self.model.flat
@@ -219,6 +242,25 @@ class DataParallelTrainer(Trainer):
             raise ValueError(f"this process's model ({int(mine[0])} parameters) differs from rank 0's "
                              f"({int(root[0])} parameters, or other layer names): every process must build the "
                              "same model")
+
+
+def data_description(train: Samples, validation: Samples | None, labels: dict | None) -> tuple[np.ndarray, str]:
+    """What a process loaded, as numbers to compare over processes (counts, and checksums of the sample shape and
+    type and of the class labels) and in words."""
+    def kind(samples: Samples) -> str:
+        if isinstance(samples, SourceSamples):
+            return f"{tuple(samples.source.sample_shape)}"
+        x, y = samples.gather(np.zeros(1, dtype=np.intp)) if len(samples) else (np.zeros(0), np.zeros(0))
+        return f"{x.shape[1:]} {x.dtype} {y.shape[1:]} {y.dtype}"
+
+    val = -1 if validation is None else len(validation)
+    classes = json.dumps(sorted((str(k), str(v)) for k, v in (labels or {}).items()))
+    shapes = kind(train) + ("" if validation is None else " / " + kind(validation))
+    numbers = np.array([len(train), val, zlib.crc32(shapes.encode()), zlib.crc32(classes.encode()),
+                        len(labels or {})], dtype=np.float64)
+    words = (f"{len(train)} training and {max(val, 0)} validation samples of shape {shapes.split()[0]}, "
+             f"{len(labels or {})} class labels")
+    return numbers, words
 
 
 def _slice(order: Order, start: int, stop: int) -> Order:
