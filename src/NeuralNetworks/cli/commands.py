@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..data import Dataset, StreamedDataset, catalog
+from ..data import Dataset, StreamedDataset, catalog, require_classes
 from . import recipe
 from .checks import check_numbers, check_outputs, output_file, output_folder
 from .parser import EXIT_USAGE, CommandError, build_parser, capped_datasets
@@ -45,6 +45,10 @@ def _load_dataset(args: argparse.Namespace, test_only: bool = False) -> Dataset 
     dataset = spec.open(args.data_dir, alias=args.dataset, stream=args.stream, test_only=test_only, **options)
     test = len(_test_data(dataset)[0])
     train = 0 if test_only else len(dataset.train if isinstance(dataset, StreamedDataset) else dataset.x_train)
+    if not test_only:  # before anything is printed or built: one class, or a class with nothing to train on
+        counts = dataset.train.counts if isinstance(dataset, StreamedDataset) else dataset.class_counts("train")
+        require_classes(dataset.name if args.data_dir is None else f"{dataset.name} in {args.data_dir}",
+                        dataset.class_names, counts)
     if not test or not (test_only or train):
         raise CommandError(f"{dataset.name}: {train} training and {test} test images, too few to "
                            f"{'test' if test_only else 'train'} (more per class, e.g. --max-per-class)")

@@ -23,12 +23,12 @@ from typing import Any
 
 from . import catalog
 from .catalog import CATALOG, DatasetSpec
-from .errors import DataError, DownloadError
+from .errors import ClassCountError, DataError, DownloadError
 from .mnist import load_fashion_mnist, load_idx_pair, load_mnist
 from .quickdraw import list_classes, load_quickdraw
 from .shapes import CLASS_NAMES as SHAPE_CLASSES
 from .shapes import load_shapes
-from .splits import Dataset, one_hot
+from .splits import Dataset, one_hot, require_classes
 from .streaming import StreamedDataset, stream_quickdraw
 
 DEFAULT_DATASET = "shapes"
@@ -63,8 +63,8 @@ def stream(name: str = "quickdraw", data_dir: str | os.PathLike | None = None, *
 
 
 __all__ = [
-    "CATALOG", "DATASETS", "DEFAULT_DATASET", "SHAPE_CLASSES", "DataError", "Dataset", "DatasetSpec",
+    "CATALOG", "DATASETS", "DEFAULT_DATASET", "SHAPE_CLASSES", "ClassCountError", "DataError", "Dataset", "DatasetSpec",
     "DownloadError", "StreamedDataset", "dataset_name", "default_data_dir", "list_classes", "load",
-    "load_fashion_mnist", "load_idx_pair", "load_mnist", "load_quickdraw", "load_shapes", "one_hot", "stream",
-    "stream_quickdraw",
+    "load_fashion_mnist", "load_idx_pair", "load_mnist", "load_quickdraw", "load_shapes", "one_hot", "require_classes",
+    "stream", "stream_quickdraw",
 ]

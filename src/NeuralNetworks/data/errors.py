@@ -14,3 +14,8 @@ class DataError(ValueError):
 
 class DownloadError(DataError):
     """No mirror delivered a file that passed verification; the message lists what each mirror did."""
+
+
+class ClassCountError(DataError):
+    """A dataset to train a classifier on has fewer than two classes, or a class without a training sample
+    (``splits.require_classes``): training would run and learn nothing about that class."""

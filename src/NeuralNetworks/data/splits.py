@@ -7,14 +7,44 @@ Images stay ``uint8`` of shape ``(N, height, width, 1)`` (0 = background, 255 = 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from .._validation import non_negative_int, positive_int, real_in_range
+from .errors import ClassCountError
 from .images import STYLES, Style
 
 LABEL_DTYPE = np.int64
+MIN_CLASSES = 2  # a classifier tells classes apart: with one, every answer is right and nothing is learned
+NAMES_SHOWN = 5  # class names a message lists before "and N more"
+
+
+def _names(names: Sequence[str]) -> str:
+    shown = ", ".join(repr(str(name)) for name in names[:NAMES_SHOWN])
+    return shown + (f" and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else "")
+
+
+def require_classes(where: str, class_names: Sequence[str], train_counts: Sequence[int] | np.ndarray) -> None:
+    """Raise ``ClassCountError`` unless a classifier can be trained on these classes: at least ``MIN_CLASSES``
+    of them, each with at least one training sample (``train_counts``, in label order).
+
+    The one check every loader path runs before training (the command line's datasets, folders of class files,
+    CSV files): ``where`` names the dataset, folder or file in the message, which says what to do."""
+    counts = np.asarray(train_counts)
+    if counts.shape != (len(class_names),):
+        raise ValueError(f"require_classes expects one training count per class ({len(class_names)}). "
+                         f"Received {counts.shape[0] if counts.ndim == 1 else counts.shape} counts")
+    if len(class_names) < MIN_CLASSES:
+        found = f"only the class {_names(class_names)}" if class_names else "no class"
+        raise ClassCountError(f"{where}: {found}; a classifier needs at least {MIN_CLASSES} classes to tell apart "
+                              "(add classes: more class files in the folder, or more names in --classes)")
+    empty = [name for name, count in zip(class_names, counts, strict=True) if count <= 0]
+    if empty:
+        raise ClassCountError(f"{where}: no training sample for {len(empty)} of {len(class_names)} classes "
+                              f"({_names(empty)}); give every class samples (more per class, e.g. a larger "
+                              "--max-per-class) or leave those classes out")
 
 
 def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
