@@ -16,9 +16,9 @@ What keeps the processes identical:
   callbacks such as EarlyStopping or ReduceLROnPlateau decide alike. Display and file-writing callbacks
   (``Callback.root_only``) run on rank 0 only.
 
-Dropout draws different masks on every process (each gets its own random stream for the epoch, then all
-return to the shared one). BLAS uses at most this process's share of the machine's cores. A failure on any
-process ends the whole job through ``engine.abort``.
+Dropout and augmentation draw differently on every process (each gets its own random streams for the epoch,
+derived from the shared ones and its rank, then all return to the shared ones). BLAS uses at most this
+process's share of the machine's cores. A failure on any process ends the whole job through ``engine.abort``.
 """
 
 from __future__ import annotations
@@ -166,8 +166,7 @@ class DataParallelTrainer(Trainer):
     def train_epoch(self, train: Samples, batch_size: int, shuffle: bool, callback_list: CallbackList) -> Logs:
         model = self.model
         order = train.order(model.rng if shuffle else None)
-        shared_state = model.rng.bit_generator.state
-        self._own_random_stream()
+        shared_states = self._own_random_streams()
         totals = Totals(model)
         try:
             for batch, (count, x, y) in enumerate(batches(train, order, batch_size, self.part)):
@@ -177,8 +176,9 @@ class DataParallelTrainer(Trainer):
                     running = self._sum(totals.sums.copy())
                     if callback_list.wants_batch_logs:
                         callback_list.on_batch_end(batch, totals.means(running))
-        finally:
-            model.rng.bit_generator.state = shared_state  # every process back on the shared random stream
+        finally:  # every process back on the shared random streams
+            for generator, state in shared_states:
+                generator.bit_generator.state = state
         return totals.means(self._sum(totals.sums.copy()))
 
     def train_step(self, x: np.ndarray, y: np.ndarray, share: float | None = None) -> tuple[float, np.ndarray]:
@@ -216,11 +216,24 @@ class DataParallelTrainer(Trainer):
             buffer[:] = np.frombuffer(encoded, dtype=np.uint8)
         self.model.rng.bit_generator.state = json.loads(self.engine.broadcast(buffer, ROOT).tobytes())
 
-    def _own_random_stream(self) -> None:
-        """Give this process a random stream of its own for the epoch (Dropout masks), seeded from the shared one."""
-        generator = self.model.rng.bit_generator
-        seed = int(self.model.rng.integers(2**63))
-        generator.state = type(generator)(np.random.SeedSequence([seed, self.engine.rank])).state
+    def _own_random_streams(self) -> list[tuple[np.random.Generator, dict]]:
+        """Give this process random streams of its own for the epoch, each seeded from a shared one and the rank:
+        the model's (Dropout masks, augmentation without a seed) and every seeded layer's own generator (so the
+        processes do not all draw the same transforms). Returns (generator, shared state to return to) pairs:
+        the model's as it was (its draw here repeats no other), the layers' past this draw (so that the next
+        epoch's streams differ from this one's)."""
+        model = self.model
+        pairs = [(model.rng, model.rng.bit_generator.state)]
+        seeds = [int(model.rng.integers(2**63))]
+        for layer in model.layers:
+            generator = layer.own_generator() if hasattr(layer, "own_generator") else None
+            if generator is not None and all(generator is not other for other, _ in pairs):
+                seeds.append(int(generator.integers(2**63)))
+                pairs.append((generator, generator.bit_generator.state))
+        for (generator, _), seed in zip(pairs, seeds, strict=True):
+            bits = generator.bit_generator
+            bits.state = type(bits)(np.random.SeedSequence([seed, self.engine.rank])).state
+        return pairs
 
     def _check_same_data(self, train: Samples, validation: Samples | None) -> None:
         """Raise unless this process loaded what rank 0 loaded: sample counts, shapes, types and class labels."""
