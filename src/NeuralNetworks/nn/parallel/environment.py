@@ -64,7 +64,8 @@ def engine_choice(environ: Mapping[str, str] | None = None) -> str:
     choice = environ.get(ENGINE_VARIABLE, "auto").strip().lower() or "auto"
     if choice not in ENGINE_CHOICES:
         raise EngineChoiceError(f"the environment variable {ENGINE_VARIABLE} must be one of "
-                                f"{', '.join(ENGINE_CHOICES)} (or unset). Received: {choice[:40]!r}")
+                                f"{', '.join(ENGINE_CHOICES)}. Received: {choice[:40]!r} (unset it for the "
+                                "automatic choice)")
     if choice == "auto":
         return "mpi" if launched_size(environ) > 1 else "none"
     return choice

@@ -87,6 +87,7 @@ class DataParallelTrainer(Trainer):
         self.engine = engine
         self.communication_seconds = 0.0
         self._reduce_batch_logs = False
+        self._data: tuple[Samples, Samples | None] = ()  # type: ignore[assignment]  # set by training_data
 
     @property
     def is_root(self) -> bool:
@@ -122,10 +123,9 @@ class DataParallelTrainer(Trainer):
 
     def training_data(self, x: object, y: object, validation_data: object,
                       validation_split: float) -> tuple[Samples, Samples | None]:
-        """``Trainer.training_data``, once every process is known to hold the same data (else a sum of unequal
-        buffers ends the job in MPI's own abort) and enough of it that each process has a step."""
+        """``Trainer.training_data``, refused unless there is enough of it that each process has a step."""
         train, validation = super().training_data(x, y, validation_data, validation_split)
-        self._check_same_data(train, validation)
+        self._data = (train, validation)  # compared over processes in ``begin``, after the models
         size = self.engine.size
         if len(train) < size:
             raise ValueError(f"{len(train)} training samples cannot be split over {size} processes: each process "
@@ -141,6 +141,7 @@ class DataParallelTrainer(Trainer):
 
     def begin(self) -> None:
         self._check_same_model()
+        self._check_same_data(*self._data)  # else a sum of unequal buffers ends the job in MPI's own abort
         flat, optimizer = self.model.flat, self.model.optimizer
         for array in (flat.params, flat.state, *(optimizer.slots[0].values() if optimizer.slots else ())):
             self.engine.broadcast(array, ROOT)
@@ -260,18 +261,19 @@ class DataParallelTrainer(Trainer):
 def data_description(train: Samples, validation: Samples | None, labels: dict | None) -> tuple[np.ndarray, str]:
     """What a process loaded, as numbers to compare over processes (counts, and checksums of the sample shape and
     type and of the class labels) and in words."""
-    def kind(samples: Samples) -> str:
+    def kind(samples: Samples) -> tuple[tuple[int, ...], str]:
         if isinstance(samples, SourceSamples):
-            return f"{tuple(samples.source.sample_shape)}"
+            return tuple(samples.source.sample_shape), "source"
         x, y = samples.gather(np.zeros(1, dtype=np.intp)) if len(samples) else (np.zeros(0), np.zeros(0))
-        return f"{x.shape[1:]} {x.dtype} {y.shape[1:]} {y.dtype}"
+        return x.shape[1:], f"{x.dtype} {y.shape[1:]} {y.dtype}"
 
     val = -1 if validation is None else len(validation)
     classes = json.dumps(sorted((str(k), str(v)) for k, v in (labels or {}).items()))
-    shapes = kind(train) + ("" if validation is None else " / " + kind(validation))
-    numbers = np.array([len(train), val, zlib.crc32(shapes.encode()), zlib.crc32(classes.encode()),
+    shape, types = kind(train)
+    described = repr((shape, types, None if validation is None else kind(validation)))
+    numbers = np.array([len(train), val, zlib.crc32(described.encode()), zlib.crc32(classes.encode()),
                         len(labels or {})], dtype=np.float64)
-    words = (f"{len(train)} training and {max(val, 0)} validation samples of shape {shapes.split()[0]}, "
+    words = (f"{len(train)} training and {max(val, 0)} validation samples of shape {shape}, "
              f"{len(labels or {})} class labels")
     return numbers, words
 
