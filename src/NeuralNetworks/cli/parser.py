@@ -21,6 +21,13 @@ class CommandError(Exception):
     """An expected failure the command line reports in one line."""
 
 
+def output_path(text: str) -> Path:
+    """An ``--out`` value: any path but the empty one (which ``Path`` would read as the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a file or folder name, got an empty one")
+    return Path(text)
+
+
 def capped_datasets() -> str:
     return ", ".join(spec.name for spec in catalog.CATALOG.values() if spec.size_option)
 
@@ -70,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "validation split (0: train on all of it; needs --schedule cosine)")
     train.add_argument("--patience", type=int, default=3,
                        help="epochs without val_loss improvement to stop (with --schedule plateau)")
-    train.add_argument("--out", type=Path, help="model file to write (default: <dataset>-<arch>.npz)")
+    train.add_argument("--out", type=output_path, help="model file to write (default: <dataset>-<arch>.npz)")
     train.add_argument("--no-optimizer-state", action="store_true",
                        help="save without the optimizer's moments: a third of the size, all the app needs, but "
                             "training cannot resume exactly from the file")
@@ -112,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--model", type=Path, required=True, help="model file")
     export.add_argument("--format", choices=("onnx", "web"), required=True,
                         help="onnx: one .onnx file; web: a folder with the drawing page (works from file://)")
-    export.add_argument("--out", type=Path, required=True, help="the .onnx file or the page's folder to write")
+    export.add_argument("--out", type=output_path, required=True, help="the .onnx file or the page's folder to write")
 
     app = commands.add_parser("app", help="serve the doodle web app (the default command)")
     app.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")

@@ -98,9 +98,13 @@ def to_web(model, folder: str | os.PathLike, name: str | None = None) -> Path:
     if values != SIZE * SIZE:
         raise ExportError(f"The drawing page feeds {SIZE}x{SIZE} images ({SIZE * SIZE} values), but model "
                           f"{model_plan.name!r} expects input shape {model_plan.input_shape} ({values} values)")
-    folder = Path(folder)
+    folder = Path(folder).resolve()  # new/../site writes site, and creates no stray new/
     if folder.exists() and not folder.is_dir():
         raise ExportError(f"{folder} exists and is not a folder; the web export writes a folder")
+    assets = folder / "static"
+    if assets.is_symlink() or (assets.exists() and not assets.is_dir()):
+        raise ExportError(f"{assets} is a link or not a folder: the page's scripts are written only into a "
+                          "static/ folder of its own (remove it, or export into another folder)")
     manifest, weights = manifest_and_weights(model_plan, name)
     for asset in PAGE_ASSETS:
         write_atomically(folder / "static" / asset, (PAGE_FILE.parent / asset).read_bytes())
