@@ -125,9 +125,11 @@ def command_train(args: argparse.Namespace) -> int:
             # data-parallel when started by mpiexec or srun with several processes
             model.fit(**recipe.training_data(dataset, args.validation_split), epochs=args.epochs,
                       batch_size=args.batch, callbacks=[*schedule, *extra], verbose=2 if args.quiet else 1)
-    except KeyboardInterrupt:  # one process only: a data-parallel job has already stopped every process
-        path = model.save(out, **saving)
-        print(f"\ninterrupted: saved the best weights so far to {path}", file=sys.stderr)
+    except KeyboardInterrupt:  # one process, or every process of a job stopped at the same step (JobInterrupted)
+        if parallel.is_root_process():
+            path = model.save(out, **saving)
+            print(f"\ninterrupted: saved the best weights so far to {path}", file=sys.stderr)
+        parallel.end_job("interrupted", EXIT_INTERRUPTED, together=True)  # after rank 0's save
         return EXIT_INTERRUPTED
     root = parallel.is_root_process()
     path = model.save(out, **saving) if root else out

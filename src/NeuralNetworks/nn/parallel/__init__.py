@@ -21,7 +21,7 @@ from .environment import (
     launched_rank,
     launched_size,
 )
-from .trainer import DataParallelTrainer
+from .trainer import DataParallelTrainer, JobInterrupted
 
 if TYPE_CHECKING:
     from ..models import Sequential
@@ -57,10 +57,11 @@ def trainer_for(model: Sequential) -> Trainer:
     return Trainer(model) if engine is None else DataParallelTrainer(model, engine)
 
 
-def end_job(message: str, status: int) -> None:
+def end_job(message: str, status: int, *, together: bool = False) -> None:
     """In a multi-process job, print ``message`` and end every process (a process that merely exits would
     leave the others waiting for it forever); in one process, do nothing. With an unknown engine choice no
-    process started one (each refused it alike), so none is waiting."""
+    process started one (each refused it alike), so none is waiting. ``together``: every process calls this
+    (after ``JobInterrupted``), so each waits for the others first (rank 0 finishing its save)."""
     try:
         parallel = is_parallel_job()
     except EngineChoiceError:
@@ -72,9 +73,13 @@ def end_job(message: str, status: int) -> None:
             engine = MPIEngine()
         except ImportError:  # without mpi4py no process got as far as MPI: none is waiting
             return
+        if together:
+            import numpy as np
+
+            engine.sum(np.zeros(1))
         engine.abort(message, status)
 
 
-__all__ = ["DataParallelTrainer", "Engine", "ENGINE_VARIABLE", "EngineChoiceError", "end_job",
+__all__ = ["DataParallelTrainer", "Engine", "ENGINE_VARIABLE", "EngineChoiceError", "JobInterrupted", "end_job",
            "engine_from_environment", "is_parallel_job", "is_root_process", "launched_rank", "launched_size",
            "trainer_for"]

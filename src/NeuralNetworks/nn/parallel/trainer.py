@@ -25,10 +25,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
+import threading
 import time
 import traceback
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -48,6 +51,31 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 EXPECTED_ERRORS = (ValueError, TypeError, OSError)  # bad input or files: one line, no traceback
+
+
+class JobInterrupted(KeyboardInterrupt):
+    """Ctrl-C reached a process of the job: every process stops after the same step, with the same weights, and
+    raises this from ``fit`` (rank 0 may then save, as one process does on Ctrl-C)."""
+
+
+@contextlib.contextmanager
+def interrupt_flag() -> Iterator[list[bool]]:
+    """While the context lasts, SIGINT (Ctrl-C, which ``mpiexec`` forwards to every process) only sets
+    ``flag[0]``, so that the processes stop together at a step boundary instead of wherever each was (one inside
+    a sum its peers never join). Outside the main thread, where no handler can be set, nothing changes."""
+    flag = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def note(signum, frame) -> None:
+        flag[0] = True
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def share_of_cores() -> contextlib.AbstractContextManager:
@@ -87,6 +115,8 @@ class DataParallelTrainer(Trainer):
         self.engine = engine
         self.communication_seconds = 0.0
         self._reduce_batch_logs = False
+        self._launcher: int | None = None
+        self._interrupted = [False]  # set by Ctrl-C during fit (interrupt_flag)
         self._data: tuple[Samples, Samples | None] = ()  # type: ignore[assignment]  # set by training_data
 
     @property
@@ -99,12 +129,15 @@ class DataParallelTrainer(Trainer):
             shuffle: bool = True, callbacks: Sequence[Callback] | None = None, verbose: int = 1) -> History:
         """``Trainer.fit`` on every process, ``batch_size`` being the global batch; any exception ends every
         process of the job (never a hang)."""
+        self._launcher = os.getppid()  # the launcher's helper that started this process
         try:
             self._share_random_state()  # before the validation split, which draws from it
-            with share_of_cores():
+            with share_of_cores(), interrupt_flag() as self._interrupted:
                 return super().fit(x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
                                    validation_split=validation_split, shuffle=shuffle, callbacks=callbacks,
                                    verbose=verbose)
+        except JobInterrupted:
+            raise  # every process stopped at the same step: the caller decides (the command line saves on rank 0)
         except BaseException as error:
             self.engine.abort(*failure_report(error, self.engine.rank, self.engine.size))
 
@@ -153,6 +186,7 @@ class DataParallelTrainer(Trainer):
     def end(self) -> None:
         for layer in self.model.layers:
             vars(layer).pop("replica_sum", None)  # back to the class default: one process
+        self.check_launcher()
 
     # -- one epoch ----------------------------------------------------------------------------------------
     def part(self, index: np.ndarray) -> np.ndarray | None:
@@ -172,6 +206,8 @@ class DataParallelTrainer(Trainer):
         try:
             for batch, (count, x, y) in enumerate(batches(train, order, batch_size, self.part)):
                 loss_value, y_pred = self.train_step(x, y, share=len(y) / count)
+                if self._sum(np.array([float(self._interrupted[0])]))[0]:  # Ctrl-C on any process: all stop here
+                    raise JobInterrupted
                 totals.add(model, finite_loss(loss_value, batch), y, y_pred)
                 if self._reduce_batch_logs:
                     running = self._sum(totals.sums.copy())
@@ -180,7 +216,15 @@ class DataParallelTrainer(Trainer):
         finally:  # every process back on the shared random streams
             for generator, state in shared_states:
                 generator.bit_generator.state = state
+        self.check_launcher()
         return totals.means(self._sum(totals.sums.copy()))
+
+    def check_launcher(self) -> None:
+        """Raise if the launcher's helper process that started this one has gone (killed): the launcher then
+        reports the job failed, so this process must stop rather than go on to write files for it."""
+        if self._launcher is not None and os.getppid() != self._launcher:
+            raise RuntimeError(f"the MPI launcher's helper process (pid {self._launcher}) that started this process "
+                               "has ended: the job failed, so this process stops without writing its results")
 
     def train_step(self, x: np.ndarray, y: np.ndarray, share: float | None = None) -> tuple[float, np.ndarray]:
         """One step on this process's part ``(x, y)`` of a global batch, ``share`` of it (default: an equal
