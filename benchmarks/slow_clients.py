@@ -7,8 +7,10 @@ with its soft file-descriptor limit set to ``--fd-limit`` (the default 1,024 of 
 N slow clients connect and send one header byte every ``--trickle`` seconds, reconnecting ``--reconnect-delay``
 seconds after the server drops them (as a slowloris tool does); after ``--warmup`` seconds, ``--normal``
 concurrent clients each send predictions (a 120-point stroke drawing) one after the other for ``--duration``
-seconds. The table gives the normal requests' latency percentiles, how many got a 5xx or no answer, how often the
-server dropped a slow client, and the bytes the server logged. Everything stops by itself: bounded counts and time.
+seconds, while one more client (a "new visitor") opens a fresh connection for ``GET /api/models`` every 0.25 s.
+The table gives the normal requests' latency percentiles, how many got a 5xx or no answer, the new visitor's
+longest wait, how often the server dropped a slow client, and the bytes the server logged. Everything stops by
+itself: bounded counts and time.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ MAX_NORMAL_CLIENTS = 500
 MAX_SECONDS = 60  # per row, whatever the arguments
 CLIENT_TIMEOUT_SECONDS = 10  # a normal request unanswered after this counts as "no answer"
 HOST = "127.0.0.1"
+PROBE_INTERVAL_SECONDS = 0.25
+MAX_LOG_LINES_SHOWN = 5
 
 
 def start_server(paths: dict[str, Path], port: int, fd_limit: int, log: Path) -> subprocess.Popen:
@@ -72,6 +76,29 @@ async def slow_client(port: int, stop: float, trickle: float, reconnect_delay: f
             writer.close()
 
 
+async def probe(port: int, stop: float, interval: float) -> tuple[list[float], int]:
+    """One client asking ``GET /api/models`` on a fresh connection every ``interval`` s until ``stop``: the time
+    one new visitor waits for an answer (connect included), and how many got none within CLIENT_TIMEOUT_SECONDS."""
+    latencies: list[float] = []
+    failed = 0
+    while time.monotonic() < stop:
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(CLIENT_TIMEOUT_SECONDS):
+                reader, writer = await asyncio.open_connection(HOST, port)
+                writer.write(b"GET /api/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                answer = await reader.read()
+                writer.close()
+            if answer.startswith(b"HTTP/1.1 200"):
+                latencies.append(time.perf_counter() - started)
+            else:
+                failed += 1
+        except (OSError, TimeoutError):
+            failed += 1
+        await asyncio.sleep(interval)
+    return latencies, failed
+
+
 async def normal_clients(port: int, clients: int, duration: float) -> tuple[list[float], int, int, int]:
     """``clients`` concurrent loops of predictions for ``duration`` s: latencies, 5xx, no answer, other status."""
     _, path, body = scenarios()["predict strokes (120 points)"]
@@ -105,7 +132,9 @@ async def one_row(port: int, slow: int, args: argparse.Namespace) -> tuple[list[
     slow_tasks = [asyncio.create_task(slow_client(port, stop, args.trickle, args.reconnect_delay, counts))
                   for _ in range(slow)]
     await asyncio.sleep(args.warmup)
+    prober = asyncio.create_task(probe(port, time.monotonic() + args.duration, PROBE_INTERVAL_SECONDS))
     result = await normal_clients(port, args.normal, args.duration)
+    counts["probe"] = await prober
     for task in slow_tasks:
         task.cancel()
     await asyncio.gather(*slow_tasks, return_exceptions=True)
@@ -134,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"server on {HOST} with a soft descriptor limit of {args.fd_limit}; {args.normal} normal clients for "
           f"{args.duration:g} s per row, slow clients trickle a byte every {args.trickle:g} s\n")
     header = (f"{'slow':>6} {'requests':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'5xx':>5} {'no answer':>9} "
-              f"{'slow dropped':>12} {'log bytes':>9}")
+              f"{'new visitor max ms':>18} {'slow dropped':>12} {'log bytes':>9}")
     print(header)
     print("-" * len(header))
     with tempfile.TemporaryDirectory() as folder:
@@ -153,10 +182,16 @@ def main(argv: list[str] | None = None) -> int:
                 except subprocess.TimeoutExpired:
                     server.kill()
             p50, p99, worst = (np.percentile(latencies, [50, 99, 100]) * 1000 if latencies else [math.nan] * 3)
+            visits, missed = counts["probe"]
+            visitor = f"{max(visits) * 1000:.0f}" + (f" ({missed} unanswered)" if missed else "") if visits else "none"
             print(f"{slow:>6} {len(latencies) + unanswered:>8} {p50:>8.1f} {p99:>8.1f} {worst:>8.1f} "
-                  f"{server_errors:>5} {unanswered:>9} {counts['dropped']:>12} {log.stat().st_size:>9}", flush=True)
+                  f"{server_errors:>5} {unanswered:>9} {visitor:>18} {counts['dropped']:>12} "
+                  f"{log.stat().st_size:>9}", flush=True)
             if other:
                 print(f"       ({other} answers other than 200 and 5xx)")
+            logged = [line for line in log.read_text(errors="replace").splitlines()[1:] if line.strip()]
+            for line in logged[:MAX_LOG_LINES_SHOWN]:  # what the server said beyond its banner
+                print(f"       log: {line[:150]}")
     return 0
 
 

@@ -5,8 +5,9 @@ uvicorn (0.5x) times out idle keep-alive connections but not one that trickles a
 accepts connections until the process runs out of file descriptors; then every accept logs a traceback and
 normal clients get no answer. Here each connection must send its request line and headers within
 ``Budget.header_timeout_seconds`` of connecting (or of its previous answer), and when ``max_connections`` are open
-a new one closes the connection that has waited longest for its head, else itself: slow clients are the ones
-dropped, while a client that sends its request at once is served.
+a new one closes the connection that has waited longest for its first request's head (then, if there is none,
+the kept-alive one idle longest), else itself: slow clients are the ones dropped, while a client that sends its
+request at once is served and keeps its connection.
 """
 
 from __future__ import annotations
@@ -30,16 +31,20 @@ if TYPE_CHECKING:
 
 FD_RESERVE = 64  # descriptors kept for everything but connections: the loop, logs, model and static files
 ACCEPT_BACKLOG = 128  # the listen queue, also how many connections asyncio accepts at once before any is seen
+# Accept batches that may land before the connections they hold are seen and dropped (each one loop iteration
+# later, and the descriptor closed one more iteration later): room for them keeps accept() from failing.
+ACCEPT_BATCHES_IN_FLIGHT = 3
 MIN_CONNECTIONS = 16
 LOG_INTERVAL_SECONDS = 10.0  # one line per kind of connection trouble per interval, with a count
 
 
 def connection_cap(wanted: int) -> int:
-    """``wanted``, lowered so that connections, one accept batch and the reserve fit the descriptor limit."""
+    """``wanted``, lowered so that connections, the accept batches in flight and the reserve fit the descriptor
+    limit (576 connections at the usual limit of 1,024)."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return wanted
-    return max(MIN_CONNECTIONS, min(wanted, soft - FD_RESERVE - ACCEPT_BACKLOG))
+    return max(MIN_CONNECTIONS, min(wanted, soft - FD_RESERVE - ACCEPT_BATCHES_IN_FLIGHT * ACCEPT_BACKLOG))
 
 
 class ConnectionGuard:
@@ -49,15 +54,19 @@ class ConnectionGuard:
         self.max_connections = max_connections
         self.header_timeout = header_timeout
         self.open: set[GuardedH11Protocol] = set()
-        self.waiting: dict[GuardedH11Protocol, None] = {}  # insertion order: the longest waiting first
+        # Connections waiting for a request head, in insertion order (the longest waiting first): those that have
+        # not sent a whole one yet, and kept-alive ones that have (a client that is known to send its requests).
+        self.waiting: dict[GuardedH11Protocol, None] = {}
+        self.idle: dict[GuardedH11Protocol, None] = {}
         self.dropped = 0
 
     def admit(self, connection: GuardedH11Protocol) -> None:
-        """Count a new connection; at the cap, close the one waiting longest for its head (or this one)."""
+        """Count a new connection; at the cap, close the one waiting longest for its first head, else the one
+        idle longest, else this one."""
         self.open.add(connection)
         if len(self.open) <= self.max_connections:
             return
-        victim = next((other for other in self.waiting if other is not connection), connection)
+        victim = next((other for other in (*self.waiting, *self.idle) if other is not connection), connection)
         self.dropped += 1
         victim.drop()
 
@@ -69,6 +78,7 @@ class GuardedH11Protocol(H11Protocol):
         super().__init__(*args, **kwargs)
         self.guard = guard
         self.head_timer: asyncio.TimerHandle | None = None
+        self.served = False  # has answered a request on this connection
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -81,6 +91,7 @@ class GuardedH11Protocol(H11Protocol):
             self._head_arrived()
 
     def on_response_complete(self) -> None:
+        self.served = True
         super().on_response_complete()
         if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
             self._await_head()
@@ -101,13 +112,14 @@ class GuardedH11Protocol(H11Protocol):
     def _await_head(self) -> None:
         self._head_arrived()
         self.head_timer = self.loop.call_later(self.guard.header_timeout, self.drop)
-        self.guard.waiting[self] = None
+        (self.guard.idle if self.served else self.guard.waiting)[self] = None
 
     def _head_arrived(self) -> None:
         if self.head_timer is not None:
             self.head_timer.cancel()
             self.head_timer = None
         self.guard.waiting.pop(self, None)
+        self.guard.idle.pop(self, None)
 
 
 class ConnectionTroubleFilter(logging.Filter):
