@@ -69,6 +69,18 @@ def test_one_class_is_refused_before_training(tmp_path, capsys, stream):
         assert out == "" and not (tmp_path / "m.npz").exists()  # refused before anything was printed or saved
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_thousands_of_tiny_classes_are_refused_before_any_label_is_printed(tmp_path, capsys, stream):
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    for number in range(3000):
+        np.save(folder / f"c{number}.npy", np.ones((1, 784), np.uint8))
+    code = main(["train", "--dataset", "quickdraw", "--data-dir", str(folder), "--classes", "all", "--epochs", "1",
+                 "--out", str(tmp_path / "m.npz"), *(["--stream"] if stream else [])])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and err.count("\n") == 1 and len(err) < 400
+
+
 def test_a_class_with_no_training_sample_is_refused():
     images = np.zeros((4, 28, 28, 1), np.uint8)
     dataset = data.Dataset(images, np.array([0, 1, 0, 1]), images, np.array([0, 1, 2, 2]),
