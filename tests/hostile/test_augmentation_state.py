@@ -5,6 +5,7 @@ uninterrupted one drew) and split per process in a data-parallel job (each rank 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -131,8 +132,8 @@ def test_each_process_draws_its_own_transforms_and_all_end_on_the_shared_stream(
                                capture_output=True, text=True, timeout=180, check=False,
                                env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
     assert completed.returncode == 0, completed.stderr[-2000:]
-    lines = sorted(line.split(": ", 1)[1].split() for line in completed.stdout.splitlines() if ": during" in line)
-    assert len(lines) == 2
-    (_, during0, _, after0), (_, during1, _, after1) = lines
+    found = sorted(re.findall(r"rank (\d): during (\d+) after (\d+)", completed.stdout))  # lines may interleave
+    assert [rank for rank, _, _ in found] == ["0", "1"], completed.stdout
+    (_, during0, after0), (_, during1, after1) = found
     assert during0 != during1  # the processes draw from different streams: different rotations
     assert after0 == after1  # and the same shared stream afterwards (what a checkpoint saves)

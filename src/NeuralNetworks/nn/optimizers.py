@@ -82,12 +82,14 @@ class Optimizer:
         for variable, gradient, slots, scratch in zip(self.variables, gradients, self.slots, self._scratch,
                                                       strict=True):
             self._update(variable, gradient, slots, lr, step_size, scratch)
-            self._check_finite(variable, slots)
+            self._check_finite(slots)
 
-    def _check_finite(self, variable: np.ndarray, slots: dict[str, np.ndarray]) -> None:
-        """Stop at the step whose arithmetic overflowed (a squared gradient past the dtype's range, say), before a
-        model file would record the infinity. One float64 sum per array: a float32 array cannot overflow it."""
-        for name, array in (("the parameters", variable), *slots.items()):
+    def _check_finite(self, slots: dict[str, np.ndarray]) -> None:
+        """Stop at the step whose arithmetic overflowed the optimizer's state (a squared gradient past the dtype's
+        range, say, which leaves the loss finite), before a model file would record the infinity; weights that
+        overflow make the next loss non-finite, which the training loop names. One float64 sum per slot: a
+        float32 array cannot overflow it."""
+        for name, array in slots.items():
             if not math.isfinite(float(array.sum(dtype=np.float64))):
                 raise NonFiniteStateError(
                     f"{type(self).__name__}'s step {self.iterations} made {name} infinite or NaN (the gradients "
