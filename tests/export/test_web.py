@@ -216,3 +216,18 @@ def test_the_exported_page_forbids_inline_script_from_file_urls(tmp_path, open_f
     assert page.evaluate("window.pwned") is None
     assert any("Content Security Policy" in error for error in page.errors)
     assert page.outside_requests == []
+
+
+def test_the_export_reads_the_page_from_its_neutral_package_not_the_web_app(tmp_path):
+    """export/ never imports the app (FastAPI, uvicorn): both read the page's files from NeuralNetworks.page."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from NeuralNetworks import export; from NeuralNetworks.export import web; "
+            "from NeuralNetworks.nn import layers, models; "
+            "m = models.Sequential([layers.Flatten(input_shape=(28, 28)), layers.Dense(2)]); "
+            f"web.to_web(m, {str(tmp_path / 'page')!r}); "
+            "print(sorted(n for n in sys.modules if n.startswith(('NeuralNetworks.app', 'fastapi', 'uvicorn'))))")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.strip() == "[]"

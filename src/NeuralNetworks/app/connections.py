@@ -155,9 +155,6 @@ def serve(app: ASGIApplication, host: str, port: int, budget: Budget) -> None:
     import uvicorn
 
     guard = ConnectionGuard(connection_cap(budget.max_connections), budget.header_timeout_seconds)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", reload=False, access_log=False,
-                            http=functools.partial(GuardedH11Protocol, guard=guard), backlog=ACCEPT_BACKLOG,
-                            timeout_keep_alive=budget.header_timeout_seconds)
     quiet = ConnectionTroubleFilter()
     loggers = [logging.getLogger(name) for name in ("asyncio", "uvicorn.error")]
     for logger in loggers:
@@ -167,7 +164,9 @@ def serve(app: ASGIApplication, host: str, port: int, budget: Budget) -> None:
         # of 0.3 ms when other programs keep the cores busy); concurrent requests use the other cores. Chosen once
         # for the process, never flipped per request.
         with one_blas_thread():
-            uvicorn.Server(config).run()
+            uvicorn.run(app, host=host, port=port, log_level="warning", reload=False, access_log=False,
+                        http=functools.partial(GuardedH11Protocol, guard=guard), backlog=ACCEPT_BACKLOG,
+                        timeout_keep_alive=budget.header_timeout_seconds)
     finally:
         for logger in loggers:
             logger.removeFilter(quiet)

@@ -46,7 +46,7 @@ def _add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"at most this many images per class ({capped_datasets()})")
     parser.add_argument("--seed", type=int, default=0, help="seed for splits, initial weights and shuffling")
     parser.add_argument("--stream", action=argparse.BooleanOptionalAction,
-                        help=f"read batches from the memory-mapped files instead of loading them (default: when "
+                        help=f"read batches from the files instead of loading them (default: when "
                              f"they exceed {catalog.STREAM_ABOVE_BYTES // 2**20} MiB; {_streamed_datasets()})")
 
 

@@ -8,7 +8,7 @@ Usage::
     dataset.x_train.shape, dataset.y_train.shape      # (60000, 28, 28, 1) uint8, (60000,) int64
 
 A large QuickDraw folder is streamed instead of loaded: ``data.stream("quickdraw", folder)`` returns a
-``StreamedDataset`` whose splits ``fit`` reads batch by batch from the memory-mapped files.
+``StreamedDataset`` whose splits ``fit`` reads batch by batch from the files.
 
 Every loader returns a ``Dataset`` and raises ``DataError`` (a ValueError) for a missing or malformed file.
 Each dataset's names, default folder, preprocessing style, loader and downloader are listed once, in
@@ -57,7 +57,7 @@ def load(name: str = DEFAULT_DATASET, data_dir: str | os.PathLike | None = None,
 
 def stream(name: str = "quickdraw", data_dir: str | os.PathLike | None = None, **options: Any) -> StreamedDataset:
     """Open a dataset for streaming (QuickDraw): its ``train``, ``validation`` and ``test`` splits are read from
-    the memory-mapped files batch by batch, so a folder of any size trains in bounded memory. ``options`` go to
+    the class files batch by batch, so a folder of any size trains in bounded memory. ``options`` go to
     its streamer (``classes``, ``max_per_class``, ``test_fraction``, ``validation_fraction``, ``seed``)."""
     return catalog.find(name).stream(data_dir, alias=name, **options)
 
