@@ -7,7 +7,7 @@
 Both contestants train ``presets.default_mlp`` (Adam, seed 0) for one epoch over the training split of
 ``data.stream``: "in memory" gets it as uint8 arrays (``model.fit(x, y)``, gathered once beforehand, which also
 warms the page cache), "streamed" gets the split itself (``model.fit(dataset.train)``: every batch is located by
-the seeded bijections and read from the memory-mapped files, a few batches ahead in a background thread). Runs
+the seeded bijections and read from the class files, a few batches ahead in a background thread). Runs
 alternate, ``--repeats`` each, medians; the target is streamed >= 0.8x in memory. BLAS runs one thread
 (``--threads``), which is what a busy machine allows; the machine's idle CPU is printed before and after.
 """

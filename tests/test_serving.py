@@ -103,3 +103,40 @@ def test_serving_and_the_command_line_do_not_import_the_web_framework():
             "sys.exit(' '.join(m for m in sys.modules if m.split('.')[0] in ('fastapi', 'starlette', 'uvicorn')) or None)")
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert completed.returncode == 0, completed.stderr
+
+
+def blas_thread_counts() -> set[int]:
+    from threadpoolctl import ThreadpoolController
+
+    return {info["num_threads"] for info in ThreadpoolController().info() if info["user_api"] == "blas"}
+
+
+def test_concurrent_requests_on_two_models_leave_the_process_blas_threads_alone(tmp_path):
+    """The BLAS thread count is the process's: requests in threads never change it, so two models served at
+    once cannot undo each other's limit and leave the server on one thread (they did, per request)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    wide = []
+    for name in ("one", "two"):  # 784 -> 256: a product one BLAS thread would be chosen for, in the main thread
+        model = models.Sequential(seed=0)
+        model.add(layers.Flatten(input_shape=(28, 28, 1)))
+        model.add(layers.Dense(256, activation="relu"))
+        model.add(layers.Dense(len(LABELS), activation="softmax"))
+        wide.append(serving.load_model(model.save(tmp_path / f"{name}.npz", labels=LABELS)))
+    bitmap = wide[0].preprocess(strokes=TRIANGLE)
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        before = blas_thread_counts()
+        seen = []
+
+        def ask(index: int) -> list:
+            seen.append(blas_thread_counts())
+            with wide[index % 2].model.blas_threads(1) as limited:
+                assert limited is None  # a null context: nothing is flipped off the main thread
+            return wide[index % 2].top_k(bitmap)
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(ask, range(200)))
+        assert blas_thread_counts() == before
+        assert all(counts == before for counts in seen)
+    assert answers[0] == answers[2] and answers[1] == answers[3]

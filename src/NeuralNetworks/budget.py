@@ -63,6 +63,8 @@ class Budget:
     # -- the app ----------------------------------------------------------------------------------------------
     max_request_bytes: int = 2 * MIB  # one request body (a 512x512 canvas PNG is ~50 KB)
     request_timeout_seconds: float = 10.0  # to receive a whole request body
+    header_timeout_seconds: float = 5.0  # to receive a request's line and headers, from connecting or the last answer
+    max_connections: int = 1000  # open at once (and never more than the file-descriptor limit leaves room for)
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):

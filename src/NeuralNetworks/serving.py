@@ -14,7 +14,6 @@ Imports no web framework: the command line uses it without FastAPI installed.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import warnings
@@ -42,7 +41,6 @@ from .data.images import (
     preprocess_strokes,
 )
 from .nn import models
-from .nn._threads import blas_controller
 
 DIGIT_LABELS = tuple(str(digit) for digit in range(10))
 TOP_K = 3  # labels a prediction lists, best first
@@ -155,9 +153,6 @@ class ServedModel:
     spec: dict | None = None  # an image spec (a model trained on an image folder); None: a 28x28 drawing model
     # Layers may reuse inference buffers (Conv2D does), so one prediction at a time per model.
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    # One drawing is a small product: a second BLAS thread only adds the wait for it (8 ms a drawing instead of
-    # 0.3 ms when other programs keep the cores busy). Concurrent requests use the other cores instead.
-    blas: object | None = field(default_factory=blas_controller, repr=False)
 
     def preprocess(self, *, strokes: Strokes | None = None, image: Image.Image | np.ndarray | None = None,
                    pixels: object = None) -> np.ndarray:
@@ -198,8 +193,9 @@ class ServedModel:
             raise ValueError(f"top_k expects a {self.sample_shape} bitmap of numbers. Received an array of shape "
                              f"{sample.shape} and dtype {sample.dtype}")
         sample = sample.astype(np.float32).reshape(1, *self.model.input_shape)  # models rescale 0-255
-        one_thread = contextlib.nullcontext() if self.blas is None else self.blas.limit(limits=1, user_api="blas")
-        with self.lock, one_thread:
+        # The BLAS thread count is the process's: never changed here, per request (concurrent requests on two
+        # models would undo each other's limit); a server chooses it once (``app.run``: one thread).
+        with self.lock:
             scores = self.model.predict(sample)[0].reshape(-1)
         best = np.argsort(-scores, kind="stable")[:k]
         return [(self.labels[index], float(scores[index])) for index in best]

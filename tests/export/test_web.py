@@ -181,3 +181,53 @@ def test_a_house_drawn_with_the_mouse_on_the_exported_page_is_a_house(exported, 
     assert page.locator("#predictions .label").first.inner_text() == "house"
     assert page.outside_requests == [] and page.errors == []
     assert all(url.startswith("file://") for url in page.requests)
+
+
+# -- what a name can do ------------------------------------------------------------------------------------------
+HOSTILE_NAMES = ["x\nwindow.pwned = 1; //", "x\u2028window.pwned = 2; //", "x\u2029window.pwned = 3; //",
+                 "</script><script>window.pwned = 4</script>", "\"); window.pwned = 5; (\"", "x\r\nwindow.pwned = 6"]
+
+
+@pytest.mark.browser
+def test_a_hostile_model_name_stays_a_name_in_the_page(tmp_path, open_folder):
+    """A model file's name is written into model.js as escaped JSON: whatever it holds, the page shows it in the
+    model picker and runs none of it."""
+    for number, name in enumerate(HOSTILE_NAMES):
+        folder = export.to_web(small_classifier(), tmp_path / f"page{number}", name=name)
+        page = open_folder(folder)
+        assert page.evaluate("window.pwned") is None
+        assert page.evaluate("Object.keys(window.nn.models)") == [name]
+        assert page.locator("#model option").first.get_attribute("value") == name
+        assert page.outside_requests == [] and page.errors == []
+        page.context.close()
+
+
+@pytest.mark.browser
+def test_the_exported_page_forbids_inline_script_from_file_urls(tmp_path, open_folder):
+    """The page's Content-Security-Policy (in its <head>, as a file:// page has no headers) lets the page's own
+    scripts run and blocks a script written into the page: an injection that reached the HTML would not run."""
+    folder = export.to_web(small_classifier(), tmp_path / "page")
+    page_file = folder / "index.html"
+    assert 'http-equiv="Content-Security-Policy"' in page_file.read_text()
+    page_file.write_text(page_file.read_text().replace(
+        "</body>", '<script>window.pwned = 1</script><img src="x" onerror="window.pwned = 2"></body>'))
+    page = open_folder(folder)
+    assert page.evaluate("window.nn.labels") == ["0", "1", "2"]  # the page's own scripts ran, model.js too
+    assert page.evaluate("window.pwned") is None
+    assert any("Content Security Policy" in error for error in page.errors)
+    assert page.outside_requests == []
+
+
+def test_the_export_reads_the_page_from_its_neutral_package_not_the_web_app(tmp_path):
+    """export/ never imports the app (FastAPI, uvicorn): both read the page's files from NeuralNetworks.page."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from NeuralNetworks import export; from NeuralNetworks.export import web; "
+            "from NeuralNetworks.nn import layers, models; "
+            "m = models.Sequential([layers.Flatten(input_shape=(28, 28)), layers.Dense(2)]); "
+            f"web.to_web(m, {str(tmp_path / 'page')!r}); "
+            "print(sorted(n for n in sys.modules if n.startswith(('NeuralNetworks.app', 'fastapi', 'uvicorn'))))")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.strip() == "[]"

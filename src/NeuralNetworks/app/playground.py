@@ -13,13 +13,12 @@ Routes are plain ``def`` functions, so the training runs in the server's thread 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
+from ..page import STATIC_DIR
 from . import playground_source
 from .playground_run import Run, Settings, TrainingDiverged, script
 from .sessions import SessionStore
@@ -28,7 +27,7 @@ MAX_SESSIONS = 64  # each holds 500 points and a network of at most 6 x 16 units
 IDLE_SECONDS = 30 * 60.0
 MAX_STEPS_PER_REQUEST = 500  # ~0.5 s for the largest network and batch on one core
 LOCK_WAIT_SECONDS = 2.0  # a request waits this long for its session's previous one (the page sends one at a time)
-PAGE_FILE = Path(__file__).resolve().parent / "static" / "playground.html"
+PAGE_FILE = STATIC_DIR / "playground.html"
 UNPROCESSABLE, NOT_FOUND = 422, 404
 ERROR_RESPONSES = {status: {"description": text, "content": {"application/json": {"schema": {
     "type": "object", "properties": {"error": {"type": "string"}}}}}}

@@ -11,7 +11,6 @@ import os
 import socket
 import threading
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Annotated
 
 import numpy as np
@@ -24,18 +23,16 @@ from starlette.exceptions import HTTPException
 
 from ..budget import DEFAULT_BUDGET, Budget
 from ..data.images import EmptyDrawingError
+from ..page import CONTENT_SECURITY_POLICY, HEADER_ONLY_POLICY, RESULT_MARKER, STATIC_DIR
 from ..serving import DRAWING_KINDS, ServedModel
 from . import playground, registry, teach
 from .inputs import decode_data_url, png_data_url
 from .limits import BodySizeLimit
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
-RESULT_MARKER = "<!--server-result-->"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
 SECURITY_HEADERS = {
-    "content-security-policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; "
-                               "base-uri 'none'; frame-ancestors 'none'",
+    "content-security-policy": f"{CONTENT_SECURITY_POLICY}; {HEADER_ONLY_POLICY}",
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
 }
@@ -230,7 +227,7 @@ def _add_web_model_routes(app: FastAPI, served: Mapping[str, ServedModel]) -> No
     """GET /api/models/<name>/model.json and model.bin: each model's weights in the static page's format, so that
     the page predicts while the user draws without a request per stroke (``NeuralNetworks.export.web``)."""
     from ..export import ExportError
-    from ..export.web import web_model  # imported here: the exporter itself reads this module's page
+    from ..export.web import web_model
 
     exported: dict[str, tuple[dict, bytes] | str] = {}
     for name, model in served.items():
@@ -270,13 +267,18 @@ def _check_address(host: str, port: int) -> None:
 
 def run(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
         model_paths: Mapping[str, str | os.PathLike] | None = None,
-        extra_models: Iterable[str | os.PathLike] = ()) -> None:
-    """Serve the app until interrupted: ``model_paths`` (default: the shipped models) plus ``extra_models``."""
-    import uvicorn
+        extra_models: Iterable[str | os.PathLike] = (), *, budget: Budget | None = None) -> None:
+    """Serve the app until interrupted: ``model_paths`` (default: the shipped models) plus ``extra_models``.
 
+    Slow clients are bounded (``app.connections``): a request's head must arrive within
+    ``budget.header_timeout_seconds``, and at most ``budget.max_connections`` connections are open (fewer if the
+    descriptor limit leaves less room), the ones waiting longest for their head dropped first."""
+    from .connections import connection_cap, serve
+
+    budget = budget or DEFAULT_BUDGET
     _check_address(host, port)
-    app = create_app(registry.model_paths(extra_models, base=model_paths))
+    app = create_app(registry.model_paths(extra_models, base=model_paths), budget=budget)
     shown_host = f"[{host}]" if ":" in host else host
     print(f"NeuralNetworks app: serving {', '.join(app.state.models)} on http://{shown_host}:{port} "
-          "(Ctrl-C to stop)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", reload=False, access_log=False)
+          f"(at most {connection_cap(budget.max_connections)} connections; Ctrl-C to stop)", flush=True)
+    serve(app, host, port, budget)

@@ -23,7 +23,6 @@ import json
 import os
 import threading
 import time
-from pathlib import Path
 from typing import Annotated
 
 import numpy as np
@@ -33,12 +32,13 @@ from pydantic import BaseModel, Field, StrictFloat
 from starlette.exceptions import HTTPException
 
 from ..data.images import EmptyDrawingError
+from ..page import STATIC_DIR
 from ..serving import DRAWING_KINDS, ServedModel
 from . import teaching, transfer
 from .inputs import decode_data_url
 from .teaching import MAX_EXAMPLE_IMAGE_BYTES, MAX_EXAMPLE_POINTS, Teacher, TeachRefusal
 
-PAGE = Path(__file__).resolve().parent / "static" / "teach.html"
+PAGE = STATIC_DIR / "teach.html"
 EVENT_POLL_SECONDS = 0.1  # how often an events stream looks at its session's progress
 EVENT_KEEPALIVE_SECONDS = 15.0  # a comment line this often keeps proxies from closing a quiet stream
 MAX_EVENT_STREAMS = 32  # events streams open at once, server-wide

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..data import Dataset, StreamedDataset, catalog
+from ..data import Dataset, StreamedDataset, catalog, require_classes
 from ..data.table import TableDataset
 from . import owndata, recipe, tables
 from .checks import check_numbers, check_outputs, output_file, output_folder
@@ -51,6 +51,10 @@ def _load_dataset(args: argparse.Namespace, test_only: bool = False,
     dataset = spec.open(args.data_dir, alias=name, stream=args.stream, test_only=test_only, **options)
     test = len(_test_data(dataset)[0])
     train = 0 if test_only else len(dataset.train if isinstance(dataset, StreamedDataset) else dataset.x_train)
+    if not test_only:  # before anything is printed or built: one class, or a class with nothing to train on
+        counts = dataset.train.counts if isinstance(dataset, StreamedDataset) else dataset.class_counts("train")
+        require_classes(dataset.name if args.data_dir is None else f"{dataset.name} in {args.data_dir}",
+                        dataset.class_names, counts)
     if not test or not (test_only or train):
         raise CommandError(f"{dataset.name}: {train} training and {test} test images, too few to "
                            f"{'test' if test_only else 'train'} (more per class, e.g. --max-per-class)")
@@ -139,9 +143,11 @@ def command_train(args: argparse.Namespace) -> int:
             # data-parallel when started by mpiexec or srun with several processes
             model.fit(**recipe.training_data(dataset, args.validation_split), epochs=args.epochs,
                       batch_size=args.batch, callbacks=[*schedule, *extra], verbose=2 if args.quiet else 1, **weights)
-    except KeyboardInterrupt:  # one process only: a data-parallel job has already stopped every process
-        path = model.save(out, **saving)
-        print(f"\ninterrupted: saved the best weights so far to {path}", file=sys.stderr)
+    except KeyboardInterrupt:  # one process, or every process of a job stopped at the same step (JobInterrupted)
+        if parallel.is_root_process():
+            path = model.save(out, **saving)
+            print(f"\ninterrupted: saved the best weights so far to {path}", file=sys.stderr)
+        parallel.end_job("interrupted", EXIT_INTERRUPTED, together=True)  # after rank 0's save
         return EXIT_INTERRUPTED
     root = parallel.is_root_process()
     path = model.save(out, **saving) if root else out

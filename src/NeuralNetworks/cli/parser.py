@@ -23,6 +23,13 @@ class CommandError(Exception):
     """An expected failure the command line reports in one line."""
 
 
+def output_path(text: str) -> Path:
+    """An ``--out`` value: any path but the empty one (which ``Path`` would read as the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a file or folder name, got an empty one")
+    return Path(text)
+
+
 def capped_datasets() -> str:
     return ", ".join(spec.name for spec in catalog.CATALOG.values() if spec.size_option)
 
@@ -62,7 +69,7 @@ def _add_dataset_arguments(parser: argparse.ArgumentParser, training: bool = Fal
                         help=f"at most this many images per class ({capped_datasets()})")
     parser.add_argument("--seed", type=int, default=0, help="seed for splits, initial weights and shuffling")
     parser.add_argument("--stream", action=argparse.BooleanOptionalAction,
-                        help=f"read batches from the memory-mapped files instead of loading them (default: when "
+                        help=f"read batches from the files instead of loading them (default: when "
                              f"they exceed {catalog.STREAM_ABOVE_BYTES // 2**20} MiB; {_streamed_datasets()})")
 
 
@@ -97,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "validation split (0: train on all of it; needs --schedule cosine)")
     train.add_argument("--patience", type=int, default=3,
                        help="epochs without val_loss improvement to stop (with --schedule plateau)")
-    train.add_argument("--out", type=Path, help="model file to write (default: <dataset>-<arch>.npz)")
+    train.add_argument("--out", type=output_path, help="model file to write (default: <dataset>-<arch>.npz)")
     train.add_argument("--no-optimizer-state", action="store_true",
                        help="save without the optimizer's moments: a third of the size, all the app needs, but "
                             "training cannot resume exactly from the file")
@@ -143,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--model", type=Path, required=True, help="model file")
     export.add_argument("--format", choices=("onnx", "web"), required=True,
                         help="onnx: one .onnx file; web: a folder with the drawing page (works from file://)")
-    export.add_argument("--out", type=Path, required=True, help="the .onnx file or the page's folder to write")
+    export.add_argument("--out", type=output_path, required=True, help="the .onnx file or the page's folder to write")
 
     app = commands.add_parser("app", help="serve the doodle web app (the default command)")
     app.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")

@@ -10,7 +10,7 @@ Usage::
     table = data.load("csv", path="houses.csv", target="price")  # your table (data.table): a TableDataset
 
 A large QuickDraw folder is streamed instead of loaded: ``data.stream("quickdraw", folder)`` returns a
-``StreamedDataset`` whose splits ``fit`` reads batch by batch from the memory-mapped files.
+``StreamedDataset`` whose splits ``fit`` reads batch by batch from the files.
 
 Every loader returns a ``Dataset`` and raises ``DataError`` (a ValueError) for a missing or malformed file.
 Each dataset's names, default folder, preprocessing style, loader and downloader are listed once, in
@@ -25,7 +25,7 @@ from typing import Any
 
 from . import catalog
 from .catalog import CATALOG, DatasetSpec
-from .errors import DataError, DownloadError
+from .errors import ClassCountError, DataError, DownloadError
 from .mnist import load_fashion_mnist, load_idx_pair, load_mnist
 from .quickdraw import list_classes, load_quickdraw
 from .shapes import CLASS_NAMES as SHAPE_CLASSES
@@ -59,13 +59,13 @@ def load(name: str = DEFAULT_DATASET, data_dir: str | os.PathLike | None = None,
 
 def stream(name: str = "quickdraw", data_dir: str | os.PathLike | None = None, **options: Any) -> StreamedDataset:
     """Open a dataset for streaming (QuickDraw): its ``train``, ``validation`` and ``test`` splits are read from
-    the memory-mapped files batch by batch, so a folder of any size trains in bounded memory. ``options`` go to
+    the class files batch by batch, so a folder of any size trains in bounded memory. ``options`` go to
     its streamer (``classes``, ``max_per_class``, ``test_fraction``, ``validation_fraction``, ``seed``)."""
     return catalog.find(name).stream(data_dir, alias=name, **options)
 
 
 __all__ = [
-    "CATALOG", "DATASETS", "DEFAULT_DATASET", "SHAPE_CLASSES", "DataError", "Dataset", "DatasetSpec",
+    "CATALOG", "DATASETS", "DEFAULT_DATASET", "SHAPE_CLASSES", "ClassCountError", "DataError", "Dataset", "DatasetSpec",
     "DownloadError", "StreamedDataset", "dataset_name", "default_data_dir", "list_classes", "load",
     "load_fashion_mnist", "load_idx_pair", "load_mnist", "load_quickdraw", "load_shapes", "one_hot", "require_classes",
     "stream",

@@ -6,6 +6,7 @@ and copied into the returned arrays. https://github.com/googlecreativelab/quickd
 
 from __future__ import annotations
 
+import contextlib
 import os
 import zlib
 from collections.abc import Sequence
@@ -39,7 +40,15 @@ def class_files(data_dir: str | os.PathLike) -> dict[str, Path]:
     if not data_dir.is_dir():
         raise DataError(f"{data_dir}: QuickDraw folder not found (expected a folder of <class>.npy numpy_bitmap "
                         "files; download some with `NeuralNetworks download quickdraw --classes cat dog`)")
-    files = {class_name(path): path for path in data_dir.iterdir() if path.name.endswith(FILE_SUFFIX)}
+    files: dict[str, Path] = {}
+    for path in sorted(data_dir.iterdir()):
+        if not path.name.endswith(FILE_SUFFIX):
+            continue
+        class_ = class_name(path)
+        if class_ in files:  # cat.npy beside full_numpy_bitmap_cat.npy: which one is meant is not ours to guess
+            raise DataError(f"{printable(str(files[class_]))} and {printable(str(path))} both hold class "
+                            f"{printable(class_)!r}: keep one of them")
+        files[class_] = path
     if not files:
         raise DataError(f"{data_dir}: no <class>.npy files found (expected QuickDraw numpy_bitmap files)")
     return dict(sorted(files.items()))
@@ -51,7 +60,8 @@ def list_classes(data_dir: str | os.PathLike) -> list[str]:
 
 
 def open_bitmaps(path: str | os.PathLike) -> np.ndarray:
-    """Memory-map one numpy_bitmap file as a read-only (N, 784) uint8 array, checking its header only."""
+    """Memory-map one numpy_bitmap file as a read-only (N, 784) uint8 array, checking its header, and that the
+    file holds exactly the rows it announces (no more: rows past the header's count would be ignored silently)."""
     path = Path(path)
     require_regular(path, DataError, "QuickDraw file")  # a FIFO would block np.load, a device never end
     try:
@@ -63,10 +73,63 @@ def open_bitmaps(path: str | os.PathLike) -> np.ndarray:
         raise DataError(f"{path}: expected a .npy array of shape (N, {BITMAP_PIXELS}), found an .npz archive")
     if bitmaps.ndim == 3 and bitmaps.shape[1:] == (IMAGE_SIDE, IMAGE_SIDE):
         bitmaps = bitmaps.reshape(len(bitmaps), BITMAP_PIXELS)
-    if bitmaps.ndim != 2 or bitmaps.shape[1] != BITMAP_PIXELS or bitmaps.dtype != np.uint8:
+    if bitmaps.ndim != 2 or bitmaps.shape[1] != BITMAP_PIXELS or bitmaps.dtype != np.uint8 or \
+            not bitmaps.flags.c_contiguous:
         raise DataError(f"{path}: array is {bitmaps.dtype} of shape {bitmaps.shape}, expected uint8 of shape "
-                        f"(N, {BITMAP_PIXELS}) (28x28 numpy_bitmap rows)")
+                        f"(N, {BITMAP_PIXELS}) in C order (28x28 numpy_bitmap rows)")
+    size = path.stat().st_size
+    if size != bitmaps.offset + bitmaps.nbytes:
+        raise DataError(f"{path}: the header announces {len(bitmaps)} drawings ({bitmaps.nbytes} bytes) but the file "
+                        f"holds {size - bitmaps.offset} bytes after it; the file is damaged or was altered")
     return bitmaps
+
+
+class BitmapFile:
+    """One numpy_bitmap file read row by row with ``pread``, never through a memory map: a file truncated or
+    rewritten while a run reads it (its size or modification time changed, a row past its end) raises
+    ``DataError`` naming it, where a read from a map of a shrunk file kills the process with SIGBUS."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        bitmaps = open_bitmaps(self.path)  # the header checked, and the size: then the map is dropped unread
+        self.rows, self.offset = len(bitmaps), int(bitmaps.offset)
+        del bitmaps
+        self._descriptor = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        status = os.fstat(self._descriptor)
+        self._seen = (status.st_size, status.st_mtime_ns)
+        if status.st_size != self.offset + self.rows * BITMAP_PIXELS:
+            self.close()
+            raise self._changed()
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def read(self, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``rows`` (in range) as a (len(rows), 784) uint8 array, into ``out`` if given."""
+        out = np.empty((len(rows), BITMAP_PIXELS), dtype=np.uint8) if out is None else out
+        if self._descriptor < 0:
+            raise ValueError(f"{self.path}: read from a closed BitmapFile")
+        status = os.fstat(self._descriptor)
+        if (status.st_size, status.st_mtime_ns) != self._seen:
+            raise self._changed()
+        for at, row in enumerate(np.asarray(rows, dtype=np.int64).tolist()):
+            if os.preadv(self._descriptor, [out[at]], self.offset + row * BITMAP_PIXELS) != BITMAP_PIXELS:
+                raise self._changed()
+        return out
+
+    def close(self) -> None:
+        """Close the file (once: its descriptor number may be another file's afterwards)."""
+        descriptor, self._descriptor = self._descriptor, -1
+        if descriptor >= 0:
+            os.close(descriptor)
+
+    def _changed(self) -> DataError:
+        return DataError(f"{self.path}: the file changed while it was being read (truncated, rewritten or "
+                         "replaced); restore it and resume from the last checkpoint")
+
+    def __del__(self) -> None:
+        with contextlib.suppress(AttributeError, OSError):
+            self.close()
 
 
 def class_rng(seed: int, name: str) -> np.random.Generator:
@@ -173,16 +236,16 @@ def load_quickdraw(
     counts = _counts(files, chosen, max_per_class, budget)
     parts: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {"train": ([], []), "test": ([], [])}
     for label, class_ in enumerate(chosen):
-        bitmaps = open_bitmaps(files[class_])
+        bitmaps = BitmapFile(files[class_])
         count = counts[class_]
         train_rows, test_rows = split_indices(count, test_fraction, class_rng(seed, class_))
         for split, rows in (("train", train_rows), ("test", test_rows)):
             if split == "train" and test_only:
                 continue
             images, labels = parts[split]
-            images.append(np.asarray(bitmaps[rows]))  # fancy indexing reads just these rows into memory
+            images.append(bitmaps.read(rows))  # just these rows are read into memory
             labels.append(np.full(len(rows), label, dtype=LABEL_DTYPE))
-        del bitmaps  # closes the memory map
+        bitmaps.close()
     arrays = {}
     for split_index, (split, (images, labels)) in enumerate(parts.items()):
         rng = np.random.default_rng([seed, split_index])  # one per split: test_only gives the same test set

@@ -1,8 +1,9 @@
 """Quick, Draw! streamed from its files: a folder of any size trains without copying drawings into memory.
 
-``stream_quickdraw(folder)`` memory-maps every class file and returns a ``StreamedDataset`` whose ``train``,
+``stream_quickdraw(folder)`` opens every class file (read by row, never mapped: see ``quickdraw.BitmapFile``)
+and returns a ``StreamedDataset`` whose ``train``,
 ``validation`` and ``test`` splits are ``SampleSource``s (see ``nn.sources``): ``model.fit(data.train,
-validation_data=data.validation)`` reads each batch from the maps as it is needed.
+validation_data=data.validation)`` reads each batch from the files as it is needed.
 
 What stays in memory is a few numbers per class, never a list of rows:
 
@@ -35,10 +36,10 @@ from .quickdraw import (
     BITMAP_PIXELS,
     DEFAULT_TEST_FRACTION,
     IMAGE_SIDE,
+    BitmapFile,
     choose_classes,
     class_files,
     class_rng,
-    open_bitmaps,
 )
 from .splits import LABEL_DTYPE, Labelled
 
@@ -56,7 +57,7 @@ class QuickDrawSplit:
 
     sample_shape = (IMAGE_SIDE, IMAGE_SIDE, 1)
 
-    def __init__(self, bitmaps: Sequence[np.ndarray], sizes: np.ndarray, keys: np.ndarray, first: np.ndarray,
+    def __init__(self, bitmaps: Sequence[BitmapFile], sizes: np.ndarray, keys: np.ndarray, first: np.ndarray,
                  counts: np.ndarray, name: str) -> None:
         self._bitmaps, self._sizes, self._keys, self._first = bitmaps, sizes, keys, first
         self.counts = counts  # drawings of each class in this split, in label order
@@ -84,7 +85,7 @@ class QuickDrawSplit:
         images = np.empty((len(rows), BITMAP_PIXELS), dtype=np.uint8)
         starts = np.flatnonzero(np.diff(classes, prepend=-1))  # runs of one class (one per class when sorted)
         for start, stop in zip(starts, [*starts[1:], len(rows)], strict=True):
-            np.take(self._bitmaps[classes[start]], rows[start:stop], axis=0, out=images[start:stop])
+            self._bitmaps[classes[start]].read(rows[start:stop], out=images[start:stop])
         return images.reshape(-1, *self.sample_shape), classes.astype(LABEL_DTYPE)
 
     def __repr__(self) -> str:
@@ -93,7 +94,7 @@ class QuickDrawSplit:
 
 @dataclass(frozen=True, repr=False, eq=False)
 class StreamedDataset(Labelled):
-    """Train / validation / test splits read from memory-mapped files, with the class names; the streamed
+    """Train / validation / test splits read from the class files batch by batch, with the class names; the streamed
     counterpart of ``splits.Dataset`` (``label_dict``, ``class_names``, ``num_classes``, ``input_shape``,
     ``preprocessing`` mean the same)."""
 
@@ -116,7 +117,7 @@ class StreamedDataset(Labelled):
 
     @property
     def index_bytes(self) -> int:
-        """What the index takes in memory: the per-class numbers of the three splits (the maps are file-backed)."""
+        """What the index takes in memory: the per-class numbers of the three splits (drawings stay on disk)."""
         arrays = {id(a): a for split in (self.train, self.validation, self.test) for a in split.index_arrays()}
         return sum(array.nbytes for array in arrays.values())
 
@@ -157,7 +158,7 @@ def stream_quickdraw(
     validation_fraction = _fraction("validation_fraction", validation_fraction, low_open=False)
     files = class_files(data_dir)
     chosen = choose_classes(files, classes, data_dir)
-    bitmaps = [open_bitmaps(files[class_]) for class_ in chosen]
+    bitmaps = [BitmapFile(files[class_]) for class_ in chosen]
     sizes = np.array([len(b) if max_per_class is None else min(len(b), max_per_class) for b in bitmaps],
                      dtype=np.int64)
     empty = [str(files[class_]) for class_, size in zip(chosen, sizes, strict=True) if size == 0]
@@ -171,7 +172,6 @@ def stream_quickdraw(
     counts["train"] = sizes - counts["test"] - counts["validation"]
     first = dict(zip(SPLITS, np.cumsum([np.zeros_like(sizes), *(counts[s] for s in SPLITS[:-1])], axis=0),
                      strict=True))
-    views = [b.view(np.ndarray) for b in bitmaps]  # plain arrays over the maps: np.take without memmap overhead
-    split = {s: QuickDrawSplit(views, sizes, keys, first[s], counts[s], s) for s in SPLITS}
+    split = {s: QuickDrawSplit(bitmaps, sizes, keys, first[s], counts[s], s) for s in SPLITS}
     return StreamedDataset(split["train"], split["validation"], split["test"], dict(enumerate(chosen)),
                            name=name, drawings=int(sizes.sum()))

@@ -3,9 +3,9 @@
 No Python, no server, no CDN, no build step. The folder holds::
 
     index.html    the app's drawing page, with the model bundled
-    static/       the page's scripts and style, the app's own files: app.js (the drawing board), nn.js (the
-                  forward pass), nn-conv.js (its convolutions), strokes.js (the port of data/images.py's stroke
-                  preprocessing), style.css
+    static/       the page's scripts and style (the package's ``page/static``, which the app serves too): app.js
+                  (the drawing board), nn.js (the forward pass), nn-conv.js (its convolutions), strokes.js (the
+                  port of data/images.py's stroke preprocessing), style.css
     model.json    the manifest: labels, preprocessing style, input shape, every layer call's kind, settings,
                   the tensors it reads and writes, and where its weights lie in model.bin
     model.bin     the weights, float32 little-endian, one after the other
@@ -33,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..app.server import RESULT_MARKER, STATIC_DIR
 from ..data import preprocessing as specs
 from ..data.images import SIZE
+from ..page import CONTENT_SECURITY_POLICY, MODELS_MARKER, PAGE_ASSETS, PAGE_FILE, RESULT_MARKER, script_json
 from ..serving import style_for
 from .plan import ExportError, Plan, plan
 from .writing import write_atomically
@@ -45,8 +45,6 @@ MANIFEST_VERSION = 1
 # The step kinds nn.js runs (its LAYERS table; the browser test checks the two agree).
 WEB_KINDS = ("Dense", "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "BatchNormalization",
              "Rescaling", "Activation", "Flatten", "Reshape", "Add", "Subtract", "Multiply", "Average", "Concatenate")
-PAGE_ASSETS = ("app.js", "nn.js", "nn-conv.js", "strokes.js", "style.css", "favicon.svg")
-MODELS_MARKER = "<!--bundled-models-->"  # where the exported page loads model.js, before app.js runs
 WEIGHTS_BYTE_ORDER = "<f4"  # float32, little-endian: what Float32Array reads on every browser's hardware
 
 
@@ -102,20 +100,26 @@ def web_model(model, name: str | None = None) -> tuple[dict, bytes]:
 
 
 def model_script(manifest: dict, weights: bytes) -> str:
-    """model.js: registers the model with the page's ``window.nn`` when loaded by a ``<script>`` tag."""
-    return (f"// {manifest['name']}: exported from NeuralNetworks. The manifest and the float32 weights (base64) of "
-            "model.json and model.bin,\n// in a script because pages opened from file:// may load scripts but "
-            "may not fetch files.\n"
-            f"window.nn.register({json.dumps(manifest)},\n  \"{base64.b64encode(weights).decode('ascii')}\");\n")
+    """model.js: registers the model with the page's ``window.nn`` when loaded by a ``<script>`` tag.
+
+    Its text is fixed but for two literals: the manifest as escaped JSON (``page.script_json``) and the weights
+    in base64. A name or label, whatever it holds (a newline, U+2028, ``</script>``), stays data."""
+    return ("// Exported from NeuralNetworks: the manifest and the float32 weights (base64) of model.json and "
+            "model.bin,\n// in a script because pages opened from file:// may load scripts but may not fetch files.\n"
+            f"window.nn.register({script_json(manifest)},\n  \"{base64.b64encode(weights).decode('ascii')}\");\n")
 
 
 def page_html() -> str:
-    """The app's page without the server's result slot, loading model.js before the drawing board."""
-    page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
-    if MODELS_MARKER not in page:
-        raise RuntimeError(f"{STATIC_DIR / 'index.html'} lacks the {MODELS_MARKER} marker the export needs")
+    """The app's page without the server's result slot, loading model.js before the drawing board, with the
+    page's Content-Security-Policy in its ``<head>`` (no inline script; it holds from ``file://`` too)."""
+    page = PAGE_FILE.read_text(encoding="utf-8")
+    head = '<meta charset="utf-8">'
+    if MODELS_MARKER not in page or head not in page:
+        raise RuntimeError(f"{PAGE_FILE} lacks the {MODELS_MARKER} marker or the {head} the export needs")
+    policy = f'{head}\n  <meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
     page = re.sub(r"<!--app-only-->.*?<!--/app-only-->", "", page, flags=re.DOTALL)  # links to the server's pages
-    return page.replace(RESULT_MARKER, "").replace(MODELS_MARKER, '<script src="model.js" defer></script>')
+    return (page.replace(RESULT_MARKER, "").replace(MODELS_MARKER, '<script src="model.js" defer></script>')
+            .replace(head, policy, 1))
 
 
 def to_web(model, folder: str | os.PathLike, name: str | None = None) -> Path:
@@ -131,12 +135,16 @@ def to_web(model, folder: str | os.PathLike, name: str | None = None) -> Path:
     if values != SIZE * SIZE and specs.image_spec_for(model_plan.preprocessing, model_plan.input_shape) is None:
         raise ExportError(f"The drawing page feeds {SIZE}x{SIZE} images ({SIZE * SIZE} values), but model "
                           f"{model_plan.name!r} expects input shape {model_plan.input_shape} ({values} values)")
-    folder = Path(folder)
+    folder = Path(folder).resolve()  # new/../site writes site, and creates no stray new/
     if folder.exists() and not folder.is_dir():
         raise ExportError(f"{folder} exists and is not a folder; the web export writes a folder")
+    assets = folder / "static"
+    if assets.is_symlink() or (assets.exists() and not assets.is_dir()):
+        raise ExportError(f"{assets} is a link or not a folder: the page's scripts are written only into a "
+                          "static/ folder of its own (remove it, or export into another folder)")
     manifest, weights = manifest_and_weights(model_plan, name)
     for asset in PAGE_ASSETS:
-        write_atomically(folder / "static" / asset, (STATIC_DIR / asset).read_bytes())
+        write_atomically(folder / "static" / asset, (PAGE_FILE.parent / asset).read_bytes())
     write_atomically(folder / "model.json", json.dumps(manifest, indent=1).encode("utf-8"))
     write_atomically(folder / "model.bin", weights)
     write_atomically(folder / "model.js", model_script(manifest, weights).encode("utf-8"))

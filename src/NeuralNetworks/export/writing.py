@@ -8,7 +8,10 @@ from pathlib import Path
 
 
 def write_atomically(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` (parent folders created) so that a crash never leaves half a file."""
+    """Write ``data`` to ``path`` (parent folders created) so that a crash never leaves half a file.
+
+    The parent is resolved first, so that ``new/../out`` creates ``out`` only, not a stray ``new``."""
+    path = Path(path).parent.resolve() / Path(path).name
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     # os.open with mode 0o666 honours the umask: the file gets ordinary permissions.

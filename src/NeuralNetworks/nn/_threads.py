@@ -4,11 +4,17 @@ A matrix product of a small batch through a small layer finishes in microseconds
 and joining it costs more than it saves, and when another process is busy on the same cores the spinning
 threads slow every product several-fold. Below ``SMALL_PRODUCT_MULTIPLY_ADDS`` the loop therefore runs BLAS on
 one thread; larger products keep every core.
+
+The BLAS thread count belongs to the process, not to a thread or a model, and ``limit`` saves it and restores it
+around a loop: two threads doing that at once undo each other's limit (one may leave the process on one thread
+for good). So only the main thread changes it; a loop in any other thread (a server's request handlers, say)
+runs with whatever the process chose once, as ``app.run`` does for the whole server.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterable
 
 from .layers.base import Layer
@@ -59,6 +65,9 @@ class BlasThreads:
         self._controller: object | None = None
 
     def limit(self, batch_size: int) -> contextlib.AbstractContextManager:
+        """One BLAS thread while a batch's products are small, in the main thread only (see the module)."""
+        if threading.current_thread() is not threading.main_thread():
+            return contextlib.nullcontext()
         if not wants_one_thread(batch_size * self.product_per_sample):
             return contextlib.nullcontext()
         if self._controller is None:
@@ -66,3 +75,12 @@ class BlasThreads:
         if self._controller is None:
             return contextlib.nullcontext()
         return self._controller.limit(limits=1, user_api="blas")
+
+
+def one_blas_thread() -> contextlib.AbstractContextManager:
+    """BLAS on one thread for the whole process while the context lasts (a server, whose concurrent requests use
+    the other cores); a null context without threadpoolctl."""
+    controller = blas_controller()
+    if controller is None:
+        return contextlib.nullcontext()
+    return controller.limit(limits=1, user_api="blas")

@@ -18,6 +18,10 @@ from . import schedules
 LearningRate = float | schedules.LearningRateSchedule
 
 
+class NonFiniteStateError(ValueError, FloatingPointError):
+    """An optimizer step made the parameters or the optimizer's state infinite or NaN: training stops there."""
+
+
 def _moving_average(average: np.ndarray, value: np.ndarray, decay: float, scratch: np.ndarray) -> None:
     """average <- decay average + (1 - decay) value, in place (``value`` may be ``scratch`` itself)."""
     average *= decay
@@ -78,6 +82,19 @@ class Optimizer:
         for variable, gradient, slots, scratch in zip(self.variables, gradients, self.slots, self._scratch,
                                                       strict=True):
             self._update(variable, gradient, slots, lr, step_size, scratch)
+            self._check_finite(slots)
+
+    def _check_finite(self, slots: dict[str, np.ndarray]) -> None:
+        """Stop at the step whose arithmetic overflowed the optimizer's state (a squared gradient past the dtype's
+        range, say, which leaves the loss finite), before a model file would record the infinity; weights that
+        overflow make the next loss non-finite, which the training loop names. One float64 sum per slot: a
+        float32 array cannot overflow it."""
+        for name, array in slots.items():
+            if not math.isfinite(float(array.sum(dtype=np.float64))):
+                raise NonFiniteStateError(
+                    f"{type(self).__name__}'s step {self.iterations} made {name} infinite or NaN (the gradients "
+                    f"overflowed {array.dtype}): lower the learning rate or scale the inputs (e.g. divide pixels "
+                    "by 255)")
 
     def step_size(self, learning_rate: float, iteration: int) -> float:
         """The factor of this step's update, for step number ``iteration`` (from 1): the learning rate itself,

@@ -245,7 +245,21 @@ def save_model(model: SavableModel, filepath: str | os.PathLike, *, include_opti
             config["compile"]["optimizer"] = {"class_name": type(optimizer).__name__,
                                               "config": optimizer.get_config(), "iterations": optimizer.iterations}
             arrays.update(_optimizer_slots(model))
+    _check_loadable(filepath, config, arrays)
     return write(filepath, config, arrays)
+
+
+def _check_loadable(filepath: str | os.PathLike, config: dict[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+    """Refuse to write what ``load_model`` would refuse: its config checks, under the same (default) budget, and
+    finite arrays. Whatever ``save`` writes, ``load`` reads."""
+    try:
+        model_config.check(json.loads(json.dumps(config)), DEFAULT_BUDGET)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"Cannot save the model to {filepath}: models.load would refuse the file ({error})") from None
+    for name, array in arrays.items():
+        if not np.isfinite(array).all():
+            raise ValueError(f"Cannot save the model to {filepath}: {name} holds infinite or NaN values (training "
+                             "diverged: lower the learning rate or scale the inputs)")
 
 
 def _labels_for(model: SavableModel) -> dict[int, str] | None:

@@ -9,7 +9,12 @@ so a saved model predicts exactly as without them and exporters may drop them.
 Arguments follow Keras: factors are fractions (of the height or width, of a full turn, of the size), a single
 number ``f`` means the range ``(-f, f)``, and ``fill_mode`` says how the image extends beyond its edges.
 The random numbers come from the generator the model hands to its layers (or from ``seed``), so a seeded model
-trains bit-identically.
+trains bit-identically. A layer with a ``seed`` has a generator of its own: its state is saved with the model
+(``random_state`` in the config), so a run resumed from a saved model draws what the uninterrupted run would
+have drawn, and a data-parallel trainer gives each process a stream of its own derived from it.
+
+Every factor is bounded where it is accepted, by the constructor, which a model file's config also goes through:
+a shift of at most the image's size, a turn of at most ``MAX_TURNS``, a zoom within (-1, ``MAX_ZOOM_OUT``].
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ IMAGE_RANKS = (2, 3)  # a sample is (height, width) or (height, width, channels)
 # Zooming out by 1 + z for z up to this shrinks the drawing to 1/11 of its size: beyond it a model would learn
 # from specks, and sample coordinates would run past what the resampling's integer indices hold.
 MAX_ZOOM_OUT = 10.0
+MAX_TURNS = 1.0  # a rotation factor is a fraction of a full turn: beyond one turn either way it only repeats
+PCG64_STATE_LIMIT = 2**128  # PCG64 keeps a 128-bit state and increment
+UINT32_LIMIT = 2**32
 
 Range = tuple[float, float]
 
@@ -67,6 +75,28 @@ def _as_range(owner: str, name: str, value: object, low: float = -math.inf, high
     return lower, upper
 
 
+def _random_state(owner: str, seed: int | None, value: object) -> dict | None:
+    """None, or ``value`` checked as the state of a PCG64 generator (what ``bit_generator.state`` gives)."""
+    if value is None:
+        return None
+    if seed is None:
+        raise ValueError(f"{owner} has a `random_state` only with a `seed` (without one it draws from the model's "
+                         "generator, saved with the model)")
+
+    def integer(number: object, limit: int) -> bool:
+        return isinstance(number, numbers.Integral) and not isinstance(number, bool) and 0 <= number < limit
+
+    inner = value.get("state") if isinstance(value, dict) else None
+    if not (isinstance(value, dict) and value.keys() == {"bit_generator", "state", "has_uint32", "uinteger"} and
+            value["bit_generator"] == "PCG64" and isinstance(inner, dict) and inner.keys() == {"state", "inc"} and
+            all(integer(inner[key], PCG64_STATE_LIMIT) for key in ("state", "inc")) and
+            integer(value["has_uint32"], 2) and integer(value["uinteger"], UINT32_LIMIT)):
+        raise ValueError(f"{owner} expects `random_state` to be None or a PCG64 generator state "
+                         f"(numpy's bit_generator.state). Received: random_state={str(value)[:120]}")
+    return {"bit_generator": "PCG64", "state": {"state": int(inner["state"]), "inc": int(inner["inc"])},
+            "has_uint32": int(value["has_uint32"]), "uinteger": int(value["uinteger"])}
+
+
 class RandomImageLayer(Layer):
     """What every augmentation layer shares: image input, its own random draws, identity at inference.
 
@@ -78,9 +108,10 @@ class RandomImageLayer(Layer):
 
     identity_at_inference = True  # exporters may drop this layer: forward(training=False) returns x
 
-    def __init__(self, seed: int | None = None, **kwargs: Any) -> None:
+    def __init__(self, seed: int | None = None, random_state: dict | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.seed = optional_seed(type(self).__name__, "seed", seed)
+        self.random_state = _random_state(type(self).__name__, self.seed, random_state)  # until built
         self._rng: np.random.Generator | None = None
         self._augmented = False
 
@@ -92,7 +123,14 @@ class RandomImageLayer(Layer):
 
     def build(self, input_shape, rng, dtype):
         self._rng = np.random.default_rng(self.seed) if self.seed is not None else rng
+        if self.seed is not None and self.random_state is not None:  # where a saved run stopped
+            self._rng.bit_generator.state = self.random_state
         return super().build(input_shape, rng, dtype)
+
+    def own_generator(self) -> np.random.Generator | None:
+        """The generator this layer draws from when it has a ``seed`` (built), else None (it draws from the
+        model's); a data-parallel trainer gives each process its own stream of it for an epoch."""
+        return self._rng if self.seed is not None else None
 
     def augment(self, images: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -120,7 +158,9 @@ class RandomImageLayer(Layer):
         return self.augment_backward(self._as_images(grad_output)).reshape(grad_output.shape)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "seed": self.seed}
+        state = self._rng.bit_generator.state if self.seed is not None and self._rng is not None \
+            else self.random_state
+        return {**super().get_config(), "seed": self.seed, **({"random_state": state} if state else {})}
 
 
 class RandomFlip(RandomImageLayer):
@@ -242,7 +282,8 @@ class RandomRotation(RandomAffine2D):
     """Rotate each training image about its centre by a random angle (Keras' ``RandomRotation``).
 
     ``factor`` is a fraction of a full turn: ``factor=0.05`` rotates by up to 18 degrees either way, a pair
-    ``(lower, upper)`` sets the range; positive angles turn counter-clockwise as the image is displayed.
+    ``(lower, upper)`` within [-1, 1] (a full turn) sets the range; positive angles turn counter-clockwise as the
+    image is displayed.
     """
 
     @classmethod
@@ -251,7 +292,7 @@ class RandomRotation(RandomAffine2D):
 
     def __init__(self, factor: float | Sequence[float], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.factor = _as_range("RandomRotation", "factor", factor)
+        self.factor = _as_range("RandomRotation", "factor", factor, -MAX_TURNS, MAX_TURNS)
 
     def transforms(self, n, height, width):
         angle = self._rng.uniform(*self.factor, size=n) * (2 * math.pi)

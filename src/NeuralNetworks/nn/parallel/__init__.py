@@ -13,8 +13,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .engine import Engine
-from .environment import ENGINE_VARIABLE, is_parallel_job, is_root_process, launched_rank, launched_size
-from .trainer import DataParallelTrainer
+from .environment import (
+    ENGINE_VARIABLE,
+    EngineChoiceError,
+    is_parallel_job,
+    is_root_process,
+    launched_rank,
+    launched_size,
+)
+from .trainer import DataParallelTrainer, JobInterrupted
 
 if TYPE_CHECKING:
     from ..models import Model
@@ -50,18 +57,29 @@ def trainer_for(model: Model) -> Trainer:
     return Trainer(model) if engine is None else DataParallelTrainer(model, engine)
 
 
-def end_job(message: str, status: int) -> None:
+def end_job(message: str, status: int, *, together: bool = False) -> None:
     """In a multi-process job, print ``message`` and end every process (a process that merely exits would
-    leave the others waiting for it forever); in one process, do nothing."""
-    if is_parallel_job():
+    leave the others waiting for it forever); in one process, do nothing. With an unknown engine choice no
+    process started one (each refused it alike), so none is waiting. ``together``: every process calls this
+    (after ``JobInterrupted``), so each waits for the others first (rank 0 finishing its save)."""
+    try:
+        parallel = is_parallel_job()
+    except EngineChoiceError:
+        return
+    if parallel:
         from .mpi import MPIEngine
 
         try:
             engine = MPIEngine()
         except ImportError:  # without mpi4py no process got as far as MPI: none is waiting
             return
+        if together:
+            import numpy as np
+
+            engine.sum(np.zeros(1))
         engine.abort(message, status)
 
 
-__all__ = ["DataParallelTrainer", "Engine", "ENGINE_VARIABLE", "end_job", "engine_from_environment",
-           "is_parallel_job", "is_root_process", "launched_rank", "launched_size", "trainer_for"]
+__all__ = ["DataParallelTrainer", "Engine", "ENGINE_VARIABLE", "EngineChoiceError", "JobInterrupted", "end_job",
+           "engine_from_environment", "is_parallel_job", "is_root_process", "launched_rank", "launched_size",
+           "trainer_for"]

@@ -21,6 +21,11 @@ PMIX_SIZE_VARIABLE = "SLURM_STEP_NUM_TASKS"  # PMIx itself publishes no size var
 LOCAL_SIZE_VARIABLES = ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "MV2_COMM_WORLD_LOCAL_SIZE")
 
 
+class EngineChoiceError(ValueError):
+    """``NEURALNETWORKS_ENGINE`` holds a value other than ``ENGINE_CHOICES``: raised only where an engine is
+    chosen (training, evaluating), never by a command that needs none."""
+
+
 def _first_int(environ: Mapping[str, str], names: tuple[str, ...]) -> int | None:
     for name in names:
         value = environ.get(name, "").strip()
@@ -58,7 +63,9 @@ def engine_choice(environ: Mapping[str, str] | None = None) -> str:
     environ = os.environ if environ is None else environ
     choice = environ.get(ENGINE_VARIABLE, "auto").strip().lower() or "auto"
     if choice not in ENGINE_CHOICES:
-        raise ValueError(f"{ENGINE_VARIABLE} must be one of {', '.join(ENGINE_CHOICES)}. Received: {choice!r}")
+        raise EngineChoiceError(f"the environment variable {ENGINE_VARIABLE} must be one of "
+                                f"{', '.join(ENGINE_CHOICES)}. Received: {choice[:40]!r} (unset it for the "
+                                "automatic choice)")
     if choice == "auto":
         return "mpi" if launched_size(environ) > 1 else "none"
     return choice
@@ -70,5 +77,10 @@ def is_parallel_job(environ: Mapping[str, str] | None = None) -> bool:
 
 
 def is_root_process(environ: Mapping[str, str] | None = None) -> bool:
-    """True for the process that prints and writes files: rank 0, or the only process."""
-    return not is_parallel_job(environ) or launched_rank(environ) == 0
+    """True for the process that prints and writes files: rank 0, or the only process. Never raises: with an
+    unknown ``NEURALNETWORKS_ENGINE`` (refused where an engine is needed), the launcher's word decides."""
+    try:
+        parallel = is_parallel_job(environ)
+    except EngineChoiceError:
+        parallel = launched_size(environ) > 1
+    return not parallel or launched_rank(environ) == 0

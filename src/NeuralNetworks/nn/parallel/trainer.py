@@ -16,26 +16,29 @@ What keeps the processes identical:
   callbacks such as EarlyStopping or ReduceLROnPlateau decide alike. Display and file-writing callbacks
   (``Callback.root_only``) run on rank 0 only.
 
-Dropout draws different masks on every process (each gets its own random stream for the epoch, then all
-return to the shared one). BLAS uses at most this process's share of the machine's cores. A failure on any
-process ends the whole job through ``engine.abort``.
+Dropout and augmentation draw differently on every process (each gets its own random streams for the epoch,
+derived from the shared ones and its rank, then all return to the shared ones). BLAS uses at most this
+process's share of the machine's cores. A failure on any process ends the whole job through ``engine.abort``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
+import threading
 import time
 import traceback
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .._threads import blas_controller
 from ..callbacks import Callback, CallbackList, History
-from ..sources import InOrder, Order, Samples, batches
+from ..sources import InOrder, Order, Samples, SourceSamples, batches
 from ..training import Logs, Totals, Trainer, evaluation_totals, finite_loss
 from .engine import Engine
 from .environment import cores_per_process
@@ -48,6 +51,31 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 EXPECTED_ERRORS = (ValueError, TypeError, OSError)  # bad input or files: one line, no traceback
+
+
+class JobInterrupted(KeyboardInterrupt):
+    """Ctrl-C reached a process of the job: every process stops after the same step, with the same weights, and
+    raises this from ``fit`` (rank 0 may then save, as one process does on Ctrl-C)."""
+
+
+@contextlib.contextmanager
+def interrupt_flag() -> Iterator[list[bool]]:
+    """While the context lasts, SIGINT (Ctrl-C, which ``mpiexec`` forwards to every process) only sets
+    ``flag[0]``, so that the processes stop together at a step boundary instead of wherever each was (one inside
+    a sum its peers never join). Outside the main thread, where no handler can be set, nothing changes."""
+    flag = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def note(signum, frame) -> None:
+        flag[0] = True
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def share_of_cores() -> contextlib.AbstractContextManager:
@@ -87,6 +115,9 @@ class DataParallelTrainer(Trainer):
         self.engine = engine
         self.communication_seconds = 0.0
         self._reduce_batch_logs = False
+        self._launcher: int | None = None
+        self._interrupted = [False]  # set by Ctrl-C during fit (interrupt_flag)
+        self._data: tuple[Samples, Samples | None] = ()  # type: ignore[assignment]  # set by training_data
 
     @property
     def is_root(self) -> bool:
@@ -99,12 +130,15 @@ class DataParallelTrainer(Trainer):
             **weights: object) -> History:
         """``Trainer.fit`` on every process, ``batch_size`` being the global batch; any exception ends every
         process of the job (never a hang). ``class_weight``/``sample_weight`` are refused (``weighting_for``)."""
+        self._launcher = os.getppid()  # the launcher's helper that started this process
         try:
             self._share_random_state()  # before the validation split, which draws from it
-            with share_of_cores():
+            with share_of_cores(), interrupt_flag() as self._interrupted:
                 return super().fit(x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
                                    validation_split=validation_split, shuffle=shuffle, callbacks=callbacks,
                                    verbose=verbose, **weights)
+        except JobInterrupted:
+            raise  # every process stopped at the same step: the caller decides (the command line saves on rank 0)
         except BaseException as error:
             self.engine.abort(*failure_report(error, self.engine.rank, self.engine.size))
 
@@ -121,6 +155,18 @@ class DataParallelTrainer(Trainer):
         self._reduce_batch_logs = any(type(c).on_batch_end is not Callback.on_batch_end for c in callbacks)
         return callbacks if self.is_root else [c for c in callbacks if not c.root_only]
 
+    def training_data(self, x: object, y: object, validation_data: object,
+                      validation_split: float) -> tuple[Samples, Samples | None]:
+        """``Trainer.training_data``, refused unless there is enough of it that each process has a step."""
+        train, validation = super().training_data(x, y, validation_data, validation_split)
+        self._data = (train, validation)  # compared over processes in ``begin``, after the models
+        size = self.engine.size
+        if len(train) < size:
+            raise ValueError(f"{len(train)} training samples cannot be split over {size} processes: each process "
+                             f"needs at least one sample of every step, so at least {size} training samples (1 per "
+                             f"process); train on more data or start fewer processes")
+        return train, validation
+
     def steps(self, samples: int, batch_size: int) -> int:
         if batch_size < self.engine.size:
             raise ValueError(f"batch_size={batch_size} cannot be split over {self.engine.size} processes: give "
@@ -129,6 +175,7 @@ class DataParallelTrainer(Trainer):
 
     def begin(self) -> None:
         self._check_same_model()
+        self._check_same_data(*self._data)  # else a sum of unequal buffers ends the job in MPI's own abort
         flat, optimizer = self.model.flat, self.model.optimizer
         for array in (flat.params, flat.state, *(optimizer.slots[0].values() if optimizer.slots else ())):
             self.engine.broadcast(array, ROOT)
@@ -140,6 +187,7 @@ class DataParallelTrainer(Trainer):
     def end(self) -> None:
         for layer in self.model.layers:
             vars(layer).pop("replica_sum", None)  # back to the class default: one process
+        self.check_launcher()
 
     # -- one epoch ----------------------------------------------------------------------------------------
     def part(self, index: np.ndarray) -> np.ndarray | None:
@@ -154,20 +202,30 @@ class DataParallelTrainer(Trainer):
     def train_epoch(self, train: Samples, batch_size: int, shuffle: bool, callback_list: CallbackList) -> Logs:
         model = self.model
         order = train.order(model.rng if shuffle else None)
-        shared_state = model.rng.bit_generator.state
-        self._own_random_stream()
+        shared_states = self._own_random_streams()
         totals = Totals(model)
         try:
             for batch, (count, x, y) in enumerate(batches(train, order, batch_size, self.part)):
                 loss_value, y_pred = self.train_step(x, y, share=len(y) / count)
+                if self._sum(np.array([float(self._interrupted[0])]))[0]:  # Ctrl-C on any process: all stop here
+                    raise JobInterrupted
                 totals.add(model, finite_loss(loss_value, batch), y, y_pred)
                 if self._reduce_batch_logs:
                     running = self._sum(totals.sums.copy())
                     if callback_list.wants_batch_logs:
                         callback_list.on_batch_end(batch, totals.means(running))
-        finally:
-            model.rng.bit_generator.state = shared_state  # every process back on the shared random stream
+        finally:  # every process back on the shared random streams
+            for generator, state in shared_states:
+                generator.bit_generator.state = state
+        self.check_launcher()
         return totals.means(self._sum(totals.sums.copy()))
+
+    def check_launcher(self) -> None:
+        """Raise if the launcher's helper process that started this one has gone (killed): the launcher then
+        reports the job failed, so this process must stop rather than go on to write files for it."""
+        if self._launcher is not None and os.getppid() != self._launcher:
+            raise RuntimeError(f"the MPI launcher's helper process (pid {self._launcher}) that started this process "
+                               "has ended: the job failed, so this process stops without writing its results")
 
     def train_step(self, x: np.ndarray, y: np.ndarray, share: float | None = None) -> tuple[float, np.ndarray]:
         """One step on this process's part ``(x, y)`` of a global batch, ``share`` of it (default: an equal
@@ -204,11 +262,34 @@ class DataParallelTrainer(Trainer):
             buffer[:] = np.frombuffer(encoded, dtype=np.uint8)
         self.model.rng.bit_generator.state = json.loads(self.engine.broadcast(buffer, ROOT).tobytes())
 
-    def _own_random_stream(self) -> None:
-        """Give this process a random stream of its own for the epoch (Dropout masks), seeded from the shared one."""
-        generator = self.model.rng.bit_generator
-        seed = int(self.model.rng.integers(2**63))
-        generator.state = type(generator)(np.random.SeedSequence([seed, self.engine.rank])).state
+    def _own_random_streams(self) -> list[tuple[np.random.Generator, dict]]:
+        """Give this process random streams of its own for the epoch, each seeded from a shared one and the rank:
+        the model's (Dropout masks, augmentation without a seed) and every seeded layer's own generator (so the
+        processes do not all draw the same transforms). Returns (generator, shared state to return to) pairs:
+        the model's as it was (its draw here repeats no other), the layers' past this draw (so that the next
+        epoch's streams differ from this one's)."""
+        model = self.model
+        pairs = [(model.rng, model.rng.bit_generator.state)]
+        seeds = [int(model.rng.integers(2**63))]
+        for layer in model.layers:
+            generator = layer.own_generator() if hasattr(layer, "own_generator") else None
+            if generator is not None and all(generator is not other for other, _ in pairs):
+                seeds.append(int(generator.integers(2**63)))
+                pairs.append((generator, generator.bit_generator.state))
+        for (generator, _), seed in zip(pairs, seeds, strict=True):
+            bits = generator.bit_generator
+            bits.state = type(bits)(np.random.SeedSequence([seed, self.engine.rank])).state
+        return pairs
+
+    def _check_same_data(self, train: Samples, validation: Samples | None) -> None:
+        """Raise unless this process loaded what rank 0 loaded: sample counts, shapes, types and class labels."""
+        mine, words = data_description(train, validation, self.model.labels)
+        root = self.engine.broadcast(mine.copy(), ROOT)
+        if not np.array_equal(mine, root):
+            what = "sample shapes, types or class labels differ" if np.array_equal(mine[:2], root[:2]) else \
+                f"rank 0 has {int(root[0])} training and {max(int(root[1]), 0)} validation samples"
+            raise ValueError(f"this process loaded {words}, unlike rank 0 ({what}): every process must read the "
+                             "same data (the same files under --data-dir, --classes and --max-per-class)")
 
     def _check_same_model(self) -> None:
         """Raise unless this process's model has rank 0's layout (else the sums would mix unrelated numbers)."""
@@ -220,6 +301,26 @@ class DataParallelTrainer(Trainer):
             raise ValueError(f"this process's model ({int(mine[0])} parameters) differs from rank 0's "
                              f"({int(root[0])} parameters, or other layer names): every process must build the "
                              "same model")
+
+
+def data_description(train: Samples, validation: Samples | None, labels: dict | None) -> tuple[np.ndarray, str]:
+    """What a process loaded, as numbers to compare over processes (counts, and checksums of the sample shape and
+    type and of the class labels) and in words."""
+    def kind(samples: Samples) -> tuple[tuple[int, ...], str]:
+        if isinstance(samples, SourceSamples):
+            return tuple(samples.source.sample_shape), "source"
+        x, y = samples.gather(np.zeros(1, dtype=np.intp)) if len(samples) else (np.zeros(0), np.zeros(0))
+        return x.shape[1:], f"{x.dtype} {y.shape[1:]} {y.dtype}"
+
+    val = -1 if validation is None else len(validation)
+    classes = json.dumps(sorted((str(k), str(v)) for k, v in (labels or {}).items()))
+    shape, types = kind(train)
+    described = repr((shape, types, None if validation is None else kind(validation)))
+    numbers = np.array([len(train), val, zlib.crc32(described.encode()), zlib.crc32(classes.encode()),
+                        len(labels or {})], dtype=np.float64)
+    words = (f"{len(train)} training and {max(val, 0)} validation samples of shape {shape}, "
+             f"{len(labels or {})} class labels")
+    return numbers, words
 
 
 def _slice(order: Order, start: int, stop: int) -> Order:
