@@ -18,7 +18,9 @@ from browser_support import CHROMIUM, CHROMIUM_ARGS, CHROMIUM_MISSING, confine
 ONNX_PARITY = 1e-5  # largest allowed difference between onnxruntime's and our outputs
 BROWSER_PARITY = 1e-4  # between the page's and ours
 KERNEL_GAIN = 2.0  # random kernels' standard deviation times sqrt(fan-in)
-NN_PAGE = '<!doctype html><meta charset="utf-8"><title>nn.js</title><script src="nn.js"></script>'
+NN_SCRIPTS = ("nn-conv.js", "nn.js")  # the forward pass: nn.js with its convolutions, loaded first
+NN_PAGE = ('<!doctype html><meta charset="utf-8"><title>nn.js</title>'
+           + "".join(f'<script src="{script}"></script>' for script in NN_SCRIPTS))
 
 
 def randomize(model, seed: int = 0) -> None:
@@ -48,13 +50,15 @@ def run_onnx(proto, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 @contextlib.contextmanager
 def nn_page(folder: Path) -> Iterator:
-    """A Chromium page holding only ``nn.js`` (from file://, nothing else reachable); skips without Chromium."""
+    """A Chromium page holding only ``nn.js`` and its ``nn-conv.js`` (from file://, nothing else reachable); skips
+    without Chromium."""
     if not CHROMIUM.exists():
         pytest.skip(CHROMIUM_MISSING)
     sync_api = pytest.importorskip("playwright.sync_api")
     from NeuralNetworks.app.server import STATIC_DIR
 
-    (folder / "nn.js").write_bytes((STATIC_DIR / "nn.js").read_bytes())
+    for script in NN_SCRIPTS:
+        (folder / script).write_bytes((STATIC_DIR / script).read_bytes())
     (folder / "index.html").write_text(NN_PAGE, encoding="utf-8")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)

@@ -50,7 +50,7 @@ def test_the_folder_has_the_page_its_scripts_and_the_weights_in_two_forms(tmp_pa
     folder = export.to_web(model, tmp_path / "page")
     assert sorted(path.name for path in folder.iterdir()) == ["index.html", "model.bin", "model.js", "model.json",
                                                                "static"]
-    assert {"app.js", "nn.js", "strokes.js", "style.css"} <= {path.name for path in (folder / "static").iterdir()}
+    assert {"app.js", "nn.js", "nn-conv.js", "strokes.js", "style.css"} <= {path.name for path in (folder / "static").iterdir()}
     manifest = json.loads((folder / "model.json").read_text())
     assert manifest["labels"] == ["a", "b", "c"] and manifest["preprocessing"] == "quickdraw"
     assert [layer["kind"] for layer in manifest["layers"]] == ["Rescaling", "Flatten", "Dense"]

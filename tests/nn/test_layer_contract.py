@@ -125,7 +125,7 @@ def test_onnx_export_matches_the_layer_or_is_refused_by_name(name, layer_class):
 
 @pytest.fixture(scope="module")
 def nn_js_page(tmp_path_factory):
-    """One Chromium page with nn.js alone, for every layer's web parity."""
+    """One Chromium page with nn.js (and its nn-conv.js) alone, for every layer's web parity."""
     from export_parity import nn_page
 
     with nn_page(tmp_path_factory.mktemp("nn-js")) as page:
