@@ -47,6 +47,22 @@ def confine(page, routes, allowed_prefix: str) -> None:
     page.set_default_timeout(WAIT_MS)
 
 
+def open_exported(browser, folder: Path):
+    """``folder/index.html`` (a web export) opened from file:// in a fresh context of ``browser``, kept to the
+    folder (``confine``), its model loaded. Close it with ``page.context.close()``."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    inside = folder.resolve().as_uri() + "/"
+    confine(page, context, inside)
+    try:
+        page.goto(inside + "index.html")
+        page.wait_for_function("() => window.nn && window.nn.labels.length > 0")
+    except Exception:
+        context.close()
+        raise
+    return page
+
+
 def draw(page, strokes: Sequence[Stroke], steps: int) -> None:
     """Drag the mouse through each stroke, points given as fractions of the drawing board (``#pad``), with
     ``steps`` mouse events between two points."""
