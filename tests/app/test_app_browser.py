@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from browser_support import CHROMIUM, CHROMIUM_MISSING, chromium_page, draw, expect_count, served
+from browser_support import CHROMIUM, CHROMIUM_MISSING, chromium_page, draw, expect_count
 
 SCREENSHOT = Path(os.environ.get("NN_APP_SCREENSHOT", "/tmp/doodle_app.png"))
 
@@ -17,15 +17,6 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists(), reason=CHROMIUM_MISSING),
 ]
-
-
-@pytest.fixture(scope="module")
-def base_url(model_files):
-    """The app served by uvicorn in a thread on 127.0.0.1, stopped after the module's tests."""
-    from NeuralNetworks.app import create_app
-
-    with served(create_app(model_files)) as url:
-        yield url
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from browser_support import CHROMIUM, CHROMIUM_MISSING, chromium_page, served
+from browser_support import CHROMIUM, CHROMIUM_MISSING, chromium_page
 
 SCREENSHOT = Path(os.environ.get("NN_PLAYGROUND_SCREENSHOT", "/tmp/playground.png"))
 VIEWPORT = {"width": 1400, "height": 1000}
@@ -18,15 +18,6 @@ PLAY_STEPS = 400  # steps to wait for after pressing Play
 REGION_CHANGE = 0.05  # the share of the output's pixels that must change colour over those steps
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason=CHROMIUM_MISSING)]
-
-
-@pytest.fixture(scope="module")
-def base_url(model_files):
-    """The app served by uvicorn in a thread on 127.0.0.1, stopped after the module's tests."""
-    from NeuralNetworks.app import create_app
-
-    with served(create_app(model_files)) as url:
-        yield url
 
 
 @pytest.fixture

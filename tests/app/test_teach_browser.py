@@ -24,7 +24,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def base_url():
-    """The app (the shipped doodles model only) served by uvicorn in a thread, stopped after the module."""
+    """The app (the shipped doodles model only, not conftest's model_files) served by uvicorn in a thread,
+    stopped after the module."""
     from NeuralNetworks.app import create_app
 
     with served(create_app({"doodles": BASE})) as url:
