@@ -149,23 +149,7 @@
 
   function showPrediction(data, source) {
     list.dataset.source = source;
-    list.replaceChildren(...data.scores.map((score) => {
-      const item = document.createElement("li");
-      const label = document.createElement("span");
-      label.className = "label";
-      label.textContent = score.label;
-      const pct = document.createElement("span");
-      pct.className = "pct";
-      pct.textContent = `${(100 * score.probability).toFixed(1)}%`;
-      const bar = document.createElement("span");
-      bar.className = "bar";
-      const fill = document.createElement("span");
-      fill.className = "fill";
-      bar.append(fill);
-      item.append(label, pct, bar);
-      requestAnimationFrame(() => { fill.style.width = `${Math.max(1, 100 * score.probability)}%`; });
-      return item;
-    }));
+    list.replaceChildren(...window.board.scoreItems(data.scores, true));
     setStatus(`${data.model}: ${confidence(data.scores[0].probability)}`);
     showPreview(data.preview);
   }

@@ -1,10 +1,12 @@
-// The drawing board of the doodle page (app.js) and of Teach (teach.js): a canvas that captures strokes as vectors
-// with pointer events, keeps them when the board resizes, and draws them.
+// What the doodle page (app.js) and Teach (teach.js) share: the drawing board, a canvas that captures strokes as
+// vectors with pointer events, keeps them when the board resizes and draws them; and the list of guesses.
 //
 // window.board.create(pad, hint, hooks) -> {strokes, redraw(), resize()}: `pad` the <canvas>, `hint` the element
 // shown while the board is empty; `strokes` ([[[x, y], ...], ...] in board pixels, y down) may be read, changed
 // or replaced. Hooks, each optional: background(ctx, box) draws under the strokes and answers whether it drew
 // anything (then the hint hides); start() runs before a stroke begins, move() after it grows, end() after it ends.
+// window.board.scoreItems(scores, animate) -> the <li> of each {label, probability}: label, percentage and bar
+// (its width set on the next frame when `animate`, so that it slides); the label only ever as text.
 "use strict";
 
 window.board = (() => {
@@ -106,5 +108,26 @@ window.board = (() => {
     };
   }
 
-  return { create };
+  function scoreItems(scores, animate = false) {
+    return scores.map((score) => {
+      const item = document.createElement("li");
+      const label = document.createElement("span");
+      label.className = "label";
+      label.textContent = score.label;
+      const pct = document.createElement("span");
+      pct.className = "pct";
+      pct.textContent = `${(100 * score.probability).toFixed(1)}%`;
+      const bar = document.createElement("span");
+      bar.className = "bar";
+      const fill = document.createElement("span");
+      fill.className = "fill";
+      const width = `${Math.max(1, 100 * score.probability)}%`;
+      if (animate) requestAnimationFrame(() => { fill.style.width = width; }); else fill.style.width = width;
+      bar.append(fill);
+      item.append(label, pct, bar);
+      return item;
+    });
+  }
+
+  return { create, scoreItems };
 })();

@@ -299,23 +299,7 @@
         "Once trained, the model guesses what you draw.");
       return;
     }
-    predictions.replaceChildren(...data.scores.map((score) => {
-      const item = document.createElement("li");
-      const label = document.createElement("span");
-      label.className = "label";
-      label.textContent = score.label;
-      const pct = document.createElement("span");
-      pct.className = "pct";
-      pct.textContent = `${(100 * score.probability).toFixed(1)}%`;
-      const bar = document.createElement("span");
-      bar.className = "bar";
-      const fill = document.createElement("span");
-      fill.className = "fill";
-      fill.style.width = `${Math.max(1, 100 * score.probability)}%`;
-      bar.append(fill);
-      item.append(label, pct, bar);
-      return item;
-    }));
+    predictions.replaceChildren(...window.board.scoreItems(data.scores));
     setStatus(guessStatus, `Your model says: ${data.label}`);
   }
 
