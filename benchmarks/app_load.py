@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 SERVER_START_SECONDS = 30
+SERVER_STOP_SECONDS = 10  # then the server is killed
 REQUEST_TIMEOUT_SECONDS = 10
 MAX_REQUESTS_PER_RUN = 100_000  # a hard stop, whatever the duration
 
@@ -55,18 +56,31 @@ def model_files(folder: Path) -> tuple[dict[str, Path], str]:
     return paths, "untrained 784-256-128-10 stand-ins (shipped models absent)"
 
 
-def start_server(paths: dict[str, Path], port: int) -> subprocess.Popen:
+def server_command(paths: dict[str, Path], port: int) -> list[str]:
+    """The command serving ``paths`` (name -> model file) on 127.0.0.1:``port`` as ``NeuralNetworks.app.run``."""
     code = ("import sys; from NeuralNetworks.app import run; "
             f"run(port={port}, model_paths={{k: v for k, v in zip({list(paths)!r}, sys.argv[1:])}})")
-    return subprocess.Popen([sys.executable, "-c", code, *map(str, paths.values())],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return [sys.executable, "-c", code, *map(str, paths.values())]
+
+
+def start_server(paths: dict[str, Path], port: int) -> subprocess.Popen:
+    return subprocess.Popen(server_command(paths, port), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=SERVER_STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        server.kill()
 
 
 def wait_until_up(base_url: str, server: subprocess.Popen) -> None:
     deadline = time.monotonic() + SERVER_START_SECONDS
     while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the server exited: {server.stderr.read().decode(errors='replace')[-2000:]}")
+        if server.poll() is not None:  # its error output, unless it went to a log file (slow_clients.py)
+            said = server.stderr.read().decode(errors="replace")[-2000:] if server.stderr else "see its log"
+            raise RuntimeError(f"the server exited with status {server.returncode}: {said}")
         try:
             if httpx.get(f"{base_url}/api/models", timeout=1).status_code == 200:
                 return
@@ -149,11 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{name:<30} {clients:>7} {total:>8} {total / elapsed:>8.1f} {p50:>8.1f} {p99:>8.1f} "
                           f"{errors:>6}", flush=True)
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop_server(server)
     return 0
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from app_load import free_port, model_files, scenarios, wait_until_up
+from app_load import free_port, model_files, scenarios, server_command, stop_server, wait_until_up
 
 MAX_SLOW_CLIENTS = 5000
 MAX_NORMAL_CLIENTS = 500
@@ -44,11 +44,9 @@ def start_server(paths: dict[str, Path], port: int, fd_limit: int, log: Path) ->
         _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(fd_limit, hard), hard))
 
-    code = ("import sys; from NeuralNetworks.app import run; "
-            f"run(port={port}, model_paths={{k: v for k, v in zip({list(paths)!r}, sys.argv[1:])}})")
     with open(log, "wb") as output:
-        return subprocess.Popen([sys.executable, "-c", code, *map(str, paths.values())], stdout=output,
-                                stderr=subprocess.STDOUT, preexec_fn=limit)
+        return subprocess.Popen(server_command(paths, port), stdout=output, stderr=subprocess.STDOUT,
+                                preexec_fn=limit)
 
 
 async def slow_client(port: int, stop: float, trickle: float, reconnect_delay: float, counts: dict) -> None:
@@ -176,11 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                 wait_until_up(f"http://{HOST}:{port}", server)
                 latencies, server_errors, unanswered, other, counts = asyncio.run(one_row(port, slow, args))
             finally:
-                server.terminate()
-                try:
-                    server.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    server.kill()
+                stop_server(server)
             p50, p99, worst = (np.percentile(latencies, [50, 99, 100]) * 1000 if latencies else [math.nan] * 3)
             visits, missed = counts["probe"]
             visitor = f"{max(visits) * 1000:.0f}" + (f" ({missed} unanswered)" if missed else "") if visits else "none"

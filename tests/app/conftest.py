@@ -36,3 +36,14 @@ def client(model_files, test_client_class):
 
     with test_client_class(create_app(model_files)) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def base_url(model_files):
+    """For the browser tests: the app serving ``model_files``, by uvicorn in a thread on 127.0.0.1, stopped after
+    the module's tests."""
+    from browser_support import served
+    from NeuralNetworks.app import create_app
+
+    with served(create_app(model_files)) as url:
+        yield url

@@ -280,3 +280,20 @@ def test_each_model_is_served_in_the_static_pages_format(client, model_files):
     np.testing.assert_array_equal(served.reshape(kernel["shape"]), model.layers[-1].params["kernel"])
     missing = client.get("/api/models/nope/model.bin")
     assert missing.status_code == 404 and "Unknown model 'nope'" in missing.json()["error"]
+
+
+def test_the_app_serves_a_functional_model_as_it_serves_a_sequential(tmp_path, test_client_class):
+    """A graph with a skip connection, saved and served: the same answer shape and the model's own scores."""
+    x = layers.Input(shape=(28, 28, 1))
+    h = layers.Conv2D(4, 3, padding="same", activation="relu")(layers.Rescaling(1 / 255)(x))
+    h = layers.Add()([h, layers.Conv2D(4, 3, padding="same", activation="relu")(h)])
+    y = layers.Dense(3, activation="softmax")(layers.GlobalAveragePooling2D()(h))
+    path = models.Model(inputs=x, outputs=y, seed=0).save(tmp_path / "graph.npz", labels=["a", "b", "c"])
+    pixels = np.zeros((28, 28))
+    pixels[8:20, 8:20] = 255
+    with test_client_class(create_app({"graph": path})) as client:
+        answer = client.post("/api/predict", json={"model": "graph", "pixels": pixels.tolist()})
+    assert answer.status_code == 200, answer.text
+    expected = models.load(path).predict(pixels.reshape(1, 28, 28, 1))[0]
+    scores = {score["label"]: score["probability"] for score in answer.json()["scores"]}
+    assert scores == pytest.approx({label: float(p) for label, p in zip("abc", expected, strict=True)}, rel=1e-5)

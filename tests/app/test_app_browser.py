@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import math
 import os
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
 
-from browser_support import CHROMIUM, CHROMIUM_ARGS, CHROMIUM_MISSING, VIEWPORT, WAIT_MS, confine, draw
+from browser_support import CHROMIUM, CHROMIUM_MISSING, chromium_page, draw, expect_count
 
 SCREENSHOT = Path(os.environ.get("NN_APP_SCREENSHOT", "/tmp/doodle_app.png"))
-SERVER_START_SECONDS = 20
 
 pytestmark = [
     pytest.mark.browser,
@@ -23,48 +19,11 @@ pytestmark = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def base_url(model_files):
-    """The app served by uvicorn in a thread on 127.0.0.1, stopped after the module's tests."""
-    import uvicorn
-
-    from NeuralNetworks.app import create_app
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(model_files), host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + SERVER_START_SECONDS
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the app's server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
 @pytest.fixture
 def page(base_url, tmp_path):
     """A fresh Chromium profile and page; any request leaving 127.0.0.1 is blocked and recorded."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-            viewport=VIEWPORT)
-        page = context.pages[0] if context.pages else context.new_page()
-        confine(page, page, base_url)
-        try:
-            yield page
-        finally:
-            context.close()
+    with chromium_page(tmp_path / "profile", base_url) as page:
+        yield page
 
 
 def circle(steps: int = 40) -> list[tuple[float, float]]:
@@ -76,13 +35,6 @@ def preview_ink(page) -> int:
     return page.evaluate("""() => {
         const data = document.getElementById('preview').getContext('2d').getImageData(0, 0, 28, 28).data;
         let total = 0; for (let i = 0; i < data.length; i += 4) total += data[i]; return total; }""")
-
-
-def expect_count(page, selector: str, count: int) -> None:
-    """Wait for ``count`` matches (locator assertions work under the page's Content-Security-Policy)."""
-    from playwright.sync_api import expect
-
-    expect(page.locator(selector)).to_have_count(count, timeout=WAIT_MS)
 
 
 def open_app(page, base_url: str) -> None:

@@ -5,18 +5,14 @@ press Play, see the loss fall and the decision regions change; Step, Reset, a se
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from browser_support import CHROMIUM, CHROMIUM_ARGS, CHROMIUM_MISSING, confine
+from browser_support import CHROMIUM, CHROMIUM_MISSING, chromium_page
 
 SCREENSHOT = Path(os.environ.get("NN_PLAYGROUND_SCREENSHOT", "/tmp/playground.png"))
-SERVER_START_SECONDS = 20
 VIEWPORT = {"width": 1400, "height": 1000}
 PLAY_STEPS = 400  # steps to wait for after pressing Play
 REGION_CHANGE = 0.05  # the share of the output's pixels that must change colour over those steps
@@ -24,50 +20,13 @@ REGION_CHANGE = 0.05  # the share of the output's pixels that must change colour
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM.exists(), reason=CHROMIUM_MISSING)]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def base_url(model_files):
-    """The app served by uvicorn in a thread on 127.0.0.1, stopped after the module's tests."""
-    import uvicorn
-
-    from NeuralNetworks.app import create_app
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(model_files), host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + SERVER_START_SECONDS
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the app's server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
 @pytest.fixture
 def page(base_url, tmp_path):
     """A fresh Chromium page on /playground, its first view drawn; requests leaving 127.0.0.1 are blocked."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-            viewport=VIEWPORT)
-        page = context.pages[0] if context.pages else context.new_page()
-        confine(page, page, base_url)
+    with chromium_page(tmp_path / "profile", base_url, VIEWPORT) as page:
         page.goto(f"{base_url}/playground")
         page.wait_for_function("() => window.playgroundState && window.playgroundState.view !== null")
-        try:
-            yield page
-        finally:
-            context.close()
+        yield page
 
 
 def regions(page) -> list[int]:

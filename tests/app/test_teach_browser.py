@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import math
 import os
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from browser_support import CHROMIUM, CHROMIUM_ARGS, CHROMIUM_MISSING, VIEWPORT, WAIT_MS, confine, draw
+from browser_support import CHROMIUM, CHROMIUM_MISSING, chromium_page, draw, expect_count, served
 from NeuralNetworks.app import registry
 
 SCREENSHOT = Path(os.environ.get("NN_TEACH_SCREENSHOT", "/tmp/teach_app.png"))
-SERVER_START_SECONDS = 20
 BASE = registry.SHIPPED_MODELS["doodles"]
 
 pytestmark = [
@@ -26,53 +22,20 @@ pytestmark = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def base_url():
-    """The app (the shipped doodles model only) served by uvicorn in a thread, stopped after the module."""
-    import uvicorn
-
+    """The app (the shipped doodles model only, not conftest's model_files) served by uvicorn in a thread,
+    stopped after the module."""
     from NeuralNetworks.app import create_app
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app({"doodles": BASE}), host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + SERVER_START_SECONDS
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the app's server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served(create_app({"doodles": BASE})) as url:
+        yield url
 
 
 @pytest.fixture
 def page(base_url, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-            viewport=VIEWPORT)
-        page = context.pages[0] if context.pages else context.new_page()
-        confine(page, page, base_url)
-        try:
-            yield page
-        finally:
-            context.close()
-
-
-def expect_count(page, selector: str, count: int) -> None:
-    from playwright.sync_api import expect
-
-    expect(page.locator(selector)).to_have_count(count, timeout=WAIT_MS)
+    with chromium_page(tmp_path / "profile", base_url) as page:
+        yield page
 
 
 def circle(radius: float, steps: int = 36) -> list[tuple[float, float]]:

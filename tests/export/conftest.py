@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_support import CHROMIUM, CHROMIUM_ARGS, CHROMIUM_MISSING, VIEWPORT, confine
+from browser_support import CHROMIUM, CHROMIUM_ARGS, CHROMIUM_MISSING, open_exported
 
 
 @pytest.fixture(scope="module")
@@ -32,13 +32,8 @@ def open_folder(browser):
     contexts = []
 
     def open_page(folder: Path):
-        context = browser.new_context(viewport=VIEWPORT)
-        contexts.append(context)
-        page = context.new_page()
-        inside = folder.resolve().as_uri() + "/"
-        confine(page, context, inside)
-        page.goto(inside + "index.html")
-        page.wait_for_function("() => window.nn && window.nn.labels.length > 0")
+        page = open_exported(browser, folder)
+        contexts.append(page.context)
         return page
 
     yield open_page

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from export_test_models import real_images
 
-from browser_support import VIEWPORT, confine
+from browser_support import open_exported
 from export_parity import BROWSER_PARITY, ONNX_PARITY, as_list, page_run, randomize, run_onnx
 from NeuralNetworks import export
 from NeuralNetworks.export.web import WEB_KINDS, manifest_and_weights
@@ -101,14 +101,9 @@ def registered_scale():
 def page(browser, tmp_path_factory):
     """The exported page of the residual CNN, opened once from file://; other models run in it via nn.load."""
     folder = export.to_web(residual_model(), tmp_path_factory.mktemp("residual-web"))
-    context = browser.new_context(viewport=VIEWPORT)
-    page = context.new_page()
-    inside = folder.resolve().as_uri() + "/"
-    confine(page, context, inside)
-    page.goto(inside + "index.html")
-    page.wait_for_function("() => window.nn && window.nn.labels.length > 0")
+    page = open_exported(browser, folder)
     yield page
-    context.close()
+    page.context.close()
 
 
 def onnx_difference(model, inputs) -> float:

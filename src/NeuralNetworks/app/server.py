@@ -18,15 +18,14 @@ from fastapi import FastAPI, Form, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field, StrictFloat
 from starlette.exceptions import HTTPException
 
 from ..budget import DEFAULT_BUDGET, Budget
-from ..data.images import EmptyDrawingError
 from ..page import CONTENT_SECURITY_POLICY, HEADER_ONLY_POLICY, RESULT_MARKER, STATIC_DIR
-from ..serving import DRAWING_KINDS, ServedModel
-from . import playground, registry, teach
-from .inputs import decode_data_url, png_data_url
+from ..serving import ServedModel
+from . import drawings, playground, registry, teach
+from .drawings import ErrorMessage, InputProblem, Prediction, PredictRequest
+from .inputs import png_data_url
 from .limits import BodySizeLimit
 
 DEFAULT_HOST = "127.0.0.1"
@@ -37,24 +36,6 @@ SECURITY_HEADERS = {
     "referrer-policy": "no-referrer",
 }
 
-Point = tuple[StrictFloat, StrictFloat]  # numbers only: true or "3" is not a coordinate
-
-
-class PredictRequest(BaseModel):
-    """One drawing to classify: exactly one of ``strokes``, ``image`` or ``pixels``."""
-
-    model: str | None = Field(None, description="Model name from /api/models; the first model if omitted")
-    strokes: list[list[Point]] | None = Field(None, description="Strokes of [x, y] points, y down, any unit")
-    image: str | None = Field(None, description="A PNG/JPEG data URL of a canvas or an upload")
-    pixels: list[list[StrictFloat]] | None = Field(None, description="A 28x28 array, 0 background to 255 ink")
-
-
-class ErrorMessage(BaseModel):
-    """Every error the app answers: one line saying what was wrong and what was expected."""
-
-    error: str
-
-
 ERRORS = {400: "Unusable input (an image that is not one, coordinates out of range)",
           408: "The body did not arrive in time", 413: "Body too large",
           422: "Empty drawing, unknown model or malformed request"}
@@ -63,29 +44,6 @@ ERROR_RESPONSES = {status: {"model": ErrorMessage, "description": text} for stat
 FORM_ERROR_RESPONSES = {status: {"description": text, "content": {
     "application/json": {"schema": {"$ref": "#/components/schemas/ErrorMessage"}},
     "text/html": {"schema": {"type": "string"}}}} for status, text in ERRORS.items()}
-
-
-class Score(BaseModel):
-    label: str
-    probability: float
-
-
-class Prediction(BaseModel):
-    model: str
-    style: str
-    label: str
-    scores: list[Score]
-    preview: list[list[int]] | list[list[list[int]]] = Field(
-        description="The image the model saw: 28x28 (white ink on black), or height x width (x 3 for colour)")
-
-
-class InputProblem(Exception):
-    """A request the app cannot answer with a prediction: carries the HTTP status and the message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -106,32 +64,6 @@ def _choose(served: Mapping[str, ServedModel], name: str | None) -> ServedModel:
     if name not in served:
         raise InputProblem(422, f"Unknown model {name!r}. Expected one of: {', '.join(served)}")
     return served[name]
-
-
-def _bitmap(request: PredictRequest, served: ServedModel) -> np.ndarray:
-    given = [kind for kind in DRAWING_KINDS if getattr(request, kind) is not None]
-    if len(given) != 1:
-        raise InputProblem(422, "Send exactly one of `strokes`, `image` or `pixels`. "
-                                f"Received: {', '.join(given) or 'none of them'}")
-    try:
-        drawing = {given[0]: getattr(request, given[0])}
-        if "image" in drawing:
-            drawing["image"] = decode_data_url(drawing["image"], served.budget)  # sizes checked before decoding
-        return served.preprocess(**drawing)
-    except EmptyDrawingError as error:
-        raise InputProblem(422, str(error)) from None
-    except (ValueError, TypeError) as error:
-        raise InputProblem(400, str(error)) from None
-
-
-def _predict(served: ServedModel, bitmap: np.ndarray) -> Prediction:
-    try:
-        top = served.top_k(bitmap)
-    except ValueError as error:  # the model's arithmetic overflowed (NonFiniteOutputError): never null scores
-        raise InputProblem(422, f"Model {served.name!r} cannot score this drawing: {error}") from None
-    return Prediction(model=served.name, style=served.style, label=top[0][0],
-                      scores=[Score(label=label, probability=p) for label, p in top],
-                      preview=(bitmap[:, :, 0] if bitmap.ndim == 3 and bitmap.shape[2] == 1 else bitmap).tolist())
 
 
 def _result_html(prediction: Prediction | None, error: str | None) -> str:
@@ -194,7 +126,7 @@ def create_app(model_paths: Mapping[str, str | os.PathLike] | None = None, *,
     def predict(request: PredictRequest) -> Prediction:
         model = _choose(served, request.model)
         with drawing_slots:
-            return _predict(model, _bitmap(request, model))
+            return drawings.predict(model, drawings.bitmap(request, model))
 
     @app.post("/doodle", response_class=HTMLResponse, summary="The classic form post: field `img`, a PNG data URL",
               responses=FORM_ERROR_RESPONSES)
@@ -206,7 +138,7 @@ def create_app(model_paths: Mapping[str, str | os.PathLike] | None = None, *,
                 raise InputProblem(422, "Missing form field `img`: a PNG data URL of the drawing")
             chosen = _choose(served, model)
             with drawing_slots:
-                prediction = _predict(chosen, _bitmap(PredictRequest(image=img), chosen))
+                prediction = drawings.predict(chosen, drawings.bitmap(PredictRequest(image=img), chosen))
         except InputProblem as problem:
             if not wants_html:
                 return _error(problem.status, problem.message)

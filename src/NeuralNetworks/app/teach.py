@@ -12,7 +12,7 @@
     GET    /api/teach/{ID}/model              the model file (.npz)
     GET    /api/teach/{ID}/export             the static web page of the model, zipped
 
-Drawings become bitmaps exactly as for /api/predict (``ServedModel.preprocess`` of the base). The sessions and
+Drawings become bitmaps, and predictions answers, exactly as for /api/predict (``app.drawings``). The sessions and
 the training are ``app.teaching``'s; this module only translates HTTP.
 """
 
@@ -25,17 +25,14 @@ import threading
 import time
 from typing import Annotated
 
-import numpy as np
 from fastapi import APIRouter, Body
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
-from pydantic import BaseModel, Field, StrictFloat
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-from ..data.images import EmptyDrawingError
 from ..page import STATIC_DIR
-from ..serving import DRAWING_KINDS, ServedModel
-from . import teaching, transfer
-from .inputs import decode_data_url
+from . import drawings, teaching, transfer
+from .drawings import Drawing, ErrorMessage, Prediction
 from .teaching import MAX_EXAMPLE_IMAGE_BYTES, MAX_EXAMPLE_POINTS, Teacher, TeachRefusal
 
 PAGE = STATIC_DIR / "teach.html"
@@ -45,49 +42,19 @@ MAX_EVENT_STREAMS = 32  # events streams open at once, server-wide
 MAX_EVENT_STREAM_SECONDS = teaching.MAX_TRAINING_SECONDS + teaching.TRAINING_QUEUE_SECONDS + 60.0
 TERMINAL_PHASES = ("done", "failed")
 
-Point = tuple[StrictFloat, StrictFloat]
-
-
 class TeachCreate(BaseModel):
     base: str = Field(teaching.DEFAULT_BASE, max_length=200, description="The served model whose features to use")
 
 
-class TeachDrawing(BaseModel):
-    """One drawing, as /api/predict takes it: exactly one of ``strokes``, ``image`` or ``pixels``."""
-
-    strokes: list[list[Point]] | None = Field(None, description="Strokes of [x, y] points, y down, any unit")
-    image: str | None = Field(None, description="A PNG/JPEG data URL of a canvas or an upload")
-    pixels: list[list[StrictFloat]] | None = Field(None, description="A 28x28 array, 0 background to 255 ink")
-
-
-class TeachExample(TeachDrawing):
+class TeachExample(Drawing):
     label: str = Field(description="The class name: 1 to MAX_LABEL_CHARS printable characters, shown as text")
-
-
-class TeachScore(BaseModel):
-    label: str
-    probability: float
-
-
-class TeachPrediction(BaseModel):
-    """The shape of /api/predict's answer."""
-
-    model: str
-    style: str
-    label: str
-    scores: list[TeachScore]
-    preview: list[list[int]] = Field(description="The 28x28 uint8 image the model saw, white ink on black")
-
-
-class TeachErrorMessage(BaseModel):
-    error: str
 
 
 ERRORS = {400: "Unusable drawing, or a body that is not JSON", 404: "No such session, example or class",
           408: "The body did not arrive in time", 409: "A limit, a busy session or a state conflict",
           413: "An example over its size limit", 422: "Malformed request, empty drawing or too few examples",
           429: "A server-wide limit (sessions, trainings, event streams)"}
-RESPONSES = {status: {"model": TeachErrorMessage, "description": text} for status, text in ERRORS.items()}
+RESPONSES = {status: {"model": ErrorMessage, "description": text} for status, text in ERRORS.items()}
 
 
 class StreamSlots:
@@ -120,24 +87,7 @@ def refused(refusal: TeachRefusal) -> HTTPException:
     return HTTPException(refusal.status, refusal.message)
 
 
-def bitmap_of(drawing: TeachDrawing, served: ServedModel) -> np.ndarray:
-    """The (28, 28) bitmap ``served`` sees for the drawing: /api/predict's preprocessing, refusals as 4xx."""
-    given = [kind for kind in DRAWING_KINDS if getattr(drawing, kind) is not None]
-    if len(given) != 1:
-        raise HTTPException(422, "Send exactly one of `strokes`, `image` or `pixels`. "
-                                 f"Received: {', '.join(given) or 'none of them'}")
-    try:
-        found = {given[0]: getattr(drawing, given[0])}
-        if "image" in found:
-            found["image"] = decode_data_url(found["image"], served.budget)
-        return served.preprocess(**found)
-    except EmptyDrawingError as error:
-        raise HTTPException(422, str(error)) from None
-    except (ValueError, TypeError) as error:
-        raise HTTPException(400, str(error)) from None
-
-
-def check_example_size(drawing: TeachDrawing) -> None:
+def check_example_size(drawing: Drawing) -> None:
     if drawing.image is not None and len(drawing.image) > MAX_EXAMPLE_IMAGE_BYTES:
         raise HTTPException(413, f"An example image may be at most {MAX_EXAMPLE_IMAGE_BYTES // 1024} KB as a data "
                                  f"URL (MAX_EXAMPLE_IMAGE_BYTES). Received {len(drawing.image) // 1024} KB")
@@ -186,7 +136,7 @@ def router(teacher: Teacher) -> APIRouter:
         label = attempt(teaching.check_label, example.label)
         with store.lock(session) as state:
             with drawing_slots:
-                bitmap = bitmap_of(example, state.base.served)
+                bitmap = drawings.bitmap(example, state.base.served)
             added = attempt(state.add_example, label, bitmap)
             return {"id": added.id, "label": label, "count": len(state.classes[label]),
                     "thumbnail": added.describe()["thumbnail"], "preview": bitmap.tolist()}
@@ -220,19 +170,13 @@ def router(teacher: Teacher) -> APIRouter:
         return StreamingResponse(_progress_events(progress, streams, lease), media_type="text/event-stream",
                                  headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
 
-    @routes.post("/api/teach/{session}/predict", response_model=TeachPrediction,
+    @routes.post("/api/teach/{session}/predict", response_model=Prediction,
                  summary="Classify a drawing with the session's model, as /api/predict does")
-    def predict(session: str, drawing: TeachDrawing) -> TeachPrediction:
+    def predict(session: str, drawing: Drawing) -> Prediction:
         with store.lock(session) as state:
             served = attempt(state.model).served
         with drawing_slots:
-            bitmap = bitmap_of(drawing, served)
-            try:
-                top = served.top_k(bitmap)
-            except ValueError as error:
-                raise HTTPException(422, f"The taught model cannot score this drawing: {error}") from None
-        return TeachPrediction(model=served.name, style=served.style, label=top[0][0], preview=bitmap.tolist(),
-                               scores=[TeachScore(label=label, probability=p) for label, p in top])
+            return drawings.predict(served, drawings.bitmap(drawing, served), "The taught model")
 
     @routes.get("/api/teach/{session}/model", summary="The session's model file (.npz)",
                 response_class=Response, responses={200: {"content": {"application/octet-stream": {}}}})

@@ -18,25 +18,17 @@ import json
 import math
 import numbers
 import os
-import re
-import secrets
-import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-try:
-    import fcntl
-except ImportError:  # Windows: a file open in another process cannot be deleted, which protects it as well
-    fcntl = None
-
 from .._archive import NpzArchive
 from .._validation import shown
 from ..budget import DEFAULT_BUDGET, Budget, bytes_text
+from . import atomic, model_config
 from . import losses as losses_module
-from . import model_config
 from . import optimizers as optimizers_module
 from ._inputs import as_labels
 from .activations import NotSerializableError
@@ -48,8 +40,8 @@ CONFIG_KEY = "__config__"
 DEFAULT_FILENAME = "model.npz"
 SUFFIX = ".npz"
 OPTIMIZER_PREFIX = model_config.OPTIMIZER_PREFIX
-TEMPORARY_SUFFIX = ".neuralnetworks-tmp"
-TEMPORARY_NAME = re.compile(r"\..+\.[0-9]+\.[0-9a-f]{8}" + re.escape(TEMPORARY_SUFFIX))
+TEMPORARY_SUFFIX = atomic.TEMPORARY_SUFFIX
+temporary_name, remove_leftovers = atomic.temporary_name, atomic.remove_leftovers  # named where saves are
 WEIGHT_ITEM_SIZES = (4, 8)  # weights and slots are float32 or float64, whatever the model computes in
 
 class SavableModel(Protocol):
@@ -91,87 +83,15 @@ def resolve_path(path: str | os.PathLike, *, for_writing: bool) -> Path:
 
 
 def write(path: str | os.PathLike, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> Path:
-    """Atomically write ``config`` and ``arrays`` to the model file at ``path``; return the final path.
-
-    The file is written under a temporary name beside it (``temporary_name``), locked while it is written,
-    then renamed into place; temporary files that an interrupted save left in the folder are removed first.
-    """
+    """Atomically write ``config`` and ``arrays`` to the model file at ``path``; return the final path (see
+    ``atomic.write_npz``: a temporary name beside it, locked while written, renamed into place)."""
     target = resolve_path(path, for_writing=True)
-    target.parent.mkdir(parents=True, exist_ok=True)
     payload = {CONFIG_KEY: np.frombuffer(json.dumps(config, allow_nan=False).encode("utf-8"), dtype=np.uint8)}
     for key, value in arrays.items():
         if key == CONFIG_KEY:
             raise ValueError(f"{CONFIG_KEY!r} is reserved and cannot name a weight")
         payload[key] = value
-    remove_leftovers(target.parent)
-    tmp_name = target.parent / temporary_name(target)
-    # os.open with mode 0o666 honours the umask, so the model gets ordinary permissions (mkstemp would give 0600).
-    fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            locked = _lock(handle)
-            np.savez(handle, **payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-            if locked:  # renamed while still locked, so no other save can take it for a leftover meanwhile
-                os.replace(tmp_name, target)
-        if not locked:
-            os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return target
-
-
-def temporary_name(target: Path) -> str:
-    """The name a save writes ``target`` under first: ".<name>.<pid>.<random>.neuralnetworks-tmp"."""
-    return f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMPORARY_SUFFIX}"
-
-
-def _lock(handle: Any) -> bool:
-    """Hold an exclusive lock on the open temporary file (released when it closes); False where there is none."""
-    if fcntl is None:
-        return False
-    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    return True
-
-
-def remove_leftovers(folder: str | os.PathLike) -> list[Path]:
-    """Delete what interrupted saves left in ``folder`` and return it: only regular files (never a symlink)
-    named like ``temporary_name``, owned by this user, that no running save holds (it keeps its temporary file
-    locked; where files cannot be locked, a file another process holds open cannot be deleted)."""
-    removed = []
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return removed
-    for entry in entries:
-        if TEMPORARY_NAME.fullmatch(entry.name) is None:
-            continue
-        try:
-            info = entry.stat(follow_symlinks=False)
-            if not stat.S_ISREG(info.st_mode) or (hasattr(os, "getuid") and info.st_uid != os.getuid()):
-                continue
-            if _abandoned(entry.path):
-                Path(entry.path).unlink()
-                removed.append(Path(entry.path))
-        except OSError:
-            continue  # taken by a running save, or gone meanwhile
-    return removed
-
-
-def _abandoned(path: str) -> bool:
-    """True unless a running save holds the temporary file ``path`` locked."""
-    if fcntl is None:
-        return True
-    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(descriptor)
-    return True
+    return atomic.write_npz(target, payload)
 
 
 def read(path: str | os.PathLike, *,

@@ -63,6 +63,14 @@ class ElementwiseMerge(Merge):
             raise ValueError(f"{type(self).__name__} needs inputs of one shape. Received shapes {shapes}")
         return shapes[0]
 
+    @staticmethod
+    def _fold(inputs, ufunc: np.ufunc) -> np.ndarray:
+        """``ufunc`` applied left to right over the inputs, into one new array (the inputs are left as they are)."""
+        result = ufunc(inputs[0], inputs[1])
+        for extra in inputs[2:]:
+            ufunc(result, extra, out=result)
+        return result
+
 
 class Add(ElementwiseMerge):
     """``y = x_1 + x_2 + ...``; each input's gradient is the output's (a residual connection's shortcut)."""
@@ -73,10 +81,7 @@ class Add(ElementwiseMerge):
 
     def forward(self, inputs, training=False):
         self._check_batches(inputs)
-        total = inputs[0] + inputs[1]
-        for extra in inputs[2:]:
-            total += extra
-        return total
+        return self._fold(inputs, np.add)
 
     def backward(self, grad_output, input_gradient=True):
         return [grad_output] * len(self.input_shape)
@@ -126,10 +131,7 @@ class Multiply(ElementwiseMerge):
     def forward(self, inputs, training=False):
         self._check_batches(inputs)
         self._inputs = list(inputs) if training else None
-        product = inputs[0] * inputs[1]
-        for extra in inputs[2:]:
-            product *= extra
-        return product
+        return self._fold(inputs, np.multiply)
 
     def backward(self, grad_output, input_gradient=True):
         if self._inputs is None:
@@ -157,9 +159,7 @@ class Average(ElementwiseMerge):
 
     def forward(self, inputs, training=False):
         self._check_batches(inputs)
-        total = inputs[0] + inputs[1]
-        for extra in inputs[2:]:
-            total += extra
+        total = self._fold(inputs, np.add)
         total /= total.dtype.type(len(inputs))
         return total
 

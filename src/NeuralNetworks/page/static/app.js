@@ -1,4 +1,4 @@
-// The drawing board: captures strokes as vectors with pointer events and predicts while the user draws.
+// The doodle page: predicts while the user draws on the board (board.js captures the strokes).
 //
 // Predictions run in the page (nn.js and strokes.js: the model's forward pass and the stroke preprocessing)
 // once a model's weights are loaded: from model.js when the page was exported with the model bundled (a static
@@ -10,12 +10,9 @@
   const PREDICT_EVERY_MS = 150;   // at most one server request per interval while drawing
   const LOCAL_PREDICT_EVERY_MS = 30;  // in the page a prediction takes milliseconds: follow the pen closely
   const TOP_K = 3;                // guesses shown
-  const MIN_STEP_PX = 1.5;        // skip pointer samples closer than this to the previous point
-  const PEN_FRACTION = 0.035;     // on-screen pen width, relative to the board; the model's input does not depend on it
   const STORAGE_KEY = "nn-doodle-model";
 
   const pad = document.getElementById("pad");
-  const ctx = pad.getContext("2d");
   const hint = document.getElementById("hint");
   const modelSelect = document.getElementById("model");
   const list = document.getElementById("predictions");
@@ -29,117 +26,37 @@
   const bundled = Boolean(nn.models && Object.keys(nn.models).length);
 
   let models = [];
-  let strokes = [];          // [[[x, y], ...], ...] in board pixels
   let uploaded = null;       // {image: HTMLImageElement, dataUrl} when an uploaded file is shown instead
-  let activePointer = null;
   let timer = null;
   let inFlight = false;
   let pending = false;
-  let boardWidth = 0;        // CSS width the strokes were captured at, to rescale them when the board resizes
 
   // -- board ----------------------------------------------------------------------------------------------
-  function resize() {
-    const ratio = window.devicePixelRatio || 1;
-    const box = pad.getBoundingClientRect();
-    if (boardWidth > 0 && box.width > 0 && box.width !== boardWidth) {
-      const scale = box.width / boardWidth;
-      strokes = strokes.map((stroke) => stroke.map(([x, y]) => [x * scale, y * scale]));
-    }
-    boardWidth = box.width;
-    pad.width = Math.round(box.width * ratio);
-    pad.height = Math.round(box.height * ratio);
-    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-    redraw();
-  }
-
-  function penWidth() {
-    return Math.max(4, pad.getBoundingClientRect().width * PEN_FRACTION);
-  }
-
-  function redraw() {
-    const box = pad.getBoundingClientRect();
-    ctx.clearRect(0, 0, box.width, box.height);
-    if (uploaded) {
+  // An uploaded image is shown under the strokes; drawing on it drops it.
+  const board = window.board.create(pad, hint, {
+    background(ctx, box) {
+      if (!uploaded) return false;
       const scale = Math.min(box.width / uploaded.image.width, box.height / uploaded.image.height);
       const w = uploaded.image.width * scale, h = uploaded.image.height * scale;
       ctx.drawImage(uploaded.image, (box.width - w) / 2, (box.height - h) / 2, w, h);
-    }
-    ctx.lineCap = "round";
-    ctx.lineJoin = "round";
-    ctx.strokeStyle = "#1f2433";
-    ctx.fillStyle = "#1f2433";
-    ctx.lineWidth = penWidth();
-    for (const stroke of strokes) drawStroke(stroke);
-    hint.classList.toggle("hidden", strokes.length > 0 || uploaded !== null);
-  }
-
-  function drawStroke(stroke) {
-    if (stroke.length === 1) {
-      ctx.beginPath();
-      ctx.arc(stroke[0][0], stroke[0][1], ctx.lineWidth / 2, 0, 2 * Math.PI);
-      ctx.fill();
-      return;
-    }
-    ctx.beginPath();
-    ctx.moveTo(stroke[0][0], stroke[0][1]);
-    for (const [x, y] of stroke.slice(1)) ctx.lineTo(x, y);
-    ctx.stroke();
-  }
-
-  function pointOf(event) {
-    const box = pad.getBoundingClientRect();
-    return [Math.round((event.clientX - box.left) * 10) / 10, Math.round((event.clientY - box.top) * 10) / 10];
-  }
-
-  pad.addEventListener("pointerdown", (event) => {
-    if (activePointer !== null || (event.pointerType === "mouse" && event.button !== 0)) return;
-    event.preventDefault();
-    activePointer = event.pointerId;
-    pad.setPointerCapture(event.pointerId);
-    if (uploaded) { uploaded = null; }
-    strokes.push([pointOf(event)]);
-    redraw();
-    schedulePrediction();
+      return true;
+    },
+    start() { uploaded = null; schedulePrediction(); },
+    move: schedulePrediction,
+    end: predictNow,
   });
-
-  pad.addEventListener("pointermove", (event) => {
-    if (event.pointerId !== activePointer) return;
-    event.preventDefault();
-    const stroke = strokes[strokes.length - 1];
-    const samples = event.getCoalescedEvents ? event.getCoalescedEvents() : [event];
-    for (const sample of samples.length ? samples : [event]) {
-      const point = pointOf(sample);
-      const last = stroke[stroke.length - 1];
-      if (Math.hypot(point[0] - last[0], point[1] - last[1]) < MIN_STEP_PX) continue;
-      stroke.push(point);
-      ctx.beginPath();
-      ctx.moveTo(last[0], last[1]);
-      ctx.lineTo(point[0], point[1]);
-      ctx.stroke();
-    }
-    schedulePrediction();
-  });
-
-  function endStroke(event) {
-    if (event.pointerId !== activePointer) return;
-    activePointer = null;
-    redraw();
-    predictNow();
-  }
-  pad.addEventListener("pointerup", endStroke);
-  pad.addEventListener("pointercancel", endStroke);
 
   function undo() {
-    if (uploaded) uploaded = null; else strokes.pop();
-    redraw();
+    if (uploaded) uploaded = null; else board.strokes.pop();
+    board.redraw();
     predictNow();
   }
 
   function clear() {
-    strokes = [];
+    board.strokes = [];
     uploaded = null;
     upload.value = "";
-    redraw();
+    board.redraw();
     predictNow();
   }
 
@@ -157,9 +74,9 @@
     reader.onload = () => {
       const image = new Image();
       image.onload = () => {
-        strokes = [];
+        board.strokes = [];
         uploaded = { image, dataUrl: reader.result };
-        redraw();
+        board.redraw();
         predictNow();
       };
       image.onerror = () => showError("That file is not an image this browser can read.");
@@ -180,7 +97,7 @@
   }
 
   function pointCount() {
-    return strokes.reduce((total, stroke) => total + stroke.length, 0);
+    return board.strokes.reduce((total, stroke) => total + stroke.length, 0);
   }
 
   // The selected model's in-page network, or null while its weights load (or where they cannot).
@@ -191,7 +108,7 @@
   function predictInPage(network) {
     let pixels;
     try {
-      pixels = nn.preprocess(strokes, network.style);
+      pixels = nn.preprocess(board.strokes, network.style);
     } catch (error) {
       if (error.name === "EmptyDrawingError") showEmpty(error.message); else showError(error.message);
       return;
@@ -210,7 +127,7 @@
     if (network) { predictInPage(network); return; }
     if (bundled) { showError("This page cannot classify uploads: it has no server."); return; }
     const body = { model: modelSelect.value };
-    if (uploaded) body.image = uploaded.dataUrl; else body.strokes = strokes;
+    if (uploaded) body.image = uploaded.dataUrl; else body.strokes = board.strokes;
     inFlight = true;
     try {
       const response = await fetch("/api/predict", {
@@ -232,23 +149,7 @@
 
   function showPrediction(data, source) {
     list.dataset.source = source;
-    list.replaceChildren(...data.scores.map((score) => {
-      const item = document.createElement("li");
-      const label = document.createElement("span");
-      label.className = "label";
-      label.textContent = score.label;
-      const pct = document.createElement("span");
-      pct.className = "pct";
-      pct.textContent = `${(100 * score.probability).toFixed(1)}%`;
-      const bar = document.createElement("span");
-      bar.className = "bar";
-      const fill = document.createElement("span");
-      fill.className = "fill";
-      bar.append(fill);
-      item.append(label, pct, bar);
-      requestAnimationFrame(() => { fill.style.width = `${Math.max(1, 100 * score.probability)}%`; });
-      return item;
-    }));
+    list.replaceChildren(...window.board.scoreItems(data.scores, true));
     setStatus(`${data.model}: ${confidence(data.scores[0].probability)}`);
     showPreview(data.preview);
   }
@@ -346,8 +247,7 @@
     selectModel();
   }
 
-  window.addEventListener("resize", resize);
-  resize();
+  board.resize();
   showEmpty();
   loadModels();
 })();

@@ -5,14 +5,11 @@
 "use strict";
 
 (() => {
-  const MIN_STEP_PX = 1.5;        // skip pointer samples closer than this to the previous point
-  const PEN_FRACTION = 0.035;     // on-screen pen width, relative to the board
   const PREDICT_EVERY_MS = 150;   // at most one guess request per interval while drawing
   const STORAGE_KEY = "nn-teach-session";
 
   const $ = (id) => document.getElementById(id);
   const pad = $("pad");
-  const ctx = pad.getContext("2d");
   const classSelect = $("class");
   const classList = $("classes");
   const statusLine = $("status");
@@ -27,103 +24,28 @@
   let state = null;           // GET /api/teach/{session}: classes, trained, limits
   let named = [];             // classes named on this page that have no example on the server yet
   let added = [];             // ids of the examples added from this page, newest last (for "Undo last example")
-  let strokes = [];
-  let activePointer = null;
-  let boardWidth = 0;
   let guessTimer = null;
   let training = false;
   let guessTicket = 0;        // answers to older guess requests than the latest are dropped
 
   // -- the drawing board -------------------------------------------------------------------------------------
-  function resize() {
-    const ratio = window.devicePixelRatio || 1;
-    const box = pad.getBoundingClientRect();
-    if (boardWidth > 0 && box.width > 0 && box.width !== boardWidth) {
-      const scale = box.width / boardWidth;
-      strokes = strokes.map((stroke) => stroke.map(([x, y]) => [x * scale, y * scale]));
-    }
-    boardWidth = box.width;
-    pad.width = Math.round(box.width * ratio);
-    pad.height = Math.round(box.height * ratio);
-    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-    redraw();
-  }
-
-  function redraw() {
-    const box = pad.getBoundingClientRect();
-    ctx.clearRect(0, 0, box.width, box.height);
-    Object.assign(ctx, { lineCap: "round", lineJoin: "round", strokeStyle: "#1f2433", fillStyle: "#1f2433",
-      lineWidth: Math.max(4, box.width * PEN_FRACTION) });
-    for (const stroke of strokes) {
-      ctx.beginPath();
-      if (stroke.length === 1) {
-        ctx.arc(stroke[0][0], stroke[0][1], ctx.lineWidth / 2, 0, 2 * Math.PI);
-        ctx.fill();
-        continue;
-      }
-      ctx.moveTo(stroke[0][0], stroke[0][1]);
-      for (const [x, y] of stroke.slice(1)) ctx.lineTo(x, y);
-      ctx.stroke();
-    }
-    $("hint").classList.toggle("hidden", strokes.length > 0);
-  }
-
-  function pointOf(event) {
-    const box = pad.getBoundingClientRect();
-    return [Math.round((event.clientX - box.left) * 10) / 10, Math.round((event.clientY - box.top) * 10) / 10];
-  }
-
-  pad.addEventListener("pointerdown", (event) => {
-    if (activePointer !== null || (event.pointerType === "mouse" && event.button !== 0)) return;
-    event.preventDefault();
-    activePointer = event.pointerId;
-    pad.setPointerCapture(event.pointerId);
-    strokes.push([pointOf(event)]);
-    redraw();
-  });
-
-  pad.addEventListener("pointermove", (event) => {
-    if (event.pointerId !== activePointer) return;
-    event.preventDefault();
-    const stroke = strokes[strokes.length - 1];
-    const samples = event.getCoalescedEvents ? event.getCoalescedEvents() : [event];
-    for (const sample of samples.length ? samples : [event]) {
-      const point = pointOf(sample);
-      const last = stroke[stroke.length - 1];
-      if (Math.hypot(point[0] - last[0], point[1] - last[1]) < MIN_STEP_PX) continue;
-      stroke.push(point);
-      ctx.beginPath();
-      ctx.moveTo(last[0], last[1]);
-      ctx.lineTo(point[0], point[1]);
-      ctx.stroke();
-    }
-    scheduleGuess();
-  });
-
-  function endStroke(event) {
-    if (event.pointerId !== activePointer) return;
-    activePointer = null;
-    redraw();
-    guessNow();
-  }
-  pad.addEventListener("pointerup", endStroke);
-  pad.addEventListener("pointercancel", endStroke);
+  const board = window.board.create(pad, $("hint"), { move: scheduleGuess, end: guessNow });
 
   function clearPad() {
-    strokes = [];
-    redraw();
+    board.strokes = [];
+    board.redraw();
     showGuess(null);
   }
 
-  $("undo").addEventListener("click", () => { strokes.pop(); redraw(); guessNow(); });
+  $("undo").addEventListener("click", () => { board.strokes.pop(); board.redraw(); guessNow(); });
   $("clear").addEventListener("click", clearPad);
   document.addEventListener("keydown", (event) => {
     if (event.target instanceof HTMLInputElement) return;
     if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z") {
-      event.preventDefault(); strokes.pop(); redraw(); guessNow();
+      event.preventDefault(); board.strokes.pop(); board.redraw(); guessNow();
     }
     if (event.key === "Escape") clearPad();
-    if (event.key === "Enter" && !(event.target instanceof HTMLButtonElement)) addExample({ strokes });
+    if (event.key === "Enter" && !(event.target instanceof HTMLButtonElement)) addExample({ strokes: board.strokes });
   });
 
   // -- the server ------------------------------------------------------------------------------------------
@@ -303,7 +225,7 @@
     guessNow();
   }
 
-  $("add").addEventListener("click", () => addExample({ strokes }));
+  $("add").addEventListener("click", () => addExample({ strokes: board.strokes }));
   $("undo-example").addEventListener("click", () => { if (added.length) deleteExample(added[added.length - 1]); });
 
   upload.addEventListener("change", () => {
@@ -360,9 +282,9 @@
 
   async function guess() {
     const ticket = ++guessTicket;
-    if (!state || !state.trained || strokes.length === 0) { showGuess(null); return; }
+    if (!state || !state.trained || board.strokes.length === 0) { showGuess(null); return; }
     try {
-      const answer = await call("POST", `/${encodeURIComponent(session)}/predict`, { strokes });
+      const answer = await call("POST", `/${encodeURIComponent(session)}/predict`, { strokes: board.strokes });
       if (ticket === guessTicket) showGuess(answer);
     } catch (error) {
       if (ticket !== guessTicket) return;
@@ -377,27 +299,10 @@
         "Once trained, the model guesses what you draw.");
       return;
     }
-    predictions.replaceChildren(...data.scores.map((score) => {
-      const item = document.createElement("li");
-      const label = document.createElement("span");
-      label.className = "label";
-      label.textContent = score.label;
-      const pct = document.createElement("span");
-      pct.className = "pct";
-      pct.textContent = `${(100 * score.probability).toFixed(1)}%`;
-      const bar = document.createElement("span");
-      bar.className = "bar";
-      const fill = document.createElement("span");
-      fill.className = "fill";
-      fill.style.width = `${Math.max(1, 100 * score.probability)}%`;
-      bar.append(fill);
-      item.append(label, pct, bar);
-      return item;
-    }));
+    predictions.replaceChildren(...window.board.scoreItems(data.scores));
     setStatus(guessStatus, `Your model says: ${data.label}`);
   }
 
-  window.addEventListener("resize", resize);
-  resize();
+  board.resize();
   start();
 })();
