@@ -64,7 +64,7 @@ TRAINING_CASES = [
     Case("cnn64-adam", "cnn", 64, "adam", (), CNN_TARGETS),
     Case("cnn-digits64-adam", "digits", 64, "adam", (), CNN_TARGETS),
     Case("cnn-doodles64-adam", "doodles", 64, "adam", (), CNN_TARGETS),
-    Case("cnn-residual64-adam", "residual", 64, "adam"),  # presets.residual_cnn: a functional model with skips
+    Case("residual64-adam", "residual", 64, "adam"),  # presets.residual_cnn: a functional model (not a CNN target)
 ]
 INFERENCE_TARGETS = {"mlp": 3.0, "cnn": 1.5}  # NeuralNetworks at least this much faster than PyTorch on one image
 OTHER_CASES = ("infer-mlp", "infer-cnn", "memory")
