@@ -48,7 +48,7 @@ def _reset_peak_rss() -> bool:
 
 def _child(framework: str, data_dir: Path, samples: int | None, threads: int | None) -> dict[str, float]:
     from _contestants import SEED, load_data
-    from speed import set_threads
+    from _report import set_threads
 
     if threads:
         set_threads(threads)
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from _contestants import DEFAULT_DATA
-    from speed import print_table
+    from _report import print_table
 
     data_dir = args.data or DEFAULT_DATA
     if args.child:

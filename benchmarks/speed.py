@@ -42,6 +42,7 @@ from _contestants import (
     sklearn_dtype,
     training_macs,
 )
+from _report import print_table, set_threads
 
 FLOPS_PER_MAC_TRAINING = 6  # forward 2 (multiply + add), backward 2 for dL/dW and 2 for dL/dx
 PEAK_MATMUL_SIZE = 2048
@@ -90,18 +91,6 @@ def blas_description() -> str:
             return "; ".join(blas)
     config = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
     return f"{config.get('name')} {config.get('version')}"
-
-
-def set_threads(count: int) -> None:
-    """Use ``count`` threads in NumPy's BLAS (through threadpoolctl) and in PyTorch."""
-    with contextlib.suppress(ImportError):
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(count, user_api="blas")
-    if HAS_TORCH:
-        import torch
-
-        torch.set_num_threads(count)
 
 
 def matmul_peak_gflops(size: int, repeats: int) -> float:
@@ -189,14 +178,6 @@ def verdicts(targets: dict[str, float], achieved: dict[str, float | None]) -> st
             shown = f"{100 * goal:.0f}%" if key == "peak" else f"{goal:g}x"
             parts.append(f"{key}>={shown} {'ok' if value >= goal else 'MISS'}")
     return ", ".join(parts)
-
-
-def print_table(header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    print("| " + " | ".join(cell.ljust(width) for cell, width in zip(header, widths, strict=True)) + " |")
-    print("|" + "|".join("-" * (width + 2) for width in widths) + "|")
-    for row in rows:
-        print("| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) + " |")
 
 
 def training_row(case: Case, rates: dict[str, list[float]], peak: float) -> list[str]:
