@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .._config_checks import entries, integer
 from .images import STYLES
 
 IMAGE_KIND, TABLE_KIND = "image", "table"
@@ -34,22 +35,6 @@ IMAGE_KEYS = ("kind", "height", "width", "channels", "invert")
 TABLE_KEYS = ("kind", "target", "task", "dropna", "columns", "target_mean", "target_scale")
 NUMERIC_KEYS = ("name", "type", "center", "scale", "fill", "indicator")
 CATEGORY_KEYS = ("name", "type", "categories", "fill", "indicator")
-
-
-def _keys(value: object, where: str, keys: tuple[str, ...]) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise TypeError(f"{where} must be a JSON object. Received: {type(value).__name__}")
-    if set(value) != set(keys):
-        missing, unknown = sorted(set(keys) - set(value)), sorted(set(value) - set(keys))
-        raise ValueError(f"{where} must have the keys {', '.join(keys)}; missing: {', '.join(missing) or 'none'}; "
-                         f"unknown: {', '.join(map(repr, unknown[:10])) or 'none'}")
-    return value
-
-
-def _integer(value: object, where: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{where} must be an integer from {low} to {high}. Received: {value!r:.80}")
-    return value
 
 
 def _real(value: object, where: str, positive: bool = False) -> float:
@@ -78,9 +63,9 @@ def image_spec(height: int, width: int, channels: int, invert: bool) -> dict[str
 
 
 def check_image(value: object, where: str = "preprocessing") -> dict[str, Any]:
-    spec = _keys(value, where, IMAGE_KEYS)
-    _integer(spec["height"], f"{where}.height", 1, MAX_IMAGE_SIDE)
-    _integer(spec["width"], f"{where}.width", 1, MAX_IMAGE_SIDE)
+    spec = entries(value, where, IMAGE_KEYS)
+    integer(spec["height"], f"{where}.height", 1, MAX_IMAGE_SIDE)
+    integer(spec["width"], f"{where}.width", 1, MAX_IMAGE_SIDE)
     if spec["channels"] not in CHANNELS or isinstance(spec["channels"], bool):
         raise ValueError(f"{where}.channels must be 1 or 3. Received: {spec['channels']!r:.80}")
     _flag(spec["invert"], f"{where}.invert")
@@ -91,7 +76,7 @@ def _column(value: object, where: str) -> int:
     """Check one column entry; return how many features it encodes to."""
     if not isinstance(value, dict) or value.get("type") not in COLUMN_TYPES:
         raise ValueError(f"{where} must be an object whose type is one of {', '.join(COLUMN_TYPES)}")
-    column = _keys(value, where, NUMERIC_KEYS if value["type"] == "numeric" else CATEGORY_KEYS)
+    column = entries(value, where, NUMERIC_KEYS if value["type"] == "numeric" else CATEGORY_KEYS)
     _text(column["name"], f"{where}.name")
     indicator = _flag(column["indicator"], f"{where}.indicator")
     if column["type"] == "numeric":
@@ -111,7 +96,7 @@ def _column(value: object, where: str) -> int:
 
 
 def check_table(value: object, where: str = "preprocessing") -> dict[str, Any]:
-    spec = _keys(value, where, TABLE_KEYS)
+    spec = entries(value, where, TABLE_KEYS)
     _text(spec["target"], f"{where}.target")
     _flag(spec["dropna"], f"{where}.dropna")
     if spec["task"] not in TASKS:

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from .._config_checks import Shape, constructor_keys, entries, integer, shape, type_name
 from .._validation import shown, text
 from ..budget import Budget
-from .config_checks import Shape, constructor_keys, entries, integer, shape, type_name
 from .layers import REGISTRY as LAYER_REGISTRY
 from .layers import Layer, declares_weight_shapes, unknown_class_message
 

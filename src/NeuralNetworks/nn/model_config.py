@@ -19,10 +19,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .._config_checks import Shape, constructor_keys, entries, integer, type_name
 from .._validation import optional_seed, shown, text
 from ..budget import Budget
 from . import config_layers, losses, metrics, optimizers, schedules
-from .config_checks import Shape, constructor_keys, entries, integer, type_name
 
 SUPPORTED_DTYPES = ("float32", "float64")
 OPTIMIZER_PREFIX = "optimizer/"

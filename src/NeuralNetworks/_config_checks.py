@@ -8,8 +8,8 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from .._validation import shown
-from ..budget import Budget
+from ._validation import shown
+from .budget import Budget
 
 Shape = tuple[int, ...]
 
