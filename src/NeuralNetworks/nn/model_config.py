@@ -27,7 +27,7 @@ from . import config_layers, losses, metrics, optimizers, schedules
 SUPPORTED_DTYPES = ("float32", "float64")
 OPTIMIZER_PREFIX = "optimizer/"
 LABEL_INDEX = re.compile(r"0|[1-9][0-9]*")
-PCG64 = "PCG64"  # the bit generator of np.random.default_rng, which every Sequential uses
+PCG64 = "PCG64"  # the bit generator of np.random.default_rng, which every model uses
 PCG64_LIMIT = 2**128  # its state and increment are 128-bit integers
 UINT32_LIMIT = 2**32
 MAX_METRICS = 64

@@ -34,7 +34,7 @@ from ._inputs import as_labels
 from .activations import NotSerializableError
 from .callbacks import History
 
-FORMAT_NAME = "NeuralNetworks.Sequential"
+FORMAT_NAME = "NeuralNetworks.Sequential"  # the format's public name since the first file: also a Model's
 FORMAT_VERSION = 1
 CONFIG_KEY = "__config__"
 DEFAULT_FILENAME = "model.npz"
@@ -45,7 +45,7 @@ temporary_name, remove_leftovers = atomic.temporary_name, atomic.remove_leftover
 WEIGHT_ITEM_SIZES = (4, 8)  # weights and slots are float32 or float64, whatever the model computes in
 
 class SavableModel(Protocol):
-    """What this module reads and sets on a model: the public API of ``models.Sequential``."""
+    """What this module reads and sets on a model: the public API of ``models.Model``."""
 
     built: bool
     labels: dict[int, str] | None
