@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from ..page import STATIC_DIR
+from ..serving import ServedModel
 from . import drawings, teaching, transfer
 from .drawings import Drawing, ErrorMessage, Prediction
 from .teaching import MAX_EXAMPLE_IMAGE_BYTES, MAX_EXAMPLE_POINTS, Teacher, TeachRefusal
@@ -111,6 +112,11 @@ def router(teacher: Teacher) -> APIRouter:
         except TeachRefusal as refusal:
             raise refused(refusal) from None
 
+    def taught(session: str) -> ServedModel:
+        """The session's trained model, or the refusal saying it has none yet."""
+        with store.lock(session) as state:
+            return attempt(state.model).served
+
     @routes.get("/teach", response_class=HTMLResponse, include_in_schema=False)
     def teach_page() -> HTMLResponse:
         return HTMLResponse(page)
@@ -173,16 +179,14 @@ def router(teacher: Teacher) -> APIRouter:
     @routes.post("/api/teach/{session}/predict", response_model=Prediction,
                  summary="Classify a drawing with the session's model, as /api/predict does")
     def predict(session: str, drawing: Drawing) -> Prediction:
-        with store.lock(session) as state:
-            served = attempt(state.model).served
+        served = taught(session)
         with drawing_slots:
             return drawings.predict(served, drawings.bitmap(drawing, served), "The taught model")
 
     @routes.get("/api/teach/{session}/model", summary="The session's model file (.npz)",
                 response_class=Response, responses={200: {"content": {"application/octet-stream": {}}}})
     def model_file(session: str) -> Response:
-        with store.lock(session) as state:
-            served = attempt(state.model).served
+        served = taught(session)
         with served.lock:
             data = transfer.model_file_bytes(served.model)
         return _download(data, f"{transfer.TAUGHT_MODEL_NAME}.npz", "application/octet-stream")
@@ -190,8 +194,7 @@ def router(teacher: Teacher) -> APIRouter:
     @routes.get("/api/teach/{session}/export", summary="The static web page of the session's model, zipped",
                 response_class=Response, responses={200: {"content": {"application/zip": {}}}})
     def web_export(session: str) -> Response:
-        with store.lock(session) as state:
-            served = attempt(state.model).served
+        served = taught(session)
         with served.lock:
             data = transfer.web_zip_bytes(served.model)
         return _download(data, f"{transfer.TAUGHT_MODEL_NAME}-web.zip", "application/zip")
