@@ -225,3 +225,10 @@ def test_registering_a_built_in_name_is_refused():
         layers.register(type("Dense", (layers.Layer,), {}))
     with pytest.raises(TypeError, match="subclass of layers.Layer"):
         layers.register(object)
+
+
+def test_a_layer_called_on_arrays_computes_now():
+    """Called on an array batch (not a symbolic tensor), a layer builds for its sample shape and runs forward."""
+    dense = layers.Dense(3)
+    assert dense(np.ones((2, 4))).shape == (2, 3) and dense.input_shape == (4,)
+    np.testing.assert_array_equal(layers.Add()([np.ones((2, 3)), np.full((2, 3), 2.0)]), np.full((2, 3), 3.0))

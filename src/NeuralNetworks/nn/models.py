@@ -334,7 +334,7 @@ class Sequential(Model):
     def graph(self) -> graph.Graph:
         """The chain of ``layers`` (made again when the list changed, e.g. a layer replaced)."""
         chain = self._graph
-        if chain is None or chain.layers != self._stack or len(chain.calls) != len(self._stack):
+        if chain is None or chain.layers != self._stack:
             if not self.built:
                 raise RuntimeError("The model is not built yet: give the first layer an input_shape or call build()")
             chain = self._graph = graph.Graph.chain(self._stack[0].input_shape, self._stack)

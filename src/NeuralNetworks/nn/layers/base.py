@@ -159,13 +159,12 @@ class Layer:
         return make_node(self, tensors, output_shape)
 
     def _call_eagerly(self, x: object, training: bool) -> np.ndarray:
-        batch = [np.asarray(item) for item in x] if self.several_inputs else np.asarray(x)
+        batch = [np.asarray(item) for item in (x if self.several_inputs else [x])]
         if not self.built:
-            shapes = [item.shape[1:] for item in batch] if self.several_inputs else batch.shape[1:]
-            self.build(shapes, np.random.default_rng(), np.dtype("float32"))
-        if self.several_inputs:
-            return self.forward([item.astype(self.dtype, copy=False) for item in batch], training=training)
-        return self.forward(batch.astype(self.dtype, copy=False), training=training)
+            shapes = [item.shape[1:] for item in batch]
+            self.build(shapes if self.several_inputs else shapes[0], np.random.default_rng(), np.dtype("float32"))
+        batch = [item.astype(self.dtype, copy=False) for item in batch]
+        return self.forward(batch if self.several_inputs else batch[0], training=training)
 
     # -- helpers ------------------------------------------------------------------------------------------
     def add_weight(self, name: str, shape: tuple[int, ...], initializer: str | initializers.Initializer = "zeros",
