@@ -8,13 +8,13 @@ import numpy as np
 Arrays = np.ndarray | tuple[np.ndarray, ...]
 
 
-def rows(batch: Arrays, index: np.ndarray | slice) -> Arrays:
-    """The samples at ``index`` of an array or of each array of a tuple."""
-    return tuple(part[index] for part in batch) if isinstance(batch, tuple) else batch[index]
+def rows(batch: Arrays | list, index: np.ndarray | slice) -> Arrays:
+    """The samples at ``index`` of an array, or of each array of a tuple (or of a model's list of outputs)."""
+    return tuple(part[index] for part in batch) if isinstance(batch, tuple | list) else batch[index]
 
 
-def count(batch: Arrays) -> int:
-    return len(batch[0]) if isinstance(batch, tuple) else len(batch)
+def count(batch: Arrays | list) -> int:
+    return len(batch[0]) if isinstance(batch, tuple | list) else len(batch)
 
 
 def astype(batch: Arrays, dtype: np.dtype) -> Arrays:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._validation import boolean, positive_int, real_in_range
-from ._structure import astype, count, rows
+from ._structure import astype, count, parts, rows
 from .activations import Softmax
 from .callbacks import Callback, CallbackList, EpochLogger, History, ProgressBar
 from .graph import BackwardStep, Graph
@@ -78,14 +78,14 @@ def predict(model: Model, x: Any, batch_size: int) -> Any:
         if n <= batch_size:  # one batch (one image, say): no output buffer to fill
             with model.blas_threads(n):
                 # a copy: the caller gets its own array, never one of a layer's reused buffers
-                outputs = [part.copy() for part in _listed(model.forward(astype(x, model.dtype)))]
+                outputs = [part.copy() for part in parts(model.forward(astype(x, model.dtype)))]
         else:
             shapes = model.output_shape if isinstance(model.output_shape, list) else [model.output_shape]
             outputs = [np.empty((n, *shape), dtype=model.dtype) for shape in shapes]
             with model.blas_threads(batch_size):
                 for start in range(0, n, batch_size):
                     batch = model.forward(astype(rows(x, slice(start, start + batch_size)), model.dtype))
-                    for output, part in zip(outputs, _listed(batch), strict=True):
+                    for output, part in zip(outputs, parts(batch), strict=True):
                         output[start:start + batch_size] = part
     for output in outputs:
         if not np.isfinite(output).all():
@@ -97,25 +97,15 @@ def predict(model: Model, x: Any, batch_size: int) -> Any:
     return outputs if isinstance(model.output_shape, list) else outputs[0]
 
 
-def _listed(output: Any) -> list[np.ndarray]:
-    return output if isinstance(output, list) else [output]
-
-
-def _as_outputs(y_pred: Any) -> Any:
-    return list(y_pred) if isinstance(y_pred, tuple) else y_pred
-
-
 def evaluate(model: Model, x: np.ndarray, y: np.ndarray, batch_size: int | None = None) -> Logs:
     """Loss and metrics of ``model`` on prepared arrays (as ``model.prepare_data`` returns them)."""
     y_pred = model.predict(x, batch_size=batch_size, verbose=0)
     logs = {"loss": 0.0}
     size = batch_size or INFERENCE_BATCH_SIZE
     n = count(x)
-    predictions = tuple(y_pred) if isinstance(y_pred, list) else y_pred
     for start in range(0, n, size):  # batch means weighted by size: the exact mean over all samples
         where = slice(start, start + size)
-        logs["loss"] += model.compute_loss(rows(y, where), _as_outputs(rows(predictions, where))) * \
-            min(size, n - start)
+        logs["loss"] += model.compute_loss(rows(y, where), rows(y_pred, where)) * min(size, n - start)
     logs["loss"] /= n
     for name, metric in model.metrics:
         logs[name] = metric(y, y_pred)
@@ -170,6 +160,7 @@ class Trainer:
 
     def __init__(self, model: Model) -> None:
         self.model = model
+        self.weighting: Weighting | None = None  # fit's class and sample weights, once checked
 
     def fit(self, x: object, y: object = None, epochs: int = 1, batch_size: int = 32,
             validation_data: object = None, validation_split: float = 0.0,
@@ -301,7 +292,7 @@ class Trainer:
         model = self.model
         totals = Totals(model)
         order = train.order(model.rng if shuffle else None)
-        weighting = getattr(self, "weighting", None)
+        weighting = self.weighting
         for batch, (_, x, y) in enumerate(batches(train, order, batch_size)):
             if weighting is None:
                 loss_value, y_pred = self.train_step(x, y)
