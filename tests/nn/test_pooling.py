@@ -132,3 +132,29 @@ def test_bad_arguments_raise(kwargs, message):
 def test_window_larger_than_input_is_refused_at_build():
     with pytest.raises(ValueError, match="does not fit"):
         built(layers.MaxPooling2D(4), (3, 3, 1))
+
+
+def naive_first_max_gradient(x, grad, pool, padding):
+    """dL/dx of max pooling with stride = pool: each window's gradient to its first maximum (row-major)."""
+    n, height, width, channels = x.shape
+    padded_height, padded_width = -(-height // pool) * pool, -(-width // pool) * pool
+    padded = np.full((n, padded_height, padded_width, channels), -np.inf) if padding == "same" else x
+    if padding == "same":
+        padded[:, :height, :width] = x
+    result = np.zeros(padded.shape)
+    for sample, r, c, channel in np.ndindex(grad.shape):
+        window = padded[sample, r * pool:(r + 1) * pool, c * pool:(c + 1) * pool, channel]
+        i, j = np.unravel_index(np.argmax(window), window.shape)  # argmax: the first maximum, row-major
+        result[sample, r * pool + i, c * pool + j, channel] = grad[sample, r, c, channel]
+    return result[:, :height, :width]
+
+
+@pytest.mark.parametrize(("padding", "input_shape"), [("valid", (6, 8, 3)), ("same", (7, 5, 2))])
+def test_max_pooling_2x2_routes_ties_like_the_general_rule(padding, input_shape):
+    """The 2x2 shortcut against a loop, on values with ties in every position of the windows."""
+    layer = built(layers.MaxPooling2D(2, padding=padding), input_shape, np.float32)
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 3, (4, *input_shape)).astype(np.float32)
+    y = layer.forward(x, training=True)
+    grad = rng.standard_normal(y.shape).astype(np.float32)
+    np.testing.assert_array_equal(layer.backward(grad), naive_first_max_gradient(x, grad, 2, padding))
