@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--plot", type=Path, help="PNG of the loss and accuracy curves")
     train.add_argument("--quiet", action="store_true", help="one line per epoch instead of progress bars")
     train.add_argument("--threads", type=int,
-                       help="BLAS threads (default: automatic; 1 is fastest when other programs keep the cores busy)")
+                       help="threads (default: every core, for BLAS and, in a big network, each batch split "
+                            "over them; 1 is fastest when other programs keep the cores busy)")
     train.add_argument("--checkpoint", type=Path, help="model file written after every epoch (to resume from)")
     train.add_argument("--resume", type=Path,
                        help="continue training a saved model or checkpoint (its optimizer and state; --arch, "

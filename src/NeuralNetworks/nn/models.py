@@ -146,9 +146,7 @@ class Model(network_module.Network):
     def train_on_batch(self, x: Any, y: Any, sample_weight: np.ndarray | None = None) -> tuple[float, Any]:
         """One gradient step on one prepared batch; returns the batch loss and the predictions."""
         loss_value, y_pred = self.compute_gradients(x, y, sample_weight)
-        if not np.isfinite(loss_value):  # a step from such gradients would turn every weight into NaN
-            raise training.NonFiniteError(f"The loss became {loss_value}: lower the learning rate or scale the "
-                                          "inputs (e.g. divide pixels by 255); no step was taken from it")
+        training.check_step_loss(loss_value)
         self.apply_gradients()
         return loss_value, y_pred
 

@@ -8,6 +8,7 @@ act between the two (averaging gradients across processes, say) subclasses ``Tra
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from .callbacks import Callback, CallbackList, EpochLogger, History, ProgressBar
 from .graph import BackwardStep, Graph
 from .losses import Loss
 from .sources import ArraySamples, Order, Samples, SampleSource, SourceSamples, batches, is_source
+from .threaded_steps import ThreadedSteps, threaded_steps
 from .weighting import Weighting
 from .weights import FlatWeights
 
@@ -142,6 +144,13 @@ def evaluation_totals(model: Model, samples: Samples, order: Order) -> Totals:
     return totals
 
 
+def check_step_loss(loss_value: float) -> None:
+    """Raise before a step is taken from a non-finite loss: it would turn every weight into NaN."""
+    if not np.isfinite(loss_value):
+        raise NonFiniteError(f"The loss became {loss_value}: lower the learning rate or scale the inputs (e.g. "
+                             "divide pixels by 255); no step was taken from it")
+
+
 def finite_loss(loss_value: float, batch: int) -> float:
     if not np.isfinite(loss_value):
         raise NonFiniteError(f"The loss became {loss_value} at batch {batch}: lower the learning rate "
@@ -161,6 +170,7 @@ class Trainer:
     def __init__(self, model: Model) -> None:
         self.model = model
         self.weighting: Weighting | None = None  # fit's class and sample weights, once checked
+        self.threads: ThreadedSteps | None = None  # fit's batches split over the cores, when that pays
 
     def fit(self, x: object, y: object = None, epochs: int = 1, batch_size: int = 32,
             validation_data: object = None, validation_split: float = 0.0,
@@ -195,7 +205,7 @@ class Trainer:
         try:
             callback_list.on_train_begin()
             try:
-                with model.blas_threads(batch_size):
+                with self.step_threads(batch_size) as self.threads:
                     for epoch in range(epochs):
                         callback_list.on_epoch_begin(epoch)
                         logs = self.train_epoch(train, batch_size, shuffle, callback_list)
@@ -298,15 +308,30 @@ class Trainer:
                 loss_value, y_pred = self.train_step(x, y)
             else:  # the batch's rows, as ``batches`` took them from the order
                 positions = np.sort(order[batch * batch_size:(batch + 1) * batch_size])
-                loss_value, y_pred = model.train_on_batch(x, y, weighting.weights(y, positions))
+                loss_value, y_pred = self.weighted_step(x, y, weighting.weights(y, positions))
             totals.add(model, finite_loss(loss_value, batch), y, y_pred)
             if callback_list.wants_batch_logs:
                 callback_list.on_batch_end(batch, totals.means())
         return totals.means()
 
+    def step_threads(self, batch_size: int) -> contextlib.AbstractContextManager[ThreadedSteps | None]:
+        """The context the epochs run in, giving the batch split over the cores or None (see
+        ``threaded_steps``). An engine of processes, which splits batches itself, keeps one thread per step."""
+        return threaded_steps(self.model, batch_size)
+
     def train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         """One gradient step on one batch: the batch loss and predictions. Engines override this."""
-        return self.model.train_on_batch(x, y)
+        return self.weighted_step(x, y, None)
+
+    def weighted_step(self, x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None) -> tuple[float, Any]:
+        """One gradient step, each sample's loss weighed by ``sample_weight`` if given; split over the cores
+        when ``fit`` chose to."""
+        if self.threads is None:
+            return self.model.train_on_batch(x, y, sample_weight)
+        loss_value, y_pred = self.threads.compute_gradients(x, y, sample_weight)
+        check_step_loss(loss_value)
+        self.model.apply_gradients()
+        return loss_value, y_pred
 
     def evaluate_samples(self, samples: Samples) -> Logs:
         """Loss and metrics over ``samples`` (arrays exactly as ``model.evaluate`` computes them)."""

@@ -173,6 +173,13 @@ class DataParallelTrainer(Trainer):
                              f"every process at least one sample (batch_size >= {self.engine.size})")
         return samples // batch_size + (samples % batch_size >= self.engine.size)
 
+    @contextlib.contextmanager
+    def step_threads(self, batch_size: int) -> Iterator[None]:
+        """One thread per step on each process: the processes split the batch (and BatchNormalization sums
+        over them through ``replica_sum``, which a split over threads would replace)."""
+        with self.model.blas_threads(batch_size):
+            yield None
+
     def begin(self) -> None:
         self._check_same_model()
         self._check_same_data(*self._data)  # else a sum of unequal buffers ends the job in MPI's own abort

@@ -1,0 +1,184 @@
+"""Training steps split over threads (nn.threaded_steps): the same gradients as one thread, errors that end the
+step instead of hanging it, and the rule for when ``fit`` splits."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from NeuralNetworks.nn import layers, losses, models, optimizers, threaded_steps
+from NeuralNetworks.nn._threads import blas_controller
+
+pytestmark = pytest.mark.skipif(blas_controller() is None, reason="threadpoolctl is not installed")
+
+INPUT_SHAPE = (8, 8, 2)
+CLASSES = 3
+
+
+def small_cnn(seed: int = 1, dropout: float = 0.0, frozen_normalization: bool = False) -> models.Sequential:
+    model = models.Sequential(seed=seed)
+    model.add(layers.Conv2D(4, 3, padding="same", activation="relu", input_shape=INPUT_SHAPE))
+    model.add(layers.BatchNormalization(trainable=not frozen_normalization))
+    model.add(layers.MaxPooling2D(2))
+    model.add(layers.Flatten())
+    if dropout:
+        model.add(layers.Dropout(dropout))
+    model.add(layers.Dense(CLASSES, activation="softmax"))
+    model.compile(optimizer=optimizers.SGD(0.1), loss=losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
+    return model
+
+
+def residual_two_outputs(seed: int = 1) -> models.Model:
+    inputs = layers.Input(INPUT_SHAPE)
+    x = layers.Conv2D(2, 3, padding="same")(inputs)
+    x = layers.BatchNormalization()(layers.Add()([x, inputs]))
+    first = layers.Dense(CLASSES, activation="softmax", name="first")(layers.Flatten()(x))
+    second = layers.Dense(CLASSES, activation="softmax", name="second")(layers.GlobalAveragePooling2D()(x))
+    model = models.Model(inputs, [first, second], seed=seed)
+    model.compile(optimizer=optimizers.SGD(0.1), loss=losses.SparseCategoricalCrossentropy())
+    return model
+
+
+def batch(n: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, *INPUT_SHAPE)).astype(np.float32), rng.integers(0, CLASSES, n)
+
+
+@pytest.mark.parametrize("parts", [2, 3])
+def test_split_gradients_equal_one_thread(parts):
+    """Loss, predictions, every gradient and BatchNormalization's moving statistics (whole-batch statistics)
+    as one thread computes them, up to float32 rounding; parts of unequal size included (10 = 3 + 3 + 4)."""
+    x, y = batch()
+    alone, split = small_cnn(), small_cnn()
+    loss, y_pred = alone.compute_gradients(x, y)
+    with threaded_steps.ThreadedSteps(split, parts, blas_controller()) as steps:
+        split_loss, split_pred = steps.compute_gradients(x, y)
+    assert split_loss == pytest.approx(loss, rel=1e-5)
+    np.testing.assert_allclose(split_pred, y_pred, atol=1e-5)
+    np.testing.assert_allclose(split.flat.grads, alone.flat.grads, atol=1e-5)
+    np.testing.assert_allclose(split.flat.state, alone.flat.state, atol=1e-6)
+    assert all("replica_sum" not in vars(layer) for layer in split.layers)  # one process again
+
+
+def test_split_weighted_and_several_outputs():
+    x, y = batch()
+    weights = np.linspace(0.1, 2.0, len(x)).astype(np.float32)
+    alone, split = residual_two_outputs(), residual_two_outputs()
+    loss, y_pred = alone.compute_gradients(x, (y, y[::-1].copy()), weights)
+    with threaded_steps.ThreadedSteps(split, 2, blas_controller()) as steps:
+        split_loss, split_pred = steps.compute_gradients(x, (y, y[::-1].copy()), weights)
+    assert split_loss == pytest.approx(loss, rel=1e-5)
+    assert isinstance(split_pred, list) and len(split_pred) == 2
+    for mine, theirs in zip(split_pred, y_pred, strict=True):
+        np.testing.assert_allclose(mine, theirs, atol=1e-5)
+    np.testing.assert_allclose(split.flat.grads, alone.flat.grads, atol=1e-5)
+
+
+def test_replicas_follow_the_weights_and_frozen_statistics():
+    """Every step starts from the model's current weights and moving statistics, not the replica's own."""
+    x, y = batch()
+    alone, split = small_cnn(frozen_normalization=True), small_cnn(frozen_normalization=True)
+    for model in (alone, split):
+        model.flat.params[:] += 0.25
+        model.flat.state[:] = np.linspace(0.5, 1.5, model.flat.state.size)
+    alone.compute_gradients(x, y)
+    with threaded_steps.ThreadedSteps(split, 2, blas_controller()) as steps:
+        steps.compute_gradients(x, y)
+    np.testing.assert_allclose(split.flat.grads, alone.flat.grads, atol=1e-5)
+
+
+def test_replicas_draw_their_own_dropout_masks():
+    """Two equal halves through Dropout get different masks (a replica does not repeat the model's stream)."""
+    half, labels = batch(4)
+    x, y = np.concatenate([half, half]), np.concatenate([labels, labels])
+    model = small_cnn(dropout=0.5)
+    with threaded_steps.ThreadedSteps(model, 2, blas_controller()) as steps:
+        _, y_pred = steps.compute_gradients(x, y)
+    assert not np.allclose(y_pred[:4], y_pred[4:])
+
+
+def test_an_error_in_any_part_ends_the_step_with_that_error():
+    x, y = batch()
+    model = small_cnn()
+    with threaded_steps.ThreadedSteps(model, 2, blas_controller()) as steps:
+        def fail(*args, **kwargs):
+            raise ValueError("broken replica")
+
+        steps.replicas[0].compute_gradients = fail  # the other part waits at BatchNormalization's barrier
+        with pytest.raises(ValueError, match="broken replica"):
+            steps.compute_gradients(x, y)
+        del steps.replicas[0].compute_gradients
+        loss, _ = steps.compute_gradients(x, y)  # the barrier works again
+    assert np.isfinite(loss)
+
+
+def test_fit_splits_big_steps_and_trains_as_one_thread(monkeypatch):
+    """With the threshold lowered, a 2-core fit splits every batch, and SGD without dropout reaches the same
+    weights as one thread (the batches' whole-batch statistics and gradients, rounding aside)."""
+    x, y = batch(64, seed=3)
+    alone = small_cnn()
+    alone_history = alone.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
+    monkeypatch.setattr(threaded_steps, "MIN_PART_MULTIPLY_ADDS", 0)
+    monkeypatch.setattr(threaded_steps, "available_cores", lambda: 2)
+    controller = blas_controller()
+    split = small_cnn()
+    used = []
+    original = threaded_steps.ThreadedSteps.compute_gradients
+
+    def counted(self, *args, **kwargs):
+        used.append(self.parts)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(threaded_steps.ThreadedSteps, "compute_gradients", counted)
+    with controller.limit(limits=2, user_api="blas"):
+        history = split.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
+    assert used == [2] * 8
+    np.testing.assert_allclose(split.flat.params, alone.flat.params, atol=1e-4)
+    np.testing.assert_allclose(history.history["loss"], alone_history.history["loss"], rtol=1e-4)
+    assert history.history["accuracy"] == alone_history.history["accuracy"]
+
+
+def test_when_fit_splits(monkeypatch):
+    model = small_cnn()
+    per_sample = threaded_steps.multiply_adds_per_sample(model)
+    assert per_sample == sum(layer.operations_per_sample(layer.input_shape) for layer in model.layers)
+    monkeypatch.setattr(threaded_steps, "MIN_PART_MULTIPLY_ADDS", per_sample * 32)
+    assert threaded_steps.part_count(model, 64, 2) == 2
+    assert threaded_steps.part_count(model, 63, 2) == 1  # 31 samples per part: below the threshold
+    assert threaded_steps.part_count(model, 256, 4) == 4
+    assert threaded_steps.part_count(model, 96, 4) == 3
+    assert threaded_steps.part_count(model, 256, 1) == 1
+
+
+def test_a_layer_of_ones_own_is_never_replicated():
+    class Twice(layers.Layer):
+        def forward(self, x, training=False):
+            return 2 * x
+
+        def backward(self, grad_output, input_gradient=True):
+            return 2 * grad_output
+
+    model = small_cnn()
+    assert threaded_steps.replicable(model)
+    model.add(Twice())
+    assert not threaded_steps.replicable(model)
+
+
+def test_only_the_main_thread_splits(monkeypatch):
+    monkeypatch.setattr(threaded_steps, "MIN_PART_MULTIPLY_ADDS", 0)
+    monkeypatch.setattr(threaded_steps, "available_cores", lambda: 2)
+    model = small_cnn()
+    seen = []
+
+    def enter():
+        with blas_controller().limit(limits=2, user_api="blas"), \
+                threaded_steps.threaded_steps(model, 16) as steps:
+            seen.append(steps)
+
+    enter()
+    worker = threading.Thread(target=enter)
+    worker.start()
+    worker.join()
+    assert isinstance(seen[0], threaded_steps.ThreadedSteps) and seen[1] is None
