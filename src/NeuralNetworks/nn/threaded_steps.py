@@ -107,7 +107,10 @@ class ThreadedSteps:
         self._controller = controller  # threadpoolctl's: BLAS on one thread while the parts run
         self.replicas = [self._replica(rank) for rank in range(1, parts)]
         self._barrier = threading.Barrier(parts)
-        self._slots: list[np.ndarray | None] = [None] * parts
+        # Two rounds of slots, used in turn: a thread writes a round's slot only after every thread has passed
+        # the barrier of the sum before, and so has read the round it overwrites.
+        self._slots: list[list[np.ndarray | None]] = [[None] * parts, [None] * parts]
+        self._sums_done = [0] * parts  # per thread, written by that thread only
         self._pool = ThreadPoolExecutor(parts - 1, thread_name_prefix="training-part")
 
     def __enter__(self) -> ThreadedSteps:
@@ -142,11 +145,11 @@ class ThreadedSteps:
     def _summer(self, rank: int):
         def replica_sum(array: np.ndarray) -> np.ndarray:
             """``array`` replaced by its sum over the threads, added in rank order on every thread."""
-            self._slots[rank] = array.copy()
+            slots = self._slots[self._sums_done[rank] % 2]
+            self._sums_done[rank] += 1
+            slots[rank] = array.copy()
             self._barrier.wait()
-            total = sum(self._slots[1:], start=self._slots[0].copy())
-            self._barrier.wait()  # nobody overwrites a slot before every thread has read them all
-            array[...] = total
+            array[...] = sum(slots[1:], start=slots[0].copy())
             return array
 
         return replica_sum
@@ -185,8 +188,9 @@ class ThreadedSteps:
                 results.append(future.result())
             except BaseException as error:  # noqa: BLE001 - likewise
                 errors.append(error)
-        if errors:
+        if errors:  # every part has stopped: the barrier and the rounds start afresh
             self._barrier.reset()
+            self._sums_done = [0] * self.parts
             raise next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)), errors[0])
         return results
 
