@@ -1,0 +1,86 @@
+"""What splitting each training batch over the cores gives (``nn.threaded_steps``), case by case.
+
+    python benchmarks/threaded_steps.py                      # the CNN cases, the residual CNN, the wide MLP
+    python benchmarks/threaded_steps.py --cases cnn --repeats 7
+
+Every case trains one epoch of ``--samples`` MNIST images (batch as in speed.py, Adam) three ways, interleaved
+``--repeats`` times in one process (medians): BLAS on one thread; BLAS on all cores without the split (the
+library as it was); all cores with every batch split (what ``fit`` does when a step is big enough). The last
+column says whether ``fit`` splits that case by itself (``threaded_steps.MIN_PART_MULTIPLY_ADDS``). Needs an
+idle machine: with another process on one of two cores, every multi-threaded figure measures the scheduler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from _contestants import DEFAULT_DATA, WIDE_MLP, Case, load_data, nn_model
+from _report import print_table
+
+from NeuralNetworks.nn import losses, optimizers, threaded_steps
+from NeuralNetworks.nn._threads import blas_controller
+
+CASES = {"cnn": Case("cnn64-adam", "cnn", 64, "adam"),
+         "cnn-digits": Case("cnn-digits64-adam", "digits", 64, "adam"),
+         "cnn-doodles": Case("cnn-doodles64-adam", "doodles", 64, "adam"),
+         "residual": Case("residual64-adam", "residual", 64, "adam"),
+         "wide": Case("wide128-adam", "mlp", 128, "adam", WIDE_MLP)}
+WARMUP_BATCHES = 4
+QUICK_SAMPLES = 256
+NEVER = 1 << 62  # a split threshold no step reaches
+
+
+def trained(case: Case, data, batches: int):
+    model = nn_model(case)
+    model.compile(optimizer=optimizers.Adam(0.001), loss=losses.SparseCategoricalCrossentropy())
+    x = data.flat if case.kind == "mlp" else data.images
+    model.fit(x[:batches * case.batch_size], data.labels[:batches * case.batch_size], batch_size=case.batch_size,
+              verbose=0)
+    return model, x
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=list(CASES))
+    parser.add_argument("--samples", type=int, default=1280, help="training samples per timed epoch")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--data", default=DEFAULT_DATA, help="folder of the MNIST files")
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_SAMPLES} samples, one repeat: checks the script")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.samples, args.repeats = QUICK_SAMPLES, 1
+    controller = blas_controller()
+    cores = min(threaded_steps.available_cores(), threaded_steps.blas_threads(controller))
+    data = load_data(args.data, args.samples, with_flat=True)
+    threshold = threaded_steps.MIN_PART_MULTIPLY_ADDS
+    print(f"# One epoch of {args.samples} samples, {args.repeats} interleaved repeats, medians; {cores} cores; "
+          f"data: {data.source}\n")
+    rows = []
+    for name in args.cases:
+        case = CASES[name]
+        ways = {"1 thread": (1, NEVER), f"{cores} BLAS threads": (cores, NEVER), f"{cores} split": (cores, 0)}
+        models = {way: trained(case, data, WARMUP_BATCHES) for way in ways}
+        rates: dict[str, list[float]] = {way: [] for way in ways}
+        for _ in range(args.repeats):
+            for way, (threads, split_threshold) in ways.items():
+                model, x = models[way]
+                threaded_steps.MIN_PART_MULTIPLY_ADDS = split_threshold
+                with controller.limit(limits=threads, user_api="blas"):
+                    start = time.perf_counter()
+                    model.fit(x[:args.samples], data.labels[:args.samples], batch_size=case.batch_size, verbose=0)
+                    rates[way].append(args.samples / (time.perf_counter() - start))
+        threaded_steps.MIN_PART_MULTIPLY_ADDS = threshold
+        medians = [statistics.median(rates[way]) for way in ways]
+        spread = max((max(v) - min(v)) / statistics.median(v) for v in rates.values())
+        parts = threaded_steps.part_count(models["1 thread"][0], case.batch_size, cores)
+        rows.append([case.name, *(f"{rate:,.0f}" for rate in medians), f"{medians[2] / medians[1]:.2f}",
+                     f"{medians[2] / medians[0]:.2f}", f"{spread:.0%}", "yes" if parts > 1 else "no"])
+    print_table(["case", "1 thread", "all cores, BLAS only", "all cores, split", "split/BLAS", "split/1 thread",
+                 "spread", "fit splits"], rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
