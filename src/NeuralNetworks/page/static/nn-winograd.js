@@ -155,6 +155,9 @@
     return u;
   }
 
+  // The output tile's side m a layer runs with, 0 where it runs without Winograd (for tests and the curious).
+  nn.winogradTile = (layer) => (choose(layer) || { m: 0 }).m;
+
   nn.winograd = (layer, kernel) => {
     const shape = choose(layer);
     if (!shape) return null;
