@@ -91,15 +91,27 @@
       const d4 = src[a + 4 * sStride], d5 = src[a + 5 * sStride], d6 = src[a + 6 * sStride];
       const d7 = src[a + 7 * sStride], d8 = src[a + 8 * sStride];
       dst[b] = r0 * d0 + r2 * d2 + r4 * d4 + r6 * d6 + r8 * d8;
-      for (let q = 0, to = b + tStride; q < 20; q += 5, to += 2 * tStride) {
-        const even = c[q] * d2 + c[q + 1] * d4 + c[q + 2] * d6 + c[q + 3] * d8;
-        const odd = c[q + 4] * (c[q] * d1 + c[q + 1] * d3 + c[q + 2] * d5 + c[q + 3] * d7);
-        dst[to] = even + odd;
-        dst[to + tStride] = even - odd;
-      }
+      let even = c[0] * d2 + c[1] * d4 + c[2] * d6 + c[3] * d8;  // the pair +-p1: even part +- p1 * odd part
+      let odd = c[4] * (c[0] * d1 + c[1] * d3 + c[2] * d5 + c[3] * d7);
+      dst[b + tStride] = even + odd;
+      dst[b + 2 * tStride] = even - odd;
+      even = c[5] * d2 + c[6] * d4 + c[7] * d6 + c[8] * d8;
+      odd = c[9] * (c[5] * d1 + c[6] * d3 + c[7] * d5 + c[8] * d7);
+      dst[b + 3 * tStride] = even + odd;
+      dst[b + 4 * tStride] = even - odd;
+      even = c[10] * d2 + c[11] * d4 + c[12] * d6 + c[13] * d8;
+      odd = c[14] * (c[10] * d1 + c[11] * d3 + c[12] * d5 + c[13] * d7);
+      dst[b + 5 * tStride] = even + odd;
+      dst[b + 6 * tStride] = even - odd;
+      even = c[15] * d2 + c[16] * d4 + c[17] * d6 + c[18] * d8;
+      odd = c[19] * (c[15] * d1 + c[16] * d3 + c[17] * d5 + c[18] * d7);
+      dst[b + 7 * tStride] = even + odd;
+      dst[b + 8 * tStride] = even - odd;
     }
   }
 
+  // y_i = sum over the points a of a^i M_a: M_0 counts for y_0 only, a pair +-p gives p^i (M_p + M_-p) for even i
+  // and p^i (M_p - M_-p) for odd i. w holds p^i, i = 1..6, pair after pair.
   function output9(src, s, sStride, dst, t, tStride, length, bias, count, plan) {
     const w = plan.powers;
     for (let i = 0; i < length; i++) {
@@ -109,12 +121,18 @@
       const s3 = src[a + 5 * sStride] + src[a + 6 * sStride], d3 = src[a + 5 * sStride] - src[a + 6 * sStride];
       const s4 = src[a + 7 * sStride] + src[a + 8 * sStride], d4 = src[a + 7 * sStride] - src[a + 8 * sStride];
       dst[b] = bias[b] + m0 + s1 + s2 + s3 + s4;
-      for (let k = 1; k < count; k++) {
-        const even = k % 2 === 0, at = b + k * tStride, e = k - 1;
-        dst[at] = bias[at] + (even
-          ? w[e] * s1 + w[6 + e] * s2 + w[12 + e] * s3 + w[18 + e] * s4
-          : w[e] * d1 + w[6 + e] * d2 + w[12 + e] * d3 + w[18 + e] * d4);
-      }
+      if (count < 2) continue;
+      dst[b + tStride] = bias[b + tStride] + w[0] * d1 + w[6] * d2 + w[12] * d3 + w[18] * d4;
+      if (count < 3) continue;
+      dst[b + 2 * tStride] = bias[b + 2 * tStride] + w[1] * s1 + w[7] * s2 + w[13] * s3 + w[19] * s4;
+      if (count < 4) continue;
+      dst[b + 3 * tStride] = bias[b + 3 * tStride] + w[2] * d1 + w[8] * d2 + w[14] * d3 + w[20] * d4;
+      if (count < 5) continue;
+      dst[b + 4 * tStride] = bias[b + 4 * tStride] + w[3] * s1 + w[9] * s2 + w[15] * s3 + w[21] * s4;
+      if (count < 6) continue;
+      dst[b + 5 * tStride] = bias[b + 5 * tStride] + w[4] * d1 + w[10] * d2 + w[16] * d3 + w[22] * d4;
+      if (count < 7) continue;
+      dst[b + 6 * tStride] = bias[b + 6 * tStride] + w[5] * s1 + w[11] * s2 + w[17] * s3 + w[23] * s4;
     }
   }
 

@@ -53,29 +53,44 @@
   }
 
   // -- layers: (input Float32Array, step) -> output Float32Array (step.out, the step's own buffer) -------------
-  // The nonzero inputs first (after ReLU most are zero), then eight units at a time, their sums in registers.
+  // The nonzero inputs first (after ReLU most are zero), then eight units at a time, their sums in registers,
+  // from a copy of the kernel made at load where those eight units' weights lie together for every input,
+  // [unit / 8][input][8] (the rest of the units, when their count is not a multiple of 8, in the kernel).
+  const DENSE_BLOCK = 8;
+
+  function blockedKernel(kernel, inputs, units) {
+    const blocks = Math.floor(units / DENSE_BLOCK), out = new Float32Array(blocks * inputs * DENSE_BLOCK);
+    for (let i = 0; i < inputs; i++) {
+      for (let u = 0; u < blocks * DENSE_BLOCK; u++) {
+        out[(Math.floor(u / DENSE_BLOCK) * inputs + i) * DENSE_BLOCK + (u % DENSE_BLOCK)] = kernel[i * units + u];
+      }
+    }
+    return out;
+  }
+
   function dense(x, step) {
-    const kernel = step.weights.kernel, { bias, values, rows, out } = step.dense, units = bias.length;
+    const kernel = step.weights.kernel, { blocked, bias, values, rows, out } = step.dense, units = bias.length;
     let count = 0;
     for (let i = 0; i < x.length; i++) {
-      if (x[i] !== 0) { values[count] = x[i]; rows[count++] = i * units; }
+      if (x[i] !== 0) { values[count] = x[i]; rows[count++] = i; }
     }
     let u = 0;
-    for (; u + 8 <= units; u += 8) {
+    for (; u + DENSE_BLOCK <= units; u += DENSE_BLOCK) {
       let s0 = bias[u], s1 = bias[u + 1], s2 = bias[u + 2], s3 = bias[u + 3];
       let s4 = bias[u + 4], s5 = bias[u + 5], s6 = bias[u + 6], s7 = bias[u + 7];
+      const block = u * x.length;  // (u / 8) * inputs * 8
       for (let k = 0; k < count; k++) {
-        const value = values[k], at = rows[k] + u;
-        s0 += value * kernel[at]; s1 += value * kernel[at + 1]; s2 += value * kernel[at + 2];
-        s3 += value * kernel[at + 3]; s4 += value * kernel[at + 4]; s5 += value * kernel[at + 5];
-        s6 += value * kernel[at + 6]; s7 += value * kernel[at + 7];
+        const value = values[k], at = block + rows[k] * 8;
+        s0 += value * blocked[at]; s1 += value * blocked[at + 1]; s2 += value * blocked[at + 2];
+        s3 += value * blocked[at + 3]; s4 += value * blocked[at + 4]; s5 += value * blocked[at + 5];
+        s6 += value * blocked[at + 6]; s7 += value * blocked[at + 7];
       }
       out[u] = s0; out[u + 1] = s1; out[u + 2] = s2; out[u + 3] = s3;
       out[u + 4] = s4; out[u + 5] = s5; out[u + 6] = s6; out[u + 7] = s7;
     }
     for (; u < units; u++) {
       let sum = bias[u];
-      for (let k = 0; k < count; k++) sum += values[k] * kernel[rows[k] + u];
+      for (let k = 0; k < count; k++) sum += values[k] * kernel[rows[k] * units + u];
       out[u] = sum;
     }
     return activate(out, step.settings.activation, step.output_shape);
@@ -313,8 +328,9 @@
       if (layer.kind === "GlobalAveragePooling2D") step.sum = new Float64Array(layer.output_shape[0]);
       if (layer.kind === "Dense") {
         const inputs = sizeOf(layer.input_shape), bias = layer.weights.bias;
-        step.dense = { bias: bias || new Float64Array(layer.output_shape[0]), values: new Float64Array(inputs),
-          rows: new Int32Array(inputs), out: step.out };
+        const units = layer.output_shape[0];
+        step.dense = { bias: bias || new Float64Array(units), values: new Float64Array(inputs),
+          rows: new Int32Array(inputs), out: step.out, blocked: blockedKernel(layer.weights.kernel, inputs, units) };
       }
       if (layer.kind === "Conv2D") {
         if (!nn.convolution) throw new Error("nn-conv.js must be loaded before nn.js");
