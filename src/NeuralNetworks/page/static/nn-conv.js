@@ -96,7 +96,9 @@
             if (ix < 0 || ix >= width) continue;
             for (let c = 0; c < channels; c++) {
               const value = x[(iy * width + ix) * channels + c];
-              if (value !== 0) { values[count] = value; rows[count++] = ((ky * windowWidth + kx) * channels + c) * filters; }
+              if (value === 0) continue;
+              values[count] = value;
+              rows[count++] = ((ky * windowWidth + kx) * channels + c) * filters;
             }
           }
         }

@@ -6,14 +6,16 @@
 // M[xi] = V[xi] U[xi] is a (tiles x channels) (channels x filters) product: n * n multiply-adds per channel and
 // filter for m * m output pixels instead of 9 * m * m. Two tile sizes, whichever costs fewer multiply-adds:
 // F(4x4, 3x3) (n = 6, 4x fewer) and F(7x7, 3x3) (n = 9, 5.4x fewer, and 14x14 or 7x7 maps split into whole tiles).
-// Everything is in double precision (the transforms, U and V, and the sums); bias[i] is added at output value i.
+// The transforms and the sums are in double precision; U and V are stored as float32, as the weights are (half
+// the memory to stream, 2x faster products than float64 measured). bias[i] is added at output value i.
 "use strict";
 
 (() => {
   const nn = (window.nn = window.nn || {});
   const MIN_CHANNELS = 8;  // a first layer on grey images has too few channels for the transforms to pay
-  // What reading U once per call costs, in tiles' products: a map of one tile streams U (5 MB for 64 x 128 in
-  // F(7x7)) for a single use, and measured 1.5x slower than F(4x4)'s four tiles on a 7x7 map.
+  // What reading U once per call costs, in tiles' products: a map of one tile reads U (2.6 MB for 64 x 128
+  // channels in F(7x7)) for a single use. On the shipped models' 7x7 maps F(7x7) measured no faster than
+  // F(4x4)'s four tiles, the more precise: counting U as two tiles picks F(4x4) there.
   const U_READ_COST = 2;
 
   // -- F(4x4, 3x3): points 0, 1, -1, 2, -2 and infinity; the matrices written out -------------------------------
@@ -54,9 +56,10 @@
   // With R(x) = prod (x^2 - p^2), the product of (x - a) over the points, and R_p = R / (x^2 - p^2): B^T's row of
   // a point a holds the coefficients of R(x) / (x - a), that is R for 0 and x^2 R_p +- p x R_p for +-p (an even
   // and an odd part, shared by the two), A^T[i][a] = a^i, and G[a][k] = a^k / N_a with N_a = prod (a - b) over
-  // the other points b. Points in the order 0, p1, -p1, .., p4, -p4.
+  // the other points b. Points in the order 0, p1, -p1, .., p4, -p4. Powers of two are exact in float32: on the
+  // shipped models these points keep the page within 5e-6 of the library (0, +-1/2, +-1, +-2, +-3: 2e-5;
+  // +-1/4 or +-1/3 instead of +-4: up to 9e-5).
   const POINTS7 = [1 / 2, 1, 2, 4];
-  const BIG = { m: 7, n: 9 };
 
   function polynomialTimes(coefficients, root) {  // coefficients (lowest first) times (x - root)
     const out = new Float64Array(coefficients.length + 1);
@@ -65,7 +68,7 @@
   }
 
   // The constants input9 and output9 read: R's even coefficients, each pair's R_p and p, the powers p^i; and G.
-  function plan7() {
+  function constants7() {
     const points = [0, ...POINTS7.flatMap((p) => [p, -p])];
     const rOf = (skip) => points.slice(1).filter((a) => Math.abs(a) !== skip).reduce(polynomialTimes, [1]);
     const r = rOf(0).filter((_, k) => k % 2 === 0);  // R over the pairs (x^2 - p^2), even: 5 coefficients
@@ -75,15 +78,15 @@
       pairs[5 * q + 4] = p;
       for (let i = 1; i <= 6; i++) powers[6 * q + i - 1] = p ** i;
     });
-    const g = points.map((a) => {  // R(a) / (a - a) for a = 0 is prod (-p^2); times 1 / (x) for the 0 point
+    const g = points.map((a) => {  // G's row of a point a: (1, a, a^2) / N_a
       const others = points.filter((b) => b !== a).reduce((product, b) => product * (a - b), 1);
       return [1 / others, a / others, (a * a) / others];
     });
     return { r: Float64Array.from(r), pairs, powers, g };
   }
 
-  function input9(src, s, sStride, dst, t, tStride, length, plan) {
-    const { r, pairs: c } = plan;
+  function input9(src, s, sStride, dst, t, tStride, length, constants) {
+    const { r, pairs: c } = constants;
     const r0 = r[0], r2 = r[1], r4 = r[2], r6 = r[3], r8 = r[4];
     for (let i = 0; i < length; i++) {
       const a = s + i, b = t + i;
@@ -112,8 +115,8 @@
 
   // y_i = sum over the points a of a^i M_a: M_0 counts for y_0 only, a pair +-p gives p^i (M_p + M_-p) for even i
   // and p^i (M_p - M_-p) for odd i. w holds p^i, i = 1..6, pair after pair.
-  function output9(src, s, sStride, dst, t, tStride, length, bias, count, plan) {
-    const w = plan.powers;
+  function output9(src, s, sStride, dst, t, tStride, length, bias, count, constants) {
+    const w = constants.powers;
     for (let i = 0; i < length; i++) {
       const a = s + i, b = t + i, m0 = src[a];
       const s1 = src[a + sStride] + src[a + 2 * sStride], d1 = src[a + sStride] - src[a + 2 * sStride];
@@ -138,29 +141,36 @@
 
   // -- the convolution --------------------------------------------------------------------------------------
   const SHAPES = [
-    { m: 4, n: 6, g: G4, input: input4, output: output4 },
-    { ...BIG, plan: null, input: input9, output: output9 },
+    { m: 4, n: 6, constants: () => ({ g: G4 }), input: input4, output: output4 },
+    { m: 7, n: 9, constants: constants7, input: input9, output: output9 },
   ];
 
   const tilesOf = (size, m) => Math.ceil(size / m);
 
   function choose(layer) {
     const { window: w, strides } = layer.settings;
+    const [top, left] = layer.settings.pads;  // a 3x3 window pads one pixel at most ("same") before the map
     if (layer.kind !== "Conv2D" || w[0] !== 3 || w[1] !== 3 || strides[0] !== 1 || strides[1] !== 1 ||
-        layer.input_shape[2] < MIN_CHANNELS) return null;
+        layer.input_shape[2] < MIN_CHANNELS || top > 1 || left > 1) return null;
     const [outHeight, outWidth] = layer.output_shape;
-    const cost = (shape) => (tilesOf(outHeight, shape.m) * tilesOf(outWidth, shape.m) + U_READ_COST) * shape.n * shape.n;
+    const cost = (shape) => {
+      const tiles = tilesOf(outHeight, shape.m) * tilesOf(outWidth, shape.m);
+      return (tiles + U_READ_COST) * shape.n * shape.n;
+    };
     return SHAPES.reduce((best, shape) => (cost(shape) < cost(best) ? shape : best));
   }
 
   // U = G g G^T per (channel, filter), laid out [xi][filter][channel].
   function transformKernel(kernel, g, n, channels, filters) {
-    const u = new Float32Array(n * n * filters * channels), taps = new Float64Array(9), half = new Float64Array(3 * n);
+    const u = new Float32Array(n * n * filters * channels);
+    const taps = new Float64Array(9), half = new Float64Array(3 * n);
     for (let c = 0; c < channels; c++) {
       for (let f = 0; f < filters; f++) {
         for (let k = 0; k < 9; k++) taps[k] = kernel[(k * channels + c) * filters + f];
         for (let a = 0; a < n; a++) {  // G g: (n x 3)
-          for (let j = 0; j < 3; j++) half[a * 3 + j] = g[a][0] * taps[j] + g[a][1] * taps[3 + j] + g[a][2] * taps[6 + j];
+          for (let j = 0; j < 3; j++) {
+            half[a * 3 + j] = g[a][0] * taps[j] + g[a][1] * taps[3 + j] + g[a][2] * taps[6 + j];
+          }
         }
         for (let a = 0; a < n; a++) {  // (G g) G^T
           for (let b = 0; b < n; b++) {
@@ -181,42 +191,42 @@
     if (!shape) return null;
     const [height, width, channels] = layer.input_shape, [outHeight, outWidth, filters] = layer.output_shape;
     const [top, left] = layer.settings.pads;
-    const { m, n } = shape, plan = shape.n === BIG.n ? plan7() : null;
-    const u = transformKernel(kernel, plan ? plan.g : shape.g, n, channels, filters);
+    const { m, n, input, output } = shape, constants = shape.constants();
+    const u = transformKernel(kernel, constants.g, n, channels, filters);
     const rows = tilesOf(outHeight, m), columns = tilesOf(outWidth, m), tiles = rows * columns;
+    // the input with its zero padding, and room for the tiles that stick out (zeros too, never written)
     const paddedWidth = columns * m + 2, padded = new Float64Array((rows * m + 2) * paddedWidth * channels);
+    const row = width * channels, paddedRow = paddedWidth * channels, across = n * channels;
     const half = new Float64Array(n * n * Math.max(channels, filters)), zeros = new Float64Array(n * n * filters);
     const v = new Float32Array(n * n * tiles * channels), product = new Float64Array(n * n * tiles * filters);
-    const edge = new Float64Array(m * m * filters);  // the output tile, where it sticks out of the map
-    const row = width * channels, paddedRow = paddedWidth * channels;
+    const plane = tiles * filters;
     return (x, out, bias) => {
-      for (let y = 0; y < height; y++) padded.set(x.subarray(y * row, (y + 1) * row), ((y + top) * paddedWidth + left) * channels);
+      for (let y = 0; y < height; y++) {
+        padded.set(x.subarray(y * row, (y + 1) * row), ((y + top) * paddedWidth + left) * channels);
+      }
       for (let ty = 0; ty < rows; ty++) {
         for (let tx = 0; tx < columns; tx++) {  // B^T d down the columns (all channels at once), then along rows
           const tile = ty * columns + tx;
-          shape.input(padded, (ty * m * paddedWidth + tx * m) * channels, paddedRow, half, 0, n * channels, n * channels, plan);
+          input(padded, (ty * m * paddedWidth + tx * m) * channels, paddedRow, half, 0, across, across, constants);
           for (let j = 0; j < n; j++) {
-            shape.input(half, j * n * channels, channels, v, (j * n * tiles + tile) * channels, tiles * channels, channels, plan);
+            input(half, j * across, channels, v, (j * n * tiles + tile) * channels, tiles * channels, channels,
+              constants);
           }
         }
       }
       for (let xi = 0; xi < n * n; xi++) {
-        product44(v, xi * tiles * channels, u, xi * filters * channels, product, xi * tiles * filters, tiles, channels, filters);
+        product44(v, xi * tiles * channels, u, xi * filters * channels, product, xi * plane, tiles, channels, filters);
       }
       for (let ty = 0; ty < rows; ty++) {
         for (let tx = 0; tx < columns; tx++) {  // A^T M down the columns, then along rows into the output
           const tile = ty * columns + tx, yEnd = Math.min(m, outHeight - m * ty), xEnd = Math.min(m, outWidth - m * tx);
           for (let k = 0; k < n; k++) {
-            shape.output(product, (k * tiles + tile) * filters, n * tiles * filters, half, k * filters, n * filters, filters, zeros, m, plan);
+            output(product, k * plane + tile * filters, n * plane, half, k * filters, n * filters, filters, zeros, m,
+              constants);
           }
-          for (let i = 0; i < yEnd; i++) {
+          for (let i = 0; i < yEnd; i++) {  // the first xEnd columns of the tile's row i: those inside the map
             const first = ((m * ty + i) * outWidth + m * tx) * filters;
-            if (xEnd === m) {
-              shape.output(half, i * n * filters, filters, out, first, filters, filters, bias, m, plan);
-            } else {
-              shape.output(half, i * n * filters, filters, edge, 0, filters, filters, zeros, xEnd, plan);
-              for (let k = 0; k < xEnd * filters; k++) out[first + k] = edge[k] + bias[first + k];
-            }
+            output(half, i * n * filters, filters, out, first, filters, filters, bias, xEnd, constants);
           }
         }
       }

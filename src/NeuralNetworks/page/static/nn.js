@@ -233,7 +233,10 @@
     GlobalAveragePooling2D: globalAveragePooling,
     BatchNormalization: affine,
     Rescaling: affine,
-    Activation: (x, step) => { step.out.set(x); return activate(step.out, step.settings.activation, step.output_shape); },
+    Activation: (x, step) => {
+      step.out.set(x);
+      return activate(step.out, step.settings.activation, step.output_shape);
+    },
     Flatten: (x) => x,
     Reshape: (x) => x,
     ...MERGES,
