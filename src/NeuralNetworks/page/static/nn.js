@@ -60,9 +60,10 @@
 
   function blockedKernel(kernel, inputs, units) {
     const blocks = Math.floor(units / DENSE_BLOCK), out = new Float32Array(blocks * inputs * DENSE_BLOCK);
-    for (let i = 0; i < inputs; i++) {
-      for (let u = 0; u < blocks * DENSE_BLOCK; u++) {
-        out[(Math.floor(u / DENSE_BLOCK) * inputs + i) * DENSE_BLOCK + (u % DENSE_BLOCK)] = kernel[i * units + u];
+    for (let block = 0; block < blocks; block++) {
+      for (let i = 0; i < inputs; i++) {
+        const to = (block * inputs + i) * DENSE_BLOCK, from = i * units + block * DENSE_BLOCK;
+        for (let j = 0; j < DENSE_BLOCK; j++) out[to + j] = kernel[from + j];
       }
     }
     return out;
@@ -277,14 +278,15 @@
       const target = next && PASSING.has(next.kind) ? onlyReader(next.output) : next;
       if (!target || !(target.kind === "Dense" || (target.kind === "Conv2D" && target === next))) continue;
       const { scale, shift } = affineOf(layer, layer.weights);
-      const channelOf = (index) => (scale.length === 1 ? 0 : index % scale.length);  // index: an input value's
       const { kernel, bias } = target.weights, units = target.output_shape[target.output_shape.length - 1];
-      const scaled = Float32Array.from(kernel, (value, i) => value * scale[channelOf(Math.floor(i / units))]);
       const rows = kernel.length / units, perTap = target.kind === "Dense" ? rows : target.input_shape[2];
-      const taps = new Float64Array((rows / perTap) * units);
-      for (let row = 0; row < rows; row++) {  // taps[tap][unit]: the shift's share through each kernel tap
-        const value = shift[channelOf(row)], tap = Math.floor(row / perTap) * units;
-        for (let u = 0; u < units; u++) taps[tap + u] += value * kernel[row * units + u];
+      const scaled = new Float32Array(kernel.length), taps = new Float64Array((rows / perTap) * units);
+      for (let row = 0; row < rows; row++) {  // a row: one input value's weights; taps[tap][unit]: the shift's share
+        const channel = scale.length === 1 ? 0 : row % scale.length, tap = Math.floor(row / perTap) * units;
+        for (let u = 0, at = row * units; u < units; u++, at++) {
+          scaled[at] = kernel[at] * scale[channel];
+          taps[tap + u] += shift[channel] * kernel[at];
+        }
       }
       target.weights = { ...target.weights, kernel: scaled, tapShift: taps };
       if (target.kind === "Dense") target.weights.bias = taps.map((value, u) => value + (bias ? bias[u] : 0));
