@@ -7,6 +7,7 @@
 // channels or more, a zero-skipping sum for narrow first layers, blocked direct sums otherwise. Arithmetic in
 // double precision, stored as float32. weights.tapShift, where nn.js folded an affine step into the layer, is
 // what a constant input adds through each tap ([tap][filter]); it is added where the tap falls on a real pixel.
+// window.nn.fold(layers, outputs, affineOf) is that folding, which nn.js does when a model loads.
 "use strict";
 
 (() => {
@@ -126,6 +127,47 @@
     }
     return out;
   }
+
+  // -- folding ------------------------------------------------------------------------------------------------
+  // An affine step (BatchNormalization, Rescaling: x * scale + shift per channel) whose output only one Conv2D
+  // reads, or only one Dense (directly or through a Flatten or Reshape), runs inside that layer, one pass less:
+  // conv(x * scale + shift, k) = conv(x, k * scale) + conv(shift, k), where conv(shift, k) sums the taps that fall
+  // on real pixels only (nn-conv.js adds it per output position), so that zero padding stays exact; likewise
+  // dense(x * scale + shift) = x (k * scale) + (bias + shift k). Made once, when the model loads: layers (the
+  // manifest's, in order, with their weights) less the folded steps; affineOf(layer, weights) -> {scale, shift}.
+  const AFFINE = new Set(["BatchNormalization", "Rescaling"]);
+  const PASSING = new Set(["Flatten", "Reshape"]);
+
+  nn.fold = (layers, outputs, affineOf) => {
+    const readers = new Map();
+    const reads = (name, layer) => readers.set(name, [...(readers.get(name) || []), layer]);
+    layers.forEach((layer) => layer.inputs.forEach((name) => reads(name, layer)));
+    outputs.forEach((output) => reads(output.name, null));
+    const onlyReader = (name) => ((readers.get(name) || []).length === 1 ? readers.get(name)[0] : null);
+    const folded = new Set();
+    for (const layer of layers) {
+      if (!AFFINE.has(layer.kind)) continue;
+      const next = onlyReader(layer.output);
+      const target = next && PASSING.has(next.kind) ? onlyReader(next.output) : next;
+      if (!target || !(target.kind === "Dense" || (target.kind === "Conv2D" && target === next))) continue;
+      const { scale, shift } = affineOf(layer, layer.weights);
+      const { kernel, bias } = target.weights, units = target.output_shape[target.output_shape.length - 1];
+      const rows = kernel.length / units, perTap = target.kind === "Dense" ? rows : target.input_shape[2];
+      const scaled = new Float32Array(kernel.length), taps = new Float64Array((rows / perTap) * units);
+      for (let row = 0; row < rows; row++) {  // a row: one input value's weights; taps[tap][unit]: the shift's share
+        const channel = scale.length === 1 ? 0 : row % scale.length, tap = Math.floor(row / perTap) * units;
+        for (let u = 0, at = row * units; u < units; u++, at++) {
+          scaled[at] = kernel[at] * scale[channel];
+          taps[tap + u] += shift[channel] * kernel[at];
+        }
+      }
+      target.weights = { ...target.weights, kernel: scaled, tapShift: taps };
+      if (target.kind === "Dense") target.weights.bias = taps.map((value, u) => value + (bias ? bias[u] : 0));
+      next.inputs = layer.inputs.slice();
+      folded.add(layer);
+    }
+    return layers.filter((layer) => !folded.has(layer));
+  };
 
   // The bias of every output value ([y][x][filter]): the layer's bias, plus weights.tapShift's taps that fall on
   // real pixels of the input there.

@@ -4,7 +4,7 @@
 // little-endian, in one buffer; each weight is a slice of it named by the manifest. Activations are stored
 // channels-last and row-major, the layout of the NumPy library, so Flatten and Reshape move no data.
 // Arithmetic is in double precision, stored as float32 between layers. Each step writes into a buffer of its own,
-// made when the model loads, so that a prediction allocates nothing but its answer.
+// made when the model loads, so that a prediction allocates next to nothing (its input's copy, its answer).
 //
 // The manifest's layers are the model's layer calls in an order where each comes after what it reads: each names
 // the tensors it reads ("inputs") and the one it writes ("output"), and the manifest names the model's "inputs"
@@ -243,6 +243,9 @@
     ...MERGES,
   };
 
+  const AFFINE = new Set(["BatchNormalization", "Rescaling"]);
+  const PASSING = new Set(["Flatten", "Reshape"]);  // steps that pass their input on as it is
+
   // -- loading -------------------------------------------------------------------------------------------------
   function weightsOf(layer, buffer) {
     const weights = {};
@@ -254,46 +257,6 @@
       weights[key] = new Float32Array(buffer, entry.offset, count);
     }
     return weights;
-  }
-
-  // -- folding ------------------------------------------------------------------------------------------------
-  // An affine step (BatchNormalization, Rescaling: x * scale + shift per channel) whose output only one Conv2D
-  // reads, or only one Dense (directly or through a Flatten or Reshape), runs inside that layer, one pass less:
-  // conv(x * scale + shift, k) = conv(x, k * scale) + conv(shift, k), where conv(shift, k) sums the taps that fall
-  // on real pixels only (nn-conv.js adds it per output position), so that zero padding stays exact; likewise
-  // dense(x * scale + shift) = x (k * scale) + (bias + shift k). Made once, when the model loads.
-  const AFFINE = new Set(["BatchNormalization", "Rescaling"]);
-  const PASSING = new Set(["Flatten", "Reshape"]);
-
-  function fold(layers, outputs) {
-    const readers = new Map();
-    const reads = (name, layer) => readers.set(name, [...(readers.get(name) || []), layer]);
-    layers.forEach((layer) => layer.inputs.forEach((name) => reads(name, layer)));
-    outputs.forEach((output) => reads(output.name, null));
-    const onlyReader = (name) => ((readers.get(name) || []).length === 1 ? readers.get(name)[0] : null);
-    const folded = new Set();
-    for (const layer of layers) {
-      if (!AFFINE.has(layer.kind)) continue;
-      const next = onlyReader(layer.output);
-      const target = next && PASSING.has(next.kind) ? onlyReader(next.output) : next;
-      if (!target || !(target.kind === "Dense" || (target.kind === "Conv2D" && target === next))) continue;
-      const { scale, shift } = affineOf(layer, layer.weights);
-      const { kernel, bias } = target.weights, units = target.output_shape[target.output_shape.length - 1];
-      const rows = kernel.length / units, perTap = target.kind === "Dense" ? rows : target.input_shape[2];
-      const scaled = new Float32Array(kernel.length), taps = new Float64Array((rows / perTap) * units);
-      for (let row = 0; row < rows; row++) {  // a row: one input value's weights; taps[tap][unit]: the shift's share
-        const channel = scale.length === 1 ? 0 : row % scale.length, tap = Math.floor(row / perTap) * units;
-        for (let u = 0, at = row * units; u < units; u++, at++) {
-          scaled[at] = kernel[at] * scale[channel];
-          taps[tap + u] += shift[channel] * kernel[at];
-        }
-      }
-      target.weights = { ...target.weights, kernel: scaled, tapShift: taps };
-      if (target.kind === "Dense") target.weights.bias = taps.map((value, u) => value + (bias ? bias[u] : 0));
-      next.inputs = layer.inputs.slice();
-      folded.add(layer);
-    }
-    return layers.filter((layer) => !folded.has(layer));
   }
 
   // The model's inputs and outputs and each step's tensors; a manifest without them is a chain.
@@ -326,7 +289,8 @@
     for (const output of graph.outputs) {
       if (!known.has(output.name)) throw new Error(`the model's output ${output.name} is written by no layer`);
     }
-    const steps = fold(layers, graph.outputs).map((layer) => {
+    if (!nn.convolution) throw new Error("nn-conv.js must be loaded before nn.js");
+    const steps = nn.fold(layers, graph.outputs, affineOf).map((layer) => {
       const step = { ...layer, run: LAYERS[layer.kind], merge: layer.kind in MERGES };
       if (!PASSING.has(layer.kind)) step.out = new Float32Array(sizeOf(layer.output_shape));
       if (AFFINE.has(layer.kind)) step.affine = affineOf(layer, layer.weights);
@@ -337,10 +301,7 @@
         step.dense = { bias: bias || new Float64Array(units), values: new Float64Array(inputs),
           rows: new Int32Array(inputs), out: step.out, blocked: blockedKernel(layer.weights.kernel, inputs, units) };
       }
-      if (layer.kind === "Conv2D") {
-        if (!nn.convolution) throw new Error("nn-conv.js must be loaded before nn.js");
-        step.convolve = nn.convolution(layer, layer.weights);
-      }
+      if (layer.kind === "Conv2D") step.convolve = nn.convolution(layer, layer.weights);
       return step;
     });
     // after step i, the tensors nobody reads any more (freed as the pass goes)
