@@ -4,7 +4,7 @@
 // little-endian, in one buffer; each weight is a slice of it named by the manifest. Activations are stored
 // channels-last and row-major, the layout of the NumPy library, so Flatten and Reshape move no data.
 // Arithmetic is in double precision, stored as float32 between layers. Each step writes into a buffer of its own,
-// made when the model loads, so that a prediction allocates next to nothing (its input's copy, its answer).
+// made when the model loads, so that a prediction allocates next to nothing but its answer.
 //
 // The manifest's layers are the model's layer calls in an order where each comes after what it reads: each names
 // the tensors it reads ("inputs") and the one it writes ("output"), and the manifest names the model's "inputs"
@@ -310,16 +310,18 @@
     const kept = new Set(graph.outputs.map((output) => output.name));
     const freed = steps.map((step, index) => step.inputs.filter((name) => lastUse.get(name) === index && !kept.has(name)));
     const sizes = graph.inputs.map((input) => sizeOf(input.shape));
+    const inputBuffers = sizes.map((size) => new Float32Array(size)), tensors = new Map();
     function run(inputs) {
       if (!inputs || inputs.length !== sizes.length) {
         throw new Error(`run expects ${sizes.length} inputs; received ${inputs ? inputs.length : inputs}`);
       }
-      const tensors = new Map();
+      tensors.clear();
       graph.inputs.forEach((input, k) => {
         if (!inputs[k] || inputs[k].length !== sizes[k]) {
           throw new Error(`input ${input.name} takes ${sizes[k]} values; received ${inputs[k] ? inputs[k].length : inputs[k]}`);
         }
-        tensors.set(input.name, Float32Array.from(inputs[k]));
+        inputBuffers[k].set(inputs[k]);
+        tensors.set(input.name, inputBuffers[k]);
       });
       steps.forEach((step, index) => {
         const xs = step.inputs.map((name) => tensors.get(name));
