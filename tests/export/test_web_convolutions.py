@@ -39,23 +39,23 @@ def pixels(shape: tuple[int, ...], seed: int = 4) -> np.ndarray:
 
 # (model, the Winograd tile side each Conv2D runs with: 0 for the direct or narrow sums)
 CASES = {
-    "f7-same-f4-valid": (lambda: sequential(
-        (14, 14, 3),
+    "f7-f4-edges": (lambda: sequential(
+        (20, 20, 3),
         layers.Rescaling(1 / 255, offset=-0.5),                  # folded into the first convolution
         layers.Conv2D(9, 3, padding="same", activation="relu"),  # 3 channels: blocked direct, 9 = 8 + 1 filters
         layers.BatchNormalization(),                             # folded, "same" borders
-        layers.Conv2D(10, 3, padding="same", activation="relu"),  # 14x14 in F(7x7) tiles, 10 filters
+        layers.Conv2D(10, 3, padding="same", activation="relu"),  # F(7x7): 3 x 3 tiles sticking out, 10 filters
         layers.MaxPooling2D(2),
-        layers.BatchNormalization(),                             # folded into a "valid" convolution
-        layers.Conv2D(12, 3, activation="relu"),                 # 7x7 -> 5x5: F(4x4), tiles sticking out
+        layers.BatchNormalization(),
+        layers.Conv2D(12, 3, padding="same", activation="relu"),  # 10x10 in F(4x4): 3 x 3 tiles sticking out
         layers.BatchNormalization(),                             # folded into Dense through Flatten
         layers.Flatten(),
         layers.Dense(5, activation="softmax")), [0, 7, 4]),
-    "f7-edges": (lambda: sequential(
+    "f7-valid": (lambda: sequential(
         (13, 20, 8),
-        layers.Conv2D(8, 3, padding="same", activation="relu"),  # 2 x 3 tiles of 7x7, sticking out, 6 tiles
-        layers.BatchNormalization(),
-        layers.Conv2D(6, 3, padding="same", activation="tanh"),
+        layers.Conv2D(8, 3, padding="same", activation="relu"),  # F(7x7): 2 x 3 tiles, 6 = 4 + 2
+        layers.BatchNormalization(),                             # folded into a "valid" convolution
+        layers.Conv2D(6, 3, activation="tanh"),                  # 11 x 18
         layers.GlobalAveragePooling2D(),
         layers.BatchNormalization(),                             # folded into Dense directly
         layers.Dense(3, activation="softmax")), [7, 7]),
@@ -68,6 +68,12 @@ CASES = {
         layers.MaxPooling2D(2, padding="same"),                  # 3x3 -> 2x2: a last row and column alone
         layers.Flatten(),
         layers.Dense(4, activation="softmax")), [0, 4]),
+    "f7-one-tile": (lambda: sequential(
+        (7, 7, 16),
+        layers.BatchNormalization(),
+        layers.Conv2D(20, 3, padding="same", activation="relu"),  # the shipped models' last: one F(7x7) tile
+        layers.Flatten(),
+        layers.Dense(3, activation="softmax")), [7]),
 }
 
 
