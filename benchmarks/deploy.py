@@ -1,6 +1,7 @@
 """Deployment figures: ONNX and in-browser parity, the page's prediction time, and scikit-learn's digits score.
 
     python benchmarks/deploy.py [--data ../shared/data] [--images 500] [--drawings 500] [--cv 5] [--threads 1]
+    python benchmarks/deploy.py --page-only   # the browser tables only (parity and the page's prediction time)
 
 - ONNX: every shipped model exported, run by onnxruntime on ``--images`` real test drawings of its kind
   (QuickDraw's held-back split or the MNIST test set), compared with ``model.predict``.
@@ -158,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drawings", type=int, default=500, help="generated stroke drawings")
     parser.add_argument("--cv", type=int, default=5, help="cross-validation folds on digits")
     parser.add_argument("--threads", type=int, help="BLAS threads (default: all)")
+    parser.add_argument("--page-only", action="store_true", help="only the headless Chromium tables")
     args = parser.parse_args(argv)
 
     from NeuralNetworks.nn import models
@@ -165,9 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     shipped = {path.stem: models.load(path) for path in sorted(PRETRAINED.glob("*.npz"))}
     with tempfile.TemporaryDirectory() as temporary, threadpool_limits(limits=args.threads, user_api="blas"):
         folder = Path(temporary)
-        print("## ONNX (onnxruntime, CPU) vs model.predict\n")
-        print(table(["model", "images", "max abs diff", "same top label", "ms/image (batch)"],
-                    onnx_rows(shipped, args.data, args.images, folder)))
+        if not args.page_only:
+            print("## ONNX (onnxruntime, CPU) vs model.predict\n")
+            print(table(["model", "images", "max abs diff", "same top label", "ms/image (batch)"],
+                        onnx_rows(shipped, args.data, args.images, folder)))
         if CHROMIUM.exists():
             parity, preprocessing = browser_rows(shipped, args.data, args.images, args.drawings, folder)
             print("\n## Static page in headless Chromium (file://) vs model.predict\n")
@@ -178,8 +181,9 @@ def main(argv: list[str] | None = None) -> int:
                         preprocessing))
         else:
             print(f"\n{CHROMIUM} is absent: browser figures skipped")
-        print(f"\n## scikit-learn: cross_val_score on digits (1,797 images, {args.cv} folds)\n")
-        print(table(["estimator (after StandardScaler)", "accuracy", "folds", "seconds"], sklearn_rows(args.cv)))
+        if not args.page_only:
+            print(f"\n## scikit-learn: cross_val_score on digits (1,797 images, {args.cv} folds)\n")
+            print(table(["estimator (after StandardScaler)", "accuracy", "folds", "seconds"], sklearn_rows(args.cv)))
     return 0
 
 

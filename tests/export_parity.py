@@ -18,7 +18,7 @@ from browser_support import CHROMIUM, CHROMIUM_ARGS, CHROMIUM_MISSING, confine
 ONNX_PARITY = 1e-5  # largest allowed difference between onnxruntime's and our outputs
 BROWSER_PARITY = 1e-4  # between the page's and ours
 KERNEL_GAIN = 2.0  # random kernels' standard deviation times sqrt(fan-in)
-NN_SCRIPTS = ("nn-conv.js", "nn.js")  # the forward pass: nn.js with its convolutions, loaded first
+NN_SCRIPTS = ("nn-winograd.js", "nn-conv.js", "nn.js")  # the forward pass: nn.js with its convolutions, loaded first
 NN_PAGE = ('<!doctype html><meta charset="utf-8"><title>nn.js</title>'
            + "".join(f'<script src="{script}"></script>' for script in NN_SCRIPTS))
 

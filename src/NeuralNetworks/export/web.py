@@ -4,8 +4,9 @@ No Python, no server, no CDN, no build step. The folder holds::
 
     index.html    the app's drawing page, with the model bundled
     static/       the page's scripts and style (the package's ``page/static``, which the app serves too): app.js
-                  (the drawing page), board.js (the drawing board), nn.js (the forward pass), nn-conv.js (its
-                  convolutions), strokes.js (the port of data/images.py's stroke preprocessing), style.css
+                  (the drawing page), board.js (the drawing board), nn.js (the forward pass), nn-conv.js and
+                  nn-winograd.js (its convolutions), strokes.js (the port of data/images.py's stroke
+                  preprocessing), style.css
     model.json    the manifest: labels, preprocessing style, input shape, every layer call's kind, settings,
                   the tensors it reads and writes, and where its weights lie in model.bin
     model.bin     the weights, float32 little-endian, one after the other

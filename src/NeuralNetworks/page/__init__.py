@@ -16,7 +16,7 @@ PAGE_FILE = STATIC_DIR / "index.html"
 RESULT_MARKER = "<!--server-result-->"
 MODELS_MARKER = "<!--bundled-models-->"
 # What the page loads from static/.
-PAGE_ASSETS = ("app.js", "board.js", "nn.js", "nn-conv.js", "strokes.js", "style.css", "favicon.svg")
+PAGE_ASSETS = ("app.js", "board.js", "nn.js", "nn-conv.js", "nn-winograd.js", "strokes.js", "style.css", "favicon.svg")
 # What the page may load: its own scripts, style and images (and data: images, the previews), nothing inline, no
 # plugin, no <base>, no form post elsewhere. The app sends it as a header (with frame-ancestors, which only a header
 # may carry); the static export writes it into the page's <head>, where it also holds from file://.
