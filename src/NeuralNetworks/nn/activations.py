@@ -90,7 +90,7 @@ class ReLU(ActivationFunction):
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         # Against an array of zeros, not the scalar 0: NumPy's vector loop takes two arrays, 2x faster here.
-        zeros = np.zeros_like(x)
+        zeros = np.zeros(x.shape, x.dtype)
         return np.maximum(x, zeros, out=zeros)
 
     def backward(self, y: np.ndarray, grad_output: np.ndarray) -> np.ndarray:

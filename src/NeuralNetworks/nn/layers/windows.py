@@ -56,6 +56,16 @@ def padding_amounts(size: int, window: int, stride: int, padding: str) -> Pair:
     return total // 2, total - total // 2
 
 
+def strided_view(array: np.ndarray, shape: tuple[int, ...], strides: tuple[int, ...]) -> np.ndarray:
+    """A read-only view of ``array``'s memory with ``shape`` and ``strides`` (within its bounds), as ``as_strided``
+    makes, but built directly on a contiguous array: 1 us instead of 3, counted twice per image in a small CNN."""
+    if not array.flags.c_contiguous:
+        return as_strided(array, shape=shape, strides=strides, writeable=False)
+    view = np.ndarray(shape, array.dtype, buffer=array, strides=strides)
+    view.flags.writeable = False
+    return view
+
+
 class WindowGeometry:
     """Where each output pixel's window lies in the padded input, for one layer's fixed sample shape."""
 
@@ -91,7 +101,7 @@ class WindowGeometry:
         batch, row, column, channel = padded.strides
         shape = (len(padded), self.out_height, self.out_width, *self.window, padded.shape[-1])
         strides = (batch, row * self.strides[0], column * self.strides[1], row, column, channel)
-        return as_strided(padded, shape=shape, strides=strides, writeable=False)
+        return strided_view(padded, shape, strides)
 
     def offsets(self, padded: np.ndarray) -> np.ndarray:
         """Read-only view (kh, kw, n, oh, ow, c) of ``padded``: ``position(i, j)`` for every window offset at
@@ -99,7 +109,7 @@ class WindowGeometry:
         batch, row, column, channel = padded.strides
         shape = (*self.window, len(padded), self.out_height, self.out_width, padded.shape[-1])
         strides = (row, column, batch, row * self.strides[0], column * self.strides[1], channel)
-        return as_strided(padded, shape=shape, strides=strides, writeable=False)
+        return strided_view(padded, shape, strides)
 
     def reduce_windows(self, padded: np.ndarray, reduce: np.ufunc) -> np.ndarray:
         """``reduce`` (np.maximum, np.add) folded over the window offsets of ``padded``: an (n, oh, ow, c) array.
