@@ -28,7 +28,8 @@ class Conv2D(ActivatedLayer):
 
     A stride-1 3x3 convolution of 64 channels or more, on a batch of 1024 output pixels or more, runs as
     Winograd F(2x2, 3x3) instead (``winograd.applies``): 2.25x fewer multiply-adds, forward and backward, equal
-    to the direct form up to rounding.
+    to the direct form up to rounding. Inference on one channel (grey images) builds the columns transposed
+    (``_single_channel_product``).
     """
 
     @classmethod
