@@ -375,7 +375,9 @@ def test_every_registered_layer_declares_what_build_creates():
         layer.build(shape, np.random.default_rng(0), np.dtype(np.float32))
         built = ({k: v.shape for k, v in layer.params.items()}, {k: v.shape for k, v in layer.state.items()})
         assert declared == built, name
-    assert layers.Conv2D(2, 3, padding="same").working_elements_per_sample((5, 5, 1)) == 5 * 5 * 9 + 7 * 7
+    # one channel: the columns gain a row of ones, the bias of the inference product
+    assert layers.Conv2D(2, 3, padding="same").working_elements_per_sample((5, 5, 1)) == 5 * 5 * 10 + 7 * 7
+    assert layers.Conv2D(2, 3, padding="same").working_elements_per_sample((5, 5, 2)) == 5 * 5 * 18 + 7 * 7 * 2
 
 
 def test_a_layer_named_like_the_optimizer_prefix_still_round_trips(tmp_path):

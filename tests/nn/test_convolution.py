@@ -68,15 +68,17 @@ FORWARD_CASES = [
 ]
 
 
+@pytest.mark.parametrize("channels", [3, 1])  # one channel infers through transposed columns, the bias inside
 @pytest.mark.parametrize("config", FORWARD_CASES, ids=lambda c: f"{c['kernel_size']}-{c['strides']}-{c['padding']}")
-def test_forward_matches_a_naive_loop(config):
-    layer = built(layers.Conv2D(**config), (6, 5, 3))
+def test_forward_matches_a_naive_loop(config, channels):
+    layer = built(layers.Conv2D(**config), (6, 5, channels))
     layer.params.get("bias", np.zeros(0))[...] = np.random.default_rng(2).standard_normal(layer.filters)
-    x = np.random.default_rng(1).standard_normal((2, 6, 5, 3))
+    x = np.random.default_rng(1).standard_normal((2, 6, 5, channels))
     expected = naive_conv2d(x, layer.params["kernel"], layer.params.get("bias"), layer.strides, layer.padding)
-    y = layer.forward(x)
-    assert y.shape == (2, *layer.output_shape)
-    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+    for training in (False, True, False):  # inference before and after a training batch: each keeps its buffers
+        y = layer.forward(x, training=training)
+        assert y.shape == (2, *layer.output_shape)
+        np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("config", FORWARD_CASES, ids=lambda c: f"{c['kernel_size']}-{c['strides']}-{c['padding']}")

@@ -58,6 +58,19 @@ def test_forward_matches_naive_loop_and_gradients_match_finite_differences(cls, 
     assert result.passed, str(result)
 
 
+@pytest.mark.parametrize("cls", [layers.MaxPooling2D, layers.AveragePooling2D])
+@pytest.mark.parametrize(("config", "input_shape"), POOL_CASES)
+@pytest.mark.parametrize("batch", [1, 1500])  # small inputs fold whole rows at once, larger ones window offsets
+def test_inference_forward_matches_naive_loop_for_one_sample_and_a_large_batch(cls, config, input_shape, batch):
+    layer = built(cls(**config), input_shape)
+    x = np.random.default_rng(1).standard_normal((batch, *input_shape))
+    reduce = np.max if cls is layers.MaxPooling2D else np.mean
+    y = layer.forward(x)
+    np.testing.assert_allclose(y, naive_pool(x, layer.pool_size, layer.strides, layer.padding, reduce),
+                               rtol=1e-12, atol=1e-12)
+    assert y.flags.c_contiguous and not np.shares_memory(y, x)
+
+
 def test_max_pooling_same_padding_never_picks_the_padding():
     layer = built(layers.MaxPooling2D(2, padding="same"), (3, 3, 1))
     x = -np.arange(1.0, 10.0).reshape(1, 3, 3, 1)  # all negative: a zero pad would win everywhere

