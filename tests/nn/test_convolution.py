@@ -106,6 +106,9 @@ GRADIENT_CASES = [
     pytest.param(dict(filters=2, kernel_size=3, padding="same", use_bias=False, activation="relu"), (4, 5, 3),
                  id="same-no-bias-relu"),
     pytest.param(dict(filters=4, kernel_size=1), (3, 4, 3), id="pointwise"),
+    # one channel: the transposed columns, in training as well
+    pytest.param(dict(filters=3, kernel_size=3, padding="same", activation="relu"), (5, 4, 1), id="one-channel-same"),
+    pytest.param(dict(filters=2, kernel_size=(3, 2), use_bias=False), (5, 6, 1), id="one-channel-no-bias"),
 ]
 
 

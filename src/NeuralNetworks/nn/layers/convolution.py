@@ -57,6 +57,7 @@ class Conv2D(ActivatedLayer):
         self.geometry: WindowGeometry | None = None
         self._buffers = BufferCache()
         self._cols: np.ndarray | None = None
+        self._cols_transposed: np.ndarray | None = None  # the one-channel columns of a training forward
         self._tiles: np.ndarray | None = None  # the transformed input tiles of a Winograd training forward
 
     def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -105,11 +106,11 @@ class Conv2D(ActivatedLayer):
         g = self.geometry
         n = len(x)
         kernel = self.params["kernel"]
-        self._cols = self._tiles = None
+        self._cols = self._tiles = self._cols_transposed = None
         if self._uses_winograd(n):
             z = self._winograd_forward(x, training)
-        elif not training and g.channels == 1:
-            z = self._single_channel_product(x)  # the bias included
+        elif g.channels == 1:
+            z = self._single_channel_product(x, training)  # the bias included
             return self.activate(z.reshape(n, g.out_height, g.out_width, self.filters), training)
         else:
             cols = self._im2col(x, training)
@@ -119,19 +120,22 @@ class Conv2D(ActivatedLayer):
             z += self.params["bias"]
         return self.activate(z.reshape(n, g.out_height, g.out_width, self.filters), training)
 
-    def _single_channel_product(self, x: np.ndarray) -> np.ndarray:
-        """z = conv(x, kernel) + bias for an inference batch of one-channel images (the first layer on grey ones).
+    def _single_channel_product(self, x: np.ndarray, training: bool) -> np.ndarray:
+        """z = conv(x, kernel) + bias for a batch of one-channel images (the first layer on grey ones).
 
         The columns are built transposed, ``(kh * kw + 1, n * oh * ow)``: one row per window offset, each a
         strided copy of whole image rows (9 window offsets of 1 value each made a row of cols 9 short runs:
-        8x slower), and a last row of ones, written once, that adds the bias inside the product.
+        8x slower), and a last row of ones, written once, that adds the bias inside the product. Training
+        keeps them for dL/dkernel (``_single_channel_backward``).
         """
         g = self.geometry
         taps = self.kernel_size[0] * self.kernel_size[1]
-        padded = self._padded(x, "padded_inference")
-        cols = self._buffers.get("cols_transposed", (taps + 1, len(x) * g.out_height * g.out_width), x.dtype,
+        padded = self._padded(x, "padded" if training else "padded_inference")
+        cols = self._buffers.get("cols_transposed" if training else "cols_transposed_inference",
+                                 (taps + 1, len(x) * g.out_height * g.out_width), x.dtype,
                                  fill=1)  # the last row stays ones
         np.copyto(cols[:taps].reshape(*self.kernel_size, len(x), g.out_height, g.out_width, 1), g.offsets(padded))
+        self._cols_transposed = cols if training else None
         weights = self.params["kernel"].reshape(taps, self.filters)
         if not self.use_bias:
             return cols[:taps].T @ weights
@@ -222,7 +226,7 @@ class Conv2D(ActivatedLayer):
         return padded
 
     def backward_preactivation(self, grad_z: np.ndarray, input_gradient: bool = True) -> np.ndarray | None:
-        if self._cols is None and self._tiles is None:
+        if self._cols is None and self._tiles is None and self._cols_transposed is None:
             raise RuntimeError(f"{self.name}: backward() called without a forward(training=True) first")
         g = self.geometry
         n = len(grad_z)
@@ -232,6 +236,8 @@ class Conv2D(ActivatedLayer):
         if self._tiles is not None:
             return self._winograd_backward(grad_z.reshape(n, g.out_height, g.out_width, self.filters),
                                            input_gradient)
+        if self._cols_transposed is not None:
+            return self._single_channel_backward(grad_z.reshape(-1, self.filters), input_gradient)
         grad_z = grad_z.reshape(-1, self.filters)
         cols = self._cols.reshape(len(grad_z), -1)
         kernel = self.params["kernel"]
@@ -249,6 +255,20 @@ class Conv2D(ActivatedLayer):
             grad_blocks = np.empty(grad_blocks.shape, grad_z.dtype)
         np.matmul(grad_z, kernel_stack, out=grad_blocks)
         return self._col2im(grad_blocks.reshape(kh, kw, n, g.out_height, g.out_width, g.channels))
+
+    def _single_channel_backward(self, grad_z: np.ndarray, input_gradient: bool) -> np.ndarray | None:
+        """dL/dkernel from the transposed one-channel columns; dL/dx, if asked, as one block per window offset
+        (``(kh * kw, batch * oh * ow)``, in the spent columns' memory) added back by col2im."""
+        g = self.geometry
+        kh, kw = self.kernel_size
+        columns, self._cols_transposed = self._cols_transposed[:kh * kw], None
+        np.matmul(columns, grad_z, out=self.grads["kernel"].reshape(kh * kw, self.filters))
+        if not input_gradient:
+            return None
+        kernel = self.params["kernel"].reshape(kh * kw, self.filters)
+        grad_blocks = columns if columns.dtype == grad_z.dtype else np.empty(columns.shape, grad_z.dtype)
+        np.matmul(kernel, grad_z.T, out=grad_blocks)
+        return self._col2im(grad_blocks.reshape(kh, kw, -1, g.out_height, g.out_width, 1))
 
     def _col2im(self, grad_blocks: np.ndarray) -> np.ndarray:
         """dL/dx from the window blocks ``(kh, kw, n, oh, ow, channels)``: each block added onto its window."""
