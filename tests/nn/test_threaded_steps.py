@@ -17,14 +17,15 @@ INPUT_SHAPE = (8, 8, 2)
 CLASSES = 3
 
 
-def small_cnn(seed: int = 1, dropout: float = 0.0, frozen_normalization: bool = False) -> models.Sequential:
+def small_cnn(seed: int = 1, dropout: float = 0.0, frozen_normalization: bool = False,
+              dropout_seed: int | None = None) -> models.Sequential:
     model = models.Sequential(seed=seed)
     model.add(layers.Conv2D(4, 3, padding="same", activation="relu", input_shape=INPUT_SHAPE))
     model.add(layers.BatchNormalization(trainable=not frozen_normalization))
     model.add(layers.MaxPooling2D(2))
     model.add(layers.Flatten())
     if dropout:
-        model.add(layers.Dropout(dropout))
+        model.add(layers.Dropout(dropout, seed=dropout_seed))
     model.add(layers.Dense(CLASSES, activation="softmax"))
     model.compile(optimizer=optimizers.SGD(0.1), loss=losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
     return model
@@ -89,11 +90,13 @@ def test_replicas_follow_the_weights_and_frozen_statistics():
     np.testing.assert_allclose(split.flat.grads, alone.flat.grads, atol=1e-5)
 
 
-def test_replicas_draw_their_own_dropout_masks():
-    """Two equal halves through Dropout get different masks (a replica does not repeat the model's stream)."""
+@pytest.mark.parametrize("seed", [None, 3])
+def test_replicas_draw_their_own_dropout_masks(seed):
+    """Two equal halves through Dropout get different masks (a replica does not repeat the model's stream, nor a
+    seeded layer's)."""
     half, labels = batch(4)
     x, y = np.concatenate([half, half]), np.concatenate([labels, labels])
-    model = small_cnn(dropout=0.5)
+    model = small_cnn(dropout=0.5, dropout_seed=seed)
     with threaded_steps.ThreadedSteps(model, 2, blas_controller()) as steps:
         _, y_pred = steps.compute_gradients(x, y)
     assert not np.allclose(y_pred[:4], y_pred[4:])

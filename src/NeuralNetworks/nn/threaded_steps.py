@@ -135,7 +135,7 @@ class ThreadedSteps:
         if replica.flat.param_names != model.flat.param_names or replica.flat.state_names != model.flat.state_names:
             raise RuntimeError(f"{model.name}: a copy of the model from its config packs its weights differently")
         generators = [replica.rng] + [layer.own_generator() for layer in replica.layers
-                                      if isinstance(layer, layers.RandomImageLayer) and layer.own_generator()]
+                                      if hasattr(layer, "own_generator") and layer.own_generator() is not None]
         for generator in generators:
             seed = int(model.rng.integers(2**SEED_BITS))
             bits = generator.bit_generator

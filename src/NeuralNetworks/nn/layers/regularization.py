@@ -32,6 +32,11 @@ class Dropout(Layer):
         self._rng = np.random.default_rng(self.seed) if self.seed is not None else rng
         return super().build(input_shape, rng, dtype)
 
+    def own_generator(self) -> np.random.Generator | None:
+        """The generator of a layer with a ``seed`` (built), else None (it draws from the model's): a
+        data-parallel trainer or a replica gives it a stream of its own, so that parts draw different masks."""
+        return self._rng if self.seed is not None else None
+
     def forward(self, x, training=False):
         if not training or self.rate == 0:
             self._mask = None
