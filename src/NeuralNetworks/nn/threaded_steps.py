@@ -41,8 +41,9 @@ if TYPE_CHECKING:
     from .models import Model
 
 # Multiply-adds (forward pass) of one part below which a split costs more than it saves: the threads' handoff,
-# the barriers of BatchNormalization and BLAS on one thread per part. Measured on 2 cores: the default CNN
-# (3.8M per sample) gains 1.9x at 32 images per part; the 784-512-256-10 MLP (0.5M per sample) loses at 64.
+# the barriers of BatchNormalization and BLAS on one thread per part. Measured on 2 cores
+# (benchmarks/threaded_steps.py): the default CNN (3.9M per sample) trains 1.7-2.0x as fast as on one thread
+# at 32 images per part; the 784-512-256-10 MLP (0.5M per sample) half as fast as with BLAS alone at 64.
 MIN_PART_MULTIPLY_ADDS = 50_000_000
 SEED_BITS = 63
 
