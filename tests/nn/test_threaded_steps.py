@@ -42,6 +42,13 @@ def residual_two_outputs(seed: int = 1) -> models.Model:
     return model
 
 
+def two_cores(monkeypatch) -> None:
+    """As on a machine of two cores with BLAS on both, and any step big enough to split."""
+    monkeypatch.setattr(threaded_steps, "MIN_PART_MULTIPLY_ADDS", 0)
+    monkeypatch.setattr(threaded_steps, "available_cores", lambda: 2)
+    monkeypatch.setattr(threaded_steps, "blas_threads", lambda controller: 2)
+
+
 def batch(n: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     return rng.normal(size=(n, *INPUT_SHAPE)).astype(np.float32), rng.integers(0, CLASSES, n)
@@ -123,9 +130,7 @@ def test_fit_splits_big_steps_and_trains_as_one_thread(monkeypatch):
     x, y = batch(64, seed=3)
     alone = small_cnn()
     alone_history = alone.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
-    monkeypatch.setattr(threaded_steps, "MIN_PART_MULTIPLY_ADDS", 0)
-    monkeypatch.setattr(threaded_steps, "available_cores", lambda: 2)
-    controller = blas_controller()
+    two_cores(monkeypatch)
     split = small_cnn()
     used = []
     original = threaded_steps.ThreadedSteps.compute_gradients
@@ -135,8 +140,7 @@ def test_fit_splits_big_steps_and_trains_as_one_thread(monkeypatch):
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(threaded_steps.ThreadedSteps, "compute_gradients", counted)
-    with controller.limit(limits=2, user_api="blas"):
-        history = split.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
+    history = split.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
     assert used == [2] * 8
     np.testing.assert_allclose(split.flat.params, alone.flat.params, atol=1e-4)
     np.testing.assert_allclose(history.history["loss"], alone_history.history["loss"], rtol=1e-4)
@@ -170,14 +174,12 @@ def test_a_layer_of_ones_own_is_never_replicated():
 
 
 def test_only_the_main_thread_splits(monkeypatch):
-    monkeypatch.setattr(threaded_steps, "MIN_PART_MULTIPLY_ADDS", 0)
-    monkeypatch.setattr(threaded_steps, "available_cores", lambda: 2)
+    two_cores(monkeypatch)
     model = small_cnn()
     seen = []
 
     def enter():
-        with blas_controller().limit(limits=2, user_api="blas"), \
-                threaded_steps.threaded_steps(model, 16) as steps:
+        with threaded_steps.threaded_steps(model, 16) as steps:
             seen.append(steps)
 
     enter()
@@ -185,3 +187,12 @@ def test_only_the_main_thread_splits(monkeypatch):
     worker.start()
     worker.join()
     assert isinstance(seen[0], threaded_steps.ThreadedSteps) and seen[1] is None
+
+
+def test_one_blas_thread_turns_the_split_off(monkeypatch):
+    """``--threads 1`` / ``threadpool_limits(1)``: BLAS's thread count is the number of cores the split may use."""
+    monkeypatch.setattr(threaded_steps, "MIN_PART_MULTIPLY_ADDS", 0)
+    monkeypatch.setattr(threaded_steps, "available_cores", lambda: 2)
+    model = small_cnn()
+    with blas_controller().limit(limits=1, user_api="blas"), threaded_steps.threaded_steps(model, 16) as steps:
+        assert steps is None
