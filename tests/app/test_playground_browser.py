@@ -51,7 +51,9 @@ def test_play_lowers_the_loss_and_changes_the_regions(page):
     page.click("#play")
     page.wait_for_function(f"() => Number(document.getElementById('step-count').textContent) >= {PLAY_STEPS}")
     page.click("#play")  # pause
-    page.wait_for_function("() => document.getElementById('python').textContent.includes('final loss')")
+    # the script shown is the paused run's, once a step still in flight when Pause was pressed has landed
+    page.wait_for_function("() => document.getElementById('python').textContent.includes("
+                           "'STEPS = ' + document.getElementById('step-count').textContent + '\\n')")
     steps = step_count(page)
     page.wait_for_timeout(300)
     assert step_count(page) == steps, "the page kept training after Pause"

@@ -119,7 +119,7 @@
     $('play').setAttribute('aria-pressed', String(playing));
     if (!state.failed) setStatus(playing ? 'Training: Pause or Step to stop and read the script below.' : 'Paused.');
     if (playing) loop();
-    else showScript().catch(() => {});
+    else state.queue.then(() => showScript()).catch(() => {}); // after the step still in flight, if any
   }
 
   async function loop() {
