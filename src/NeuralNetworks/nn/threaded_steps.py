@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -143,7 +143,7 @@ class ThreadedSteps:
             bits.state = type(bits)(np.random.SeedSequence([seed, rank])).state
         return replica
 
-    def _summer(self, rank: int):
+    def _summer(self, rank: int) -> Callable[[np.ndarray], np.ndarray]:
         def replica_sum(array: np.ndarray) -> np.ndarray:
             """``array`` replaced by its sum over the threads, added in rank order on every thread."""
             slots = self._slots[self._sums_done[rank] % 2]
