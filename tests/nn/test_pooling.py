@@ -38,6 +38,7 @@ POOL_CASES = [
     pytest.param(dict(pool_size=3, strides=2), (7, 6, 2), id="3x3-stride2-overlapping"),
     pytest.param(dict(pool_size=3, strides=1), (4, 5, 2), id="3x3-stride1-overlapping"),
     pytest.param(dict(pool_size=2, strides=3), (7, 7, 1), id="stride-larger-than-pool"),
+    pytest.param(dict(pool_size=2, strides=3), (5, 6, 2), id="stride-larger-than-pool-ending-at-the-edge"),
     pytest.param(dict(pool_size=2, padding="same"), (5, 7, 2), id="2x2-same-odd-input"),
     pytest.param(dict(pool_size=3, strides=1, padding="same"), (4, 5, 2), id="3x3-stride1-same"),
     pytest.param(dict(pool_size=4, strides=2, padding="same"), (5, 6, 1), id="4x4-stride2-same"),
@@ -171,3 +172,13 @@ def test_max_pooling_2x2_routes_ties_like_the_general_rule(padding, input_shape)
     y = layer.forward(x, training=True)
     grad = rng.standard_normal(y.shape).astype(np.float32)
     np.testing.assert_array_equal(layer.backward(grad), naive_first_max_gradient(x, grad, 2, padding))
+
+
+@pytest.mark.parametrize("cls", [layers.MaxPooling2D, layers.AveragePooling2D])
+def test_pixels_no_window_reads_get_exactly_zero_gradient(cls):
+    """A stride larger than the window skips rows and columns, even when the last window ends at the edge."""
+    layer = built(cls(2, strides=3), (6, 6, 1))
+    for seed in range(3):  # fresh buffers each time: leftovers from earlier arrays must not show through
+        x = np.random.default_rng(seed).standard_normal((2, 6, 6, 1))
+        grad = layer.backward(np.ones_like(layer.forward(x, training=True)))
+        assert not grad[:, [2, 5]].any() and not grad[:, :, [2, 5]].any()

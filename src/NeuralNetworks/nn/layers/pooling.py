@@ -97,16 +97,10 @@ class MaxPooling2D(_Pooling2D):
         self._output: np.ndarray | None = None
         self._winners: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # of _pairs_forward
 
-    def _tiles_pairs(self) -> bool:
-        """True for 2x2 windows with stride 2 covering the padded input exactly (each pixel in one window)."""
-        g = self.geometry
-        return self.pool_size == (2, 2) == self.strides and (g.padded_height, g.padded_width) == (
-            2 * g.out_height, 2 * g.out_width)
-
     def forward(self, x, training=False):
         self.check_batch(x)
         self._padded_input = self._output = self._winners = None
-        if training and self._tiles_pairs():
+        if training and self.pool_size == (2, 2) and self.geometry.tiled:
             return self._pairs_forward(self._padded(x, -np.inf))
         padded = self._padded(x, -np.inf, keep=training)
         y = self.geometry.reduce_windows(padded, np.maximum)
@@ -147,12 +141,10 @@ class MaxPooling2D(_Pooling2D):
             raise RuntimeError(f"{self.name}: backward() called without a forward(training=True) first")
         g, padded, y = self.geometry, self._padded_input, self._output
         overlapping = self.strides[0] < self.pool_size[0] or self.strides[1] < self.pool_size[1]
-        tiled = not overlapping and (g.out_height * self.strides[0], g.out_width * self.strides[1]) == (
-            g.padded_height, g.padded_width)  # every input pixel in exactly one window
         n = len(grad_output)
         shape = (n, g.padded_height, g.padded_width, g.channels)
-        # Without overlap each window offset's view is written whole, once: no zeroing pass is needed.
-        grad_padded = np.empty(shape, grad_output.dtype) if tiled else np.zeros(shape, grad_output.dtype)
+        # Windows that tile the input write each pixel's gradient whole, once: no zeroing pass is needed.
+        grad_padded = np.empty(shape, grad_output.dtype) if g.tiled else np.zeros(shape, grad_output.dtype)
         # No index array: ``remaining`` holds each window's gradient until its first maximum (row-major) takes
         # it, then exactly 0 (g - g), so a tie later in the window gets nothing.
         remaining = grad_output.copy()

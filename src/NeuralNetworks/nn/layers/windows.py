@@ -127,12 +127,17 @@ class WindowGeometry:
                     reduce(result, padded[self.position(i, j)], out=result)
         return result
 
+    @property
+    def tiled(self) -> bool:
+        """True when the windows lie side by side and cover the padded input exactly: every input pixel is in
+        exactly one window (a stride larger than the window leaves pixels in none)."""
+        return self.window == self.strides and (self.out_height * self.window[0], self.out_width * self.window[1]) \
+            == (self.padded_height, self.padded_width)
+
     def tiles(self, padded: np.ndarray) -> bool:
-        """True when the windows of ``padded`` (contiguous) lie side by side and cover it exactly, two or more
-        values each: pooling's default, a 2x2 window with stride 2 on an even-sized image."""
-        return (self.window == self.strides and self.window != (1, 1) and padded.flags.c_contiguous
-                and (self.out_height * self.window[0], self.out_width * self.window[1])
-                == padded.shape[1:3])
+        """True when ``padded`` (contiguous) is ``tiled`` by windows of two or more values each: pooling's
+        default, a 2x2 window with stride 2 on an even-sized image."""
+        return self.tiled and self.window != (1, 1) and padded.flags.c_contiguous
 
     def _reduce_tiles(self, padded: np.ndarray, reduce: np.ufunc) -> np.ndarray:
         """``reduce_windows`` for ``tiles``: the window's rows folded as whole image rows ``(n * oh, kh, wp * c)``,
