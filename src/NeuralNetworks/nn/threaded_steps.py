@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import layers, optimizers
+from . import layers, optimizers, random_streams
 from ._structure import count, rows
 from ._threads import blas_controller
 
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 # (benchmarks/threaded_steps.py): the default CNN (3.9M per sample) trains 1.7-2.0x as fast as on one thread
 # at 32 images per part; the 784-512-256-10 MLP (0.5M per sample) half as fast as with BLAS alone at 64.
 MIN_PART_MULTIPLY_ADDS = 50_000_000
-SEED_BITS = 63
 
 
 def available_cores() -> int:
@@ -135,12 +134,8 @@ class ThreadedSteps:
         replica.prepare_training()
         if replica.flat.param_names != model.flat.param_names or replica.flat.state_names != model.flat.state_names:
             raise RuntimeError(f"{model.name}: a copy of the model from its config packs its weights differently")
-        generators = [replica.rng] + [layer.own_generator() for layer in replica.layers
-                                      if hasattr(layer, "own_generator") and layer.own_generator() is not None]
-        for generator in generators:
-            seed = int(model.rng.integers(2**SEED_BITS))
-            bits = generator.bit_generator
-            bits.state = type(bits)(np.random.SeedSequence([seed, rank])).state
+        for generator in random_streams.generators(replica):
+            random_streams.restart(generator, random_streams.draw_seed(model.rng), rank)
         return replica
 
     def _summer(self, rank: int) -> Callable[[np.ndarray], np.ndarray]:

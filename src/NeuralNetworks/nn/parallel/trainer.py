@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .. import random_streams
 from .._threads import blas_controller
 from ..callbacks import Callback, CallbackList, History
 from ..sources import InOrder, Order, Samples, SourceSamples, batches
@@ -275,17 +276,12 @@ class DataParallelTrainer(Trainer):
         processes do not all draw the same transforms). Returns (generator, shared state to return to) pairs:
         the model's as it was (its draw here repeats no other), the layers' past this draw (so that the next
         epoch's streams differ from this one's)."""
-        model = self.model
-        pairs = [(model.rng, model.rng.bit_generator.state)]
-        seeds = [int(model.rng.integers(2**63))]
-        for layer in model.layers:
-            generator = layer.own_generator() if hasattr(layer, "own_generator") else None
-            if generator is not None and all(generator is not other for other, _ in pairs):
-                seeds.append(int(generator.integers(2**63)))
-                pairs.append((generator, generator.bit_generator.state))
-        for (generator, _), seed in zip(pairs, seeds, strict=True):
-            bits = generator.bit_generator
-            bits.state = type(bits)(np.random.SeedSequence([seed, self.engine.rank])).state
+        shared = random_streams.generators(self.model)
+        model_state = shared[0].bit_generator.state
+        seeds = [random_streams.draw_seed(generator) for generator in shared]
+        pairs = [(shared[0], model_state), *((generator, generator.bit_generator.state) for generator in shared[1:])]
+        for generator, seed in zip(shared, seeds, strict=True):
+            random_streams.restart(generator, seed, self.engine.rank)
         return pairs
 
     def _check_same_data(self, train: Samples, validation: Samples | None) -> None:
