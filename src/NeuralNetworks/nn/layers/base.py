@@ -267,5 +267,11 @@ class BufferCache:
             array = self._arrays[key] = np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
         return array
 
+    def column_sums(self, matrix: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """The sums of ``matrix``'s columns (2-D) as a product with a kept vector of ones: several times faster
+        than ``matrix.sum(axis=0)`` (a bias gradient, per-channel statistics)."""
+        ones = self.get("ones", (len(matrix),), matrix.dtype, fill=1)
+        return np.matmul(ones, matrix, out=out)
+
     def clear(self) -> None:
         self._arrays.clear()

@@ -230,9 +230,8 @@ class Conv2D(ActivatedLayer):
             raise RuntimeError(f"{self.name}: backward() called without a forward(training=True) first")
         g = self.geometry
         n = len(grad_z)
-        if self.use_bias:  # a product with ones sums the rows several times faster than np.sum(axis=0)
-            ones = self._buffers.get("ones", (grad_z.size // self.filters,), grad_z.dtype, fill=1)
-            np.matmul(ones, grad_z.reshape(-1, self.filters), out=self.grads["bias"])
+        if self.use_bias:
+            self._buffers.column_sums(grad_z.reshape(-1, self.filters), out=self.grads["bias"])
         if self._tiles is not None:
             return self._winograd_backward(grad_z.reshape(n, g.out_height, g.out_width, self.filters),
                                            input_gradient)
