@@ -149,7 +149,7 @@ def test_fit_splits_big_steps_and_trains_as_one_thread(monkeypatch):
 
 def test_when_fit_splits(monkeypatch):
     model = small_cnn()
-    per_sample = threaded_steps.multiply_adds_per_sample(model)
+    per_sample = threaded_steps.forward_operations_per_sample(model)
     assert per_sample == sum(layer.operations_per_sample(layer.input_shape) for layer in model.layers)
     monkeypatch.setattr(threaded_steps, "MIN_PART_MULTIPLY_ADDS", per_sample * 32)
     assert threaded_steps.part_count(model, 64, 2) == 2

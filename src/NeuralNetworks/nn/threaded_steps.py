@@ -60,15 +60,16 @@ def blas_threads(controller: Any) -> int:
     return min(counts, default=1)
 
 
-def multiply_adds_per_sample(model: Model) -> int:
-    """The forward pass's arithmetic per sample, as each layer counts it (``Layer.operations_per_sample``)."""
+def forward_operations_per_sample(model: Model) -> int:
+    """The forward pass's arithmetic per sample, summed over the layers as each counts it
+    (``Layer.operations_per_sample``); ``_threads.multiply_adds_per_sample`` is the biggest product alone."""
     return sum(layer.operations_per_sample(layer.input_shape) for layer in model.layers
                if not isinstance(layer, layers.InputLayer))
 
 
 def part_count(model: Model, batch_size: int, cores: int) -> int:
     """Parts to cut a batch into: up to ``cores``, while each part stays above ``MIN_PART_MULTIPLY_ADDS``."""
-    per_sample = multiply_adds_per_sample(model)
+    per_sample = forward_operations_per_sample(model)
     parts = cores
     while parts > 1 and (batch_size // parts) * per_sample < MIN_PART_MULTIPLY_ADDS:
         parts -= 1
