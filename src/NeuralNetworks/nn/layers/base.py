@@ -230,6 +230,13 @@ class ActivatedLayer(Layer):
         self.activation = activations_module.get(activation)
         self._saved: np.ndarray | None = None  # what activation.backward needs: its output (or its input)
 
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        return self.activate(self.preactivation(x, training), training)
+
+    def preactivation(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """The pre-activation ``z`` of a batch (keeping what ``backward_preactivation`` needs if training)."""
+        raise NotImplementedError
+
     def activate(self, z: np.ndarray, training: bool) -> np.ndarray:
         y = self.activation(z)
         self._saved = (z if self.activation.needs_input else y) if training else None

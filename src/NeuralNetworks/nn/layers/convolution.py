@@ -101,7 +101,7 @@ class Conv2D(ActivatedLayer):
             return self.count_params()
         return g.out_height * g.out_width * self.kernel_size[0] * self.kernel_size[1] * g.channels * self.filters
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+    def preactivation(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self.check_batch(x)
         g = self.geometry
         n = len(x)
@@ -111,14 +111,14 @@ class Conv2D(ActivatedLayer):
             z = self._winograd_forward(x, training)
         elif g.channels == 1:
             z = self._single_channel_product(x, training)  # the bias included
-            return self.activate(z.reshape(n, g.out_height, g.out_width, self.filters), training)
+            return z.reshape(n, g.out_height, g.out_width, self.filters)
         else:
             cols = self._im2col(x, training)
             z = cols.reshape(n * g.out_height * g.out_width, -1) @ kernel.reshape(-1, self.filters)
             self._cols = cols if training else None
         if self.use_bias:
             z += self.params["bias"]
-        return self.activate(z.reshape(n, g.out_height, g.out_width, self.filters), training)
+        return z.reshape(n, g.out_height, g.out_width, self.filters)
 
     def _single_channel_product(self, x: np.ndarray, training: bool) -> np.ndarray:
         """z = conv(x, kernel) + bias for a batch of one-channel images (the first layer on grey ones).

@@ -57,12 +57,12 @@ class Dense(ActivatedLayer):
             self.add_weight("bias", (self.units,))
         return output_shape
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+    def preactivation(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         z = x @ self.params["kernel"]
         if self.use_bias:
             z += self.params["bias"]
         self._input = x if training else None
-        return self.activate(z, training)
+        return z
 
     def backward_preactivation(self, grad_z: np.ndarray, input_gradient: bool = True) -> np.ndarray | None:
         np.matmul(self._input.T, grad_z, out=self.grads["kernel"])
@@ -176,8 +176,8 @@ class Activation(ActivatedLayer):
                  **kwargs: Any) -> None:
         super().__init__(activation=activation if derivative is None else (activation, derivative), **kwargs)
 
-    def forward(self, x, training=False):
-        return self.activate(x, training)
+    def preactivation(self, x, training=False):
+        return x
 
     def backward_preactivation(self, grad_z, input_gradient=True):
         return grad_z
