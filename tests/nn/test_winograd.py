@@ -3,6 +3,8 @@ gradients against finite differences, odd sizes and both paddings, and which lay
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from test_convolution import built, naive_conv2d
@@ -62,6 +64,24 @@ def test_the_first_layer_skips_its_input_gradient_but_not_its_kernel_gradient(ev
     np.testing.assert_allclose(kernel_gradient, layer.grads["kernel"], rtol=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(6, 6, 3), (7, 5, 2)], ids=str)
+def test_transforms_in_chunks_of_a_few_images_give_the_same_numbers(everywhere, monkeypatch, shape):
+    """The transforms take a batch a chunk of images at a time (the last chunk shorter): every chunk size
+    gives bit for bit the forward, the kernel gradient and the input gradient of the whole batch at once."""
+    x = np.random.default_rng(6).standard_normal((5, *shape)).astype(np.float32)
+    results = []
+    for images_per_chunk in (5, 2, 1):
+        tile_values = winograd.POSITIONS * math.prod(winograd.tiles(*shape[:2])) * shape[2]
+        monkeypatch.setattr(winograd, "CHUNK_VALUES", images_per_chunk * tile_values)
+        layer = built(layers.Conv2D(4, 3, padding="same"), shape, np.float32)
+        y = winograd_forward(layer, x)
+        grad_x = layer.backward(np.cos(y))
+        results.append((y, grad_x, layer.grads["kernel"].copy()))
+    for chunked in results[1:]:
+        for ours, whole in zip(chunked, results[0], strict=True):
+            np.testing.assert_array_equal(ours, whole)
+
+
 def test_float32_error_against_the_direct_form_is_rounding_only(everywhere):
     """Real sizes in float32: Winograd against the direct product in float64, forward and both gradients."""
     rng = np.random.default_rng(5)
@@ -85,7 +105,8 @@ def test_float32_error_against_the_direct_form_is_rounding_only(everywhere):
 @pytest.mark.parametrize(("config", "shape", "expected"), [
     (dict(kernel_size=3, padding="same"), (14, 14, 64), True),
     (dict(kernel_size=3), (16, 16, 64), True),            # 'valid': 14x14 out
-    (dict(kernel_size=3, padding="same"), (14, 14, 32), False),  # too few channels to pay
+    (dict(kernel_size=3, padding="same"), (14, 14, 32), True),
+    (dict(kernel_size=3, padding="same"), (14, 14, 16), False),  # too few channels to pay
     (dict(kernel_size=3, padding="same"), (7, 7, 64), False),    # 8x8 tiles over 7x7: too much waste
     (dict(kernel_size=3, strides=2, padding="same"), (14, 14, 64), False),
     (dict(kernel_size=5, padding="same"), (14, 14, 64), False),

@@ -26,7 +26,7 @@ class Conv2D(ActivatedLayer):
     ``dL/dcols = dz kernel^T`` (one batched product), whose blocks are added back onto their windows (col2im)
     in a loop over the ``kh * kw`` window offsets only.
 
-    A stride-1 3x3 convolution of 64 channels or more, on a batch of 1024 output pixels or more, runs as
+    A stride-1 3x3 convolution of 32 channels or more, on a batch of 1024 output pixels or more, runs as
     Winograd F(2x2, 3x3) instead (``winograd.applies``): 2.25x fewer multiply-adds, forward and backward, equal
     to the direct form up to rounding. Inference on one channel (grey images) builds the columns transposed
     (``_single_channel_product``).
@@ -152,20 +152,31 @@ class Conv2D(ActivatedLayer):
         n = len(x)
         suffix = "" if training else "_inference"
         rows, columns = winograd.tiles(g.out_height, g.out_width)
-        planes = self._buffers.get("winograd_planes" + suffix,
-                                   winograd.planes_shape(n, g.out_height, g.out_width, g.channels), x.dtype,
+        padded = self._buffers.get("winograd_padded" + suffix,
+                                   winograd.padded_shape(n, g.out_height, g.out_width, g.channels), x.dtype,
                                    fill=0)  # the border is written once, as zeros, and never again
-        winograd.split_columns(x, planes, g.top, g.left)
+        padded[:, g.top:g.top + g.height, g.left:g.left + g.width] = x
         tiles = self._buffers.get("winograd_tiles" + suffix, (winograd.POSITIONS, n, rows, columns, g.channels),
                                   x.dtype)
-        winograd.transform_input(planes, rows, columns, tiles)
+        winograd.transform_input(padded, tiles, self._winograd_scratch(n, suffix, x.dtype))
         products = self._buffers.get("winograd_products" + suffix,
                                      (winograd.POSITIONS, n, rows, columns, self.filters), x.dtype)
         winograd.multiply(tiles, winograd.transform_kernel(self.params["kernel"]), products)
         z = np.empty((n, g.out_height, g.out_width, self.filters), x.dtype)
-        winograd.transform_output(products, z)
+        winograd.transform_output(products, z, self._winograd_scratch(n, suffix, x.dtype))
         self._tiles = tiles if training else None
         return z.reshape(-1, self.filters)
+
+    def _winograd_scratch(self, batch: int, suffix: str, dtype: np.dtype) -> np.ndarray:
+        """One scratch array for the transforms of this layer's forward and backward, the largest they need."""
+        g = self.geometry
+        out_tiles, in_tiles = winograd.tiles(g.out_height, g.out_width), winograd.tiles(g.height, g.width)
+        size = max(winograd.input_scratch_size(batch, *out_tiles, g.channels),
+                   winograd.output_scratch_size(batch, *out_tiles, self.filters),
+                   winograd.gradient_scratch_size(batch, *out_tiles, self.filters),
+                   winograd.input_scratch_size(batch, *in_tiles, self.filters),
+                   winograd.output_scratch_size(batch, *in_tiles, g.channels))
+        return self._buffers.get("winograd_scratch" + suffix, (size,), dtype)
 
     def _winograd_backward(self, grad_z: np.ndarray, input_gradient: bool) -> np.ndarray | None:
         """dL/dkernel from the kept tiles and dL/dx as a Winograd correlation of dL/dz with the turned kernel.
@@ -178,12 +189,15 @@ class Conv2D(ActivatedLayer):
         n = len(grad_z)
         tiles, self._tiles = self._tiles, None
         rows, columns = winograd.tiles(g.out_height, g.out_width)
-        grad_planes = self._buffers.get("winograd_gradient_planes", (2, n, winograd.TILE * rows, columns,
-                                                                      self.filters), grad_z.dtype, fill=0)
-        winograd.split_columns(grad_z, grad_planes, 0, 0)  # zeros where tiles stick out of an odd-sized output
+        tiled = grad_z
+        if (winograd.TILE * rows, winograd.TILE * columns) != (g.out_height, g.out_width):
+            tiled = self._buffers.get("winograd_tiled_gradient", (n, winograd.TILE * rows, winograd.TILE * columns,
+                                                                   self.filters), grad_z.dtype, fill=0)
+            tiled[:, :g.out_height, :g.out_width] = grad_z  # zeros where tiles stick out of an odd-sized output
         grad_tiles = self._buffers.get("winograd_products", (winograd.POSITIONS, n, rows, columns, self.filters),
                                        grad_z.dtype)
-        winograd.transform_output_gradient(grad_planes, rows, columns, grad_tiles)
+        scratch = self._winograd_scratch(n, "", grad_z.dtype)
+        winograd.transform_output_gradient(tiled, grad_tiles, scratch)
         grad_u = np.matmul(tiles.reshape(winograd.POSITIONS, -1, g.channels).transpose(0, 2, 1),
                            grad_tiles.reshape(winograd.POSITIONS, -1, self.filters))
         winograd.kernel_gradient(grad_u, self.grads["kernel"])
@@ -193,17 +207,19 @@ class Conv2D(ActivatedLayer):
         # correlation of dL/dz padded by (2 - top, 2 - left) with the kernel turned by 180 degrees.
         grad_rows, grad_columns = winograd.tiles(g.height, g.width)
         padded = self._buffers.get("winograd_padded_gradient",
-                                   winograd.planes_shape(n, g.height, g.width, self.filters), grad_z.dtype, fill=0)
-        winograd.split_columns(grad_z, padded, winograd.KERNEL - 1 - g.top, winograd.KERNEL - 1 - g.left)
+                                   winograd.padded_shape(n, g.height, g.width, self.filters), grad_z.dtype, fill=0)
+        top, left = winograd.KERNEL - 1 - g.top, winograd.KERNEL - 1 - g.left
+        padded[:, top:top + g.out_height, left:left + g.out_width] = grad_z
         shape = (winograd.POSITIONS, n, grad_rows, grad_columns, self.filters)
         if grad_tiles.shape != shape:
             grad_tiles = self._buffers.get("winograd_input_gradient_tiles", shape, grad_z.dtype)
-        winograd.transform_input(padded, grad_rows, grad_columns, grad_tiles)
+        winograd.transform_input(padded, grad_tiles, scratch)
         grad_products = tiles if tiles.shape == (*shape[:-1], g.channels) else self._buffers.get(
             "winograd_gradient_products", (*shape[:-1], g.channels), grad_z.dtype)
         turned = winograd.transform_kernel(winograd.turned_kernel(self.params["kernel"]))
         winograd.multiply(grad_tiles, turned, grad_products)
-        return winograd.transform_output(grad_products, np.empty((n, g.height, g.width, g.channels), grad_z.dtype))
+        return winograd.transform_output(grad_products, np.empty((n, g.height, g.width, g.channels), grad_z.dtype),
+                                         scratch)
 
     def _im2col(self, x: np.ndarray, training: bool) -> np.ndarray:
         """Every window of ``x`` copied into one row: ``(n, oh, ow, kh, kw, channels)``, in a reused buffer."""

@@ -30,11 +30,14 @@ G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0
 # Smallest batch * output pixels worth the 16 products: below it (one image) the ~60 NumPy calls of the
 # transforms cost more than im2col saves. Read at call time so the tests can lower it.
 MIN_OUTPUT_PIXELS = 1024
-CHUNK_VALUES = 64 * 1024  # input values a transform takes at once: with its outputs, within a core's L2 cache
-# Measured on 2 cores (benchmarks/README.md): the transforms are memory-bound, 4x the input and output in size,
-# and only pay with 64 channels or more (14x14x32 -> 64 broke even, 14x14x64 -> 64 trained 1.3x faster) and
-# when the 2x2 tiles cover the output with little waste (7x7 -> 8x8 tiles: 30% wasted, 10% slower).
-MIN_CHANNELS = 64
+CHUNK_VALUES = 1 << 20  # values of a transform's chunk of tiles (4 MiB of float32; see chunk_images)
+# B^T's rows as (first, second, operation): row alpha of B^T d is operation(d[first], d[second]).
+INPUT_SUMS = ((0, 2, np.subtract), (1, 2, np.add), (2, 1, np.subtract), (1, 3, np.subtract))
+# Measured on one core (benchmarks/README.md, 2026-12-07): the transforms are memory-bound, 4x the input and
+# output in size, and pay from 32 input channels (14x14x32 -> 64 trained 1.1x faster than im2col, 14x14x64 -> 64
+# 1.4x; 14x14x16 -> 32 1.25x slower) when the 2x2 tiles cover the output with little waste (7x7x64 -> 128 in
+# 8x8 tiles: 30% wasted, 1.1x slower).
+MIN_CHANNELS = 32
 MAX_TILE_WASTE = 1.15  # tiled pixels / output pixels
 
 
@@ -55,39 +58,50 @@ def tiles(out_height: int, out_width: int) -> tuple[int, int]:
     return -(-out_height // TILE), -(-out_width // TILE)
 
 
-def planes_shape(batch: int, out_height: int, out_width: int, channels: int) -> tuple[int, ...]:
-    """The zero-padded input the transform reads, its even and odd columns apart (``split_columns``): every
-    tile's 4x4 window inside it."""
+def padded_shape(batch: int, out_height: int, out_width: int, channels: int) -> tuple[int, ...]:
+    """The zero-bordered input the tiles read: every tile's 4x4 window inside it."""
     rows, columns = tiles(out_height, out_width)
-    return 2, batch, TILE * rows + KERNEL - 1, columns + 1, channels
+    return batch, TILE * rows + KERNEL - 1, TILE * columns + KERNEL - 1, channels
 
 
-def split_columns(x: np.ndarray, planes: np.ndarray, top: int, left: int) -> np.ndarray:
-    """Write ``x (n, h, w, C)`` at (top, left) of the padded image held as ``planes (2, n, height, width / 2, C)``:
-    padded column ``2 k + p`` is ``planes[p][:, :, k]``.
+def chunk_images(batch: int, values_per_image: int) -> int:
+    """Images a transform takes at once, so that its temporaries stay in the core's cache (measured: chunks of
+    about a million values ran 1.2-2x faster than the whole batch, and than chunks of a few images)."""
+    return max(1, min(batch, CHUNK_VALUES // max(values_per_image, 1)))
 
-    With even and odd columns apart, every sum of the transforms runs over whole rows of ``columns * C``
-    values rather than ``C`` at a time (NumPy's per-row overhead dominated: 2-3x slower). Costs one strided copy.
-    """
-    height, width = x.shape[1:3]
-    for parity in range(2):
-        first = (parity - left) % 2  # first column of x landing on this parity
-        target = (left + first) // 2
-        count = len(range(first, width, 2))
-        planes[parity][:, top:top + height, target:target + count] = x[:, :, first::2]
-    return planes
+
+def input_scratch_size(batch: int, rows: int, columns: int, channels: int) -> int:
+    """Values ``transform_input`` needs as scratch: the gathered 4x4 windows and the row sums of one chunk."""
+    per_image = POSITIONS * rows * columns * channels
+    return 2 * chunk_images(batch, per_image) * per_image
+
+
+def output_scratch_size(batch: int, rows: int, columns: int, filters: int) -> int:
+    """Values ``transform_output`` needs as scratch: its row sums, a partial sum and, for an odd-sized output,
+    the whole tiles of one chunk."""
+    per_position = rows * columns * filters
+    return (2 * SPAN + 1 + TILE * TILE) * chunk_images(batch, POSITIONS * per_position) * per_position
+
+
+def gradient_scratch_size(batch: int, rows: int, columns: int, filters: int) -> int:
+    """Values ``transform_output_gradient`` needs as scratch: the tiles' pixel grids and their row sums."""
+    per_position = rows * columns * filters
+    return 2 * TILE * TILE * chunk_images(batch, POSITIONS * per_position) * per_position
 
 
 def working_elements(height: int, width: int, out_height: int, out_width: int, channels: int,
                      filters: int) -> int:
-    """Array elements a training forward and backward hold per sample: both padded copies and the tiles and
-    products of the forward and of dL/dx (the latter two reuse the former's memory when shapes agree)."""
+    """Array elements a training forward and backward hold per sample: both padded copies, the tiles and
+    products of the forward and of dL/dx (the latter two reuse the former's memory when shapes agree) and the
+    transforms' scratch (at most a chunk of ``CHUNK_VALUES`` each, counted here as if per sample)."""
     forward = math.prod(tiles(out_height, out_width)) * POSITIONS
     backward = math.prod(tiles(height, width)) * POSITIONS
-    rows, columns = tiles(out_height, out_width)
-    pads = (math.prod(planes_shape(1, out_height, out_width, channels)) + math.prod(
-        planes_shape(1, height, width, filters)) + 2 * rows * (columns + 1) * TILE * filters)
-    return pads + forward * (channels + 2 * filters) + (backward * (filters + channels) if backward != forward else 0)
+    pads = math.prod(padded_shape(1, out_height, out_width, channels)) + math.prod(
+        padded_shape(1, height, width, filters))
+    scratch = 2 * forward * max(channels, filters) + (2 * SPAN + 1 + TILE * TILE) * forward * max(
+        channels, filters) // POSITIONS
+    return (pads + forward * (channels + 2 * filters) + scratch
+            + (backward * (filters + channels) if backward != forward else 0))
 
 
 def transform_kernel(kernel: np.ndarray) -> np.ndarray:
@@ -113,36 +127,32 @@ def turned_kernel(kernel: np.ndarray) -> np.ndarray:
     return kernel[::-1, ::-1].transpose(0, 1, 3, 2)
 
 
-def batch_chunks(batch: int, values_per_sample: int) -> int:
-    """Images a transform takes at once: each chunk's arrays then stay in the core's cache (measured: the same
-    transform over 8 images instead of 64 at once runs 2x faster per image)."""
-    return max(1, CHUNK_VALUES // max(values_per_sample, 1))
+def transform_input(padded: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """V = B^T d B for every tile of ``padded`` (``padded_shape``) ``-> out (16, n, rows, columns, C)``.
 
-
-def transform_input(planes: np.ndarray, rows: int, columns: int, out: np.ndarray) -> np.ndarray:
-    """V = B^T d B for every tile: ``planes`` of ``split_columns`` ``-> out (16, n, rows, columns, C)``.
-
-    B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], applied along the rows, then the columns,
-    a few images at a time. A tile's columns 0..3 are even[k], odd[k], even[k + 1], odd[k + 1].
+    B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]. A chunk of images at a time, the 16
+    strided windows are first copied out whole (``scratch``, ``input_scratch_size`` values), so that the
+    sums along the rows, then along the columns, all run over contiguous arrays: sums over strided views of
+    the padded input ran 2-3x slower than these copies and contiguous sums together.
     """
-    n = planes.shape[1]
-    step = batch_chunks(n, planes[:, 0].size)
+    n = padded.shape[0]
+    rows, columns, channels = out.shape[2:]
+    step = chunk_images(n, POSITIONS * rows * columns * channels)
+    work = scratch[:2 * POSITIONS * step * rows * columns * channels].reshape(
+        2, SPAN, SPAN, step, rows, columns, channels)
     for start in range(0, n, step):
-        even, odd = planes[0, start:start + step], planes[1, start:start + step]
-        target = out[:, start:start + step]
-        row_e = [even[:, a:a + TILE * rows:TILE] for a in range(SPAN)]  # row a of every tile
-        row_o = [odd[:, a:a + TILE * rows:TILE] for a in range(SPAN)]
-        half_e, half_o = np.empty(row_e[0].shape, planes.dtype), np.empty(row_o[0].shape, planes.dtype)
-        for alpha, (first_row, second_row, operation) in enumerate(((0, 2, np.subtract), (1, 2, np.add),
-                                                                     (2, 1, np.subtract), (1, 3, np.subtract))):
-            operation(row_e[first_row], row_e[second_row], out=half_e)
-            operation(row_o[first_row], row_o[second_row], out=half_o)
-            c0, c1, c2, c3 = half_e[:, :, :columns], half_o[:, :, :columns], half_e[:, :, 1:], half_o[:, :, 1:]
-            first = SPAN * alpha
-            np.subtract(c0, c2, out=target[first])
-            np.add(c1, c2, out=target[first + 1])
-            np.subtract(c2, c1, out=target[first + 2])
-            np.subtract(c1, c3, out=target[first + 3])
+        count = min(step, n - start)
+        windows, row_sums = work[0, :, :, :count], work[1, :, :, :count]
+        images = padded[start:start + count]
+        for a in range(SPAN):
+            for b in range(SPAN):
+                windows[a, b] = images[:, a:a + TILE * rows:TILE, b:b + TILE * columns:TILE]
+        for alpha, (first, second, operation) in enumerate(INPUT_SUMS):
+            operation(windows[first], windows[second], out=row_sums[alpha])
+        for alpha in range(SPAN):
+            for beta, (first, second, operation) in enumerate(INPUT_SUMS):
+                operation(row_sums[alpha, first], row_sums[alpha, second],
+                          out=out[SPAN * alpha + beta, start:start + count])
     return out
 
 
@@ -152,50 +162,77 @@ def multiply(v: np.ndarray, u: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
-def transform_output(m: np.ndarray, out: np.ndarray) -> np.ndarray:
+def transform_output(m: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> np.ndarray:
     """Y = A^T M A for every tile, written into ``out (n, oh, ow, F)``; ``m`` is ``(16, n, rows, columns, F)``.
 
-    A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]; tiles sticking out of an odd-sized output lose their last row/column.
-    A few images at a time; the sums run over contiguous arrays, only the four final copies interleave.
+    A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]. A chunk of images at a time: the sums along the rows run over
+    contiguous arrays, the last sum of each output pixel writes straight into its place in ``out`` (tiles
+    sticking out of an odd-sized output go through ``scratch`` and lose their last row or column).
     """
+    n, rows, columns, filters = m.shape[1:]
     out_height, out_width = out.shape[1:3]
-    n = m.shape[1]
-    step = batch_chunks(n, m[:, 0].size)
+    whole = (out_height, out_width) == (TILE * rows, TILE * columns)
+    step = chunk_images(n, m[:, 0].size)
+    size = step * rows * columns * filters
+    row_sums = scratch[:2 * SPAN * size].reshape(TILE, SPAN, -1)
+    partial = scratch[2 * SPAN * size:(2 * SPAN + 1) * size]
+    tiled = scratch[(2 * SPAN + 1) * size:(2 * SPAN + 1 + TILE * TILE) * size]
     for start in range(0, n, step):
-        chunk = m[:, start:start + step]
-        chunk = chunk.reshape(SPAN, SPAN, *chunk.shape[1:])
-        target = out[start:start + step]
-        y = np.empty(chunk.shape[2:], m.dtype)
-        for a, s in enumerate((chunk[0] + chunk[1] + chunk[2], chunk[1] - chunk[2] - chunk[3])):
-            height = (out_height - a + 1) // TILE
-            for b in range(TILE):
-                width = (out_width - b + 1) // TILE
-                if b == 0:
-                    np.add(s[0], s[1], out=y)
-                    y += s[2]
-                else:
-                    np.subtract(s[1], s[2], out=y)
-                    y -= s[3]
-                target[:, a::TILE, b::TILE] = y[:, :height, :width]
+        count = min(step, n - start)
+        chunk = m[:, start:start + count].reshape(SPAN, SPAN, -1)
+        used = chunk.shape[-1]
+        sums, part = row_sums[:, :, :used], partial[:used]
+        np.add(chunk[0], chunk[1], out=sums[0])
+        sums[0] += chunk[2]
+        np.subtract(chunk[1], chunk[2], out=sums[1])
+        sums[1] -= chunk[3]
+        grid = (out[start:start + count] if whole else tiled[:TILE * TILE * used]).reshape(
+            count, rows, TILE, columns, TILE, filters)
+        shape = (count, rows, columns, filters)
+        for a in range(TILE):
+            s = sums[a]
+            np.add(s[0], s[1], out=part)
+            np.add(part.reshape(shape), s[2].reshape(shape), out=grid[:, :, a, :, 0])
+            np.subtract(s[1], s[2], out=part)
+            np.subtract(part.reshape(shape), s[3].reshape(shape), out=grid[:, :, a, :, 1])
+        if not whole:
+            out[start:start + count] = grid.reshape(count, TILE * rows, TILE * columns, filters)[
+                :, :out_height, :out_width]
     return out
 
 
-def transform_output_gradient(planes: np.ndarray, rows: int, columns: int, out: np.ndarray) -> np.ndarray:
-    """dM = A dY A^T for every tile (the adjoint of ``transform_output``): dY as ``planes (2, n, 2 rows, columns,
-    F)`` of ``split_columns`` (zero where the tiles stick out) ``-> out (16, n, rows, columns, F)``.
+def transform_output_gradient(grad: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """dM = A dY A^T for every tile (the adjoint of ``transform_output``): dY ``(n, 2 rows, 2 columns, F)``,
+    zero where the tiles stick out of an odd-sized output, ``-> out (16, n, rows, columns, F)``.
 
-    A = [[1, 0], [1, 1], [1, -1], [0, -1]], applied along the rows, then the columns, a few images at a time.
+    A = [[1, 0], [1, 1], [1, -1], [0, -1]]. A chunk of images at a time, the tiles' four pixel grids are copied
+    out whole (``scratch``, ``gradient_scratch_size`` values) so that every sum runs over contiguous arrays;
+    each of the 16 positions is then one copy, sum, difference or negation written straight into ``out``.
     """
-    n = planes.shape[1]
-    step = batch_chunks(n, planes[:, 0].size)
+    n, rows, columns, filters = out.shape[1:]
+    grid = grad.reshape(n, rows, TILE, columns, TILE, filters)
+    step = chunk_images(n, out[:, 0].size)
+    work = scratch[:2 * TILE * TILE * step * rows * columns * filters].reshape(
+        2, TILE, TILE, step, rows, columns, filters)
     for start in range(0, n, step):
-        chunk, target = planes[:, start:start + step], out[:, start:start + step]
-        top, bottom = chunk[:, :, 0::TILE], chunk[:, :, 1::TILE]  # (2 column parities, n, rows, columns, F)
-        for alpha, half in enumerate((top, top + bottom, top - bottom, -bottom)):
-            left, right = half[0], half[1]
+        count = min(step, n - start)
+        pixels, sums = work[0, :, :, :count], work[1, :, :, :count]
+        for a in range(TILE):
+            for b in range(TILE):
+                pixels[a, b] = grid[start:start + count, :, a, :, b]
+        top, bottom = pixels
+        np.add(top, bottom, out=sums[0])
+        np.subtract(top, bottom, out=sums[1])
+        target = out[:, start:start + count]
+        for alpha, (left, right) in enumerate((top, sums[0], sums[1])):
             first = SPAN * alpha
             target[first] = left
             np.add(left, right, out=target[first + 1])
             np.subtract(left, right, out=target[first + 2])
             np.negative(right, out=target[first + 3])
+        left, right = bottom  # the last row of A: minus the bottom row
+        np.negative(left, out=target[12])
+        np.subtract(target[12], right, out=target[13])
+        np.subtract(right, left, out=target[14])
+        target[15] = right
     return out
