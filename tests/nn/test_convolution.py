@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from NeuralNetworks.nn import gradcheck, layers, models, optimizers, presets
+from NeuralNetworks.nn.layers import convolution
 from NeuralNetworks.nn.layers.windows import output_length, padding_amounts
 
 ACTIVATIONS = ["linear", "relu", "leaky_relu", "sigmoid", "tanh", "softmax"]
@@ -122,6 +123,28 @@ def test_gradients_match_finite_differences(config, input_shape):
     result = gradcheck.check_layer(layer, input_shape, x=x)
     assert result.passed, str(result)
     assert set(result.errors) == {"input", *layer.params}
+
+
+@pytest.mark.parametrize("config", [dict(padding="same"), dict(strides=2, padding="same"), dict(padding="valid")],
+                         ids=str)
+def test_im2col_in_chunks_of_a_few_images_gives_the_same_numbers(monkeypatch, config):
+    """The direct path builds and multiplies the columns a chunk of images at a time (the last chunk shorter):
+    every chunk size gives the forward, dL/dx and dL/dkernel (summed chunk by chunk) of the whole batch up to
+    float32 rounding (BLAS may round a product's last rows differently when it has fewer rows)."""
+    shape = (7, 6, 5)
+    x = np.random.default_rng(7).standard_normal((5, *shape)).astype(np.float32)
+    results = []
+    for images_per_chunk in (5, 2, 1):
+        layer = built(layers.Conv2D(3, 3, **config), shape, np.float32)
+        g = layer.geometry
+        monkeypatch.setattr(convolution, "DIRECT_CHUNK_VALUES", images_per_chunk * g.out_height * g.out_width * 45)
+        assert layer._direct_chunk(len(x)) == images_per_chunk
+        y = layer.forward(x, training=True)
+        grad_x = layer.backward(np.cos(y))
+        results.append((y, grad_x, layer.grads["kernel"].copy()))
+    for y, grad_x, grad_kernel in results[1:]:
+        for ours, whole in zip((y, grad_x, grad_kernel), results[0], strict=True):
+            np.testing.assert_allclose(ours, whole, rtol=1e-5, atol=1e-5)
 
 
 def test_float32_stays_float32_and_agrees_with_float64():

@@ -26,7 +26,7 @@ def everywhere(monkeypatch):
 
 def winograd_forward(layer, x):
     y = layer.forward(x, training=True)
-    assert layer._tiles is not None and layer._cols is None, "the Winograd path did not run"
+    assert layer._tiles is not None and layer._padded_input is None, "the Winograd path did not run"
     return y
 
 
@@ -66,8 +66,9 @@ def test_the_first_layer_skips_its_input_gradient_but_not_its_kernel_gradient(ev
 
 @pytest.mark.parametrize("shape", [(6, 6, 3), (7, 5, 2)], ids=str)
 def test_transforms_in_chunks_of_a_few_images_give_the_same_numbers(everywhere, monkeypatch, shape):
-    """The transforms take a batch a chunk of images at a time (the last chunk shorter): every chunk size
-    gives bit for bit the forward, the kernel gradient and the input gradient of the whole batch at once."""
+    """Forward and backward take a batch a chunk of images at a time (the last chunk shorter): every chunk size
+    gives the forward, the input gradient and the kernel gradient (summed chunk by chunk) of the whole batch at
+    once up to float32 rounding (BLAS may round a product's last rows differently when it has fewer rows)."""
     x = np.random.default_rng(6).standard_normal((5, *shape)).astype(np.float32)
     results = []
     for images_per_chunk in (5, 2, 1):
@@ -77,9 +78,9 @@ def test_transforms_in_chunks_of_a_few_images_give_the_same_numbers(everywhere, 
         y = winograd_forward(layer, x)
         grad_x = layer.backward(np.cos(y))
         results.append((y, grad_x, layer.grads["kernel"].copy()))
-    for chunked in results[1:]:
-        for ours, whole in zip(chunked, results[0], strict=True):
-            np.testing.assert_array_equal(ours, whole)
+    for y, grad_x, grad_kernel in results[1:]:
+        for ours, whole in zip((y, grad_x, grad_kernel), results[0], strict=True):
+            np.testing.assert_allclose(ours, whole, rtol=1e-5, atol=1e-5)
 
 
 def test_float32_error_against_the_direct_form_is_rounding_only(everywhere):
@@ -95,7 +96,7 @@ def test_float32_error_against_the_direct_form_is_rounding_only(everywhere):
     with pytest.MonkeyPatch.context() as direct:
         direct.setattr(winograd, "MIN_OUTPUT_PIXELS", 10**9)
         y64 = layer64.forward(x, training=True)
-        assert layer64._cols is not None
+        assert layer64._padded_input is not None
         grad_x64 = layer64.backward(grad)
     for ours, reference in ((y32, y64), (grad_x32, grad_x64), (layer32.grads["kernel"], layer64.grads["kernel"])):
         assert ours.dtype == np.float32

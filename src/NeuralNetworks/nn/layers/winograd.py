@@ -30,7 +30,7 @@ G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0
 # Smallest batch * output pixels worth the 16 products: below it (one image) the ~60 NumPy calls of the
 # transforms cost more than im2col saves. Read at call time so the tests can lower it.
 MIN_OUTPUT_PIXELS = 1024
-CHUNK_VALUES = 1 << 20  # values of a transform's chunk of tiles (4 MiB of float32; see chunk_images)
+CHUNK_VALUES = 1 << 18  # values of a chunk of tiles (1 MiB of float32; see chunk_images)
 # B^T's rows as (first, second, operation): row alpha of B^T d is operation(d[first], d[second]).
 INPUT_SUMS = ((0, 2, np.subtract), (1, 2, np.add), (2, 1, np.subtract), (1, 3, np.subtract))
 # Measured on one core (benchmarks/README.md, 2026-12-07): the transforms are memory-bound, 4x the input and
