@@ -21,6 +21,8 @@ import math
 
 import numpy as np
 
+from .windows import strided_view
+
 TILE = 2  # output pixels per tile side
 SPAN = 4  # input pixels per tile side: TILE + 3 - 1
 POSITIONS = SPAN * SPAN
@@ -144,15 +146,14 @@ def transform_input(padded: np.ndarray, out: np.ndarray, scratch: np.ndarray) ->
         count = min(step, n - start)
         windows, row_sums = work[0, :, :, :count], work[1, :, :, :count]
         images = padded[start:start + count]
-        for a in range(SPAN):
-            for b in range(SPAN):
-                windows[a, b] = images[:, a:a + TILE * rows:TILE, b:b + TILE * columns:TILE]
+        batch_stride, row_stride, column_stride, channel_stride = images.strides
+        strides = (row_stride, column_stride, batch_stride, TILE * row_stride, TILE * column_stride, channel_stride)
+        np.copyto(windows, strided_view(images, windows.shape, strides))
         for alpha, (first, second, operation) in enumerate(INPUT_SUMS):
             operation(windows[first], windows[second], out=row_sums[alpha])
-        for alpha in range(SPAN):
-            for beta, (first, second, operation) in enumerate(INPUT_SUMS):
-                operation(row_sums[alpha, first], row_sums[alpha, second],
-                          out=out[SPAN * alpha + beta, start:start + count])
+        target = out[:, start:start + count].reshape(SPAN, SPAN, *row_sums.shape[2:])
+        for beta, (first, second, operation) in enumerate(INPUT_SUMS):  # every row alpha at once
+            operation(row_sums[:, first], row_sums[:, second], out=target[:, beta])
     return out
 
 
