@@ -89,8 +89,8 @@ CONFIG_EDITS = {
     "pool-window-huge": (lambda c: layer_config(c, "MaxPooling2D").update(pool_size=[10**6, 10**6], padding="same"),
                          r"max_pooling2d_1.* works on \d+ values per sample"),
     "costly-predictions": (lambda c: c["model"]["layers"].__setitem__(slice(2, 2), [
-        {"class_name": "Conv2D", "config": {"name": f"wide_{i}", "filters": 256, "kernel_size": 3, "padding": "same"}}
-        for i in range(6)]), r"wide_\d\).*one prediction would take \d+ operations, more than the budget's"),
+        {"class_name": "Conv2D", "config": {"name": f"wide_{i}", "filters": 128, "kernel_size": 3, "padding": "same"}}
+        for i in range(24)]), r"wide_\d+\).*one prediction would take \d+ operations, more than the budget's"),
     "strides-0": (lambda c: conv(c).update(strides=[0, 0]), r"positive integer `strides`"),
     "units-0": (lambda c: dense(c).update(units=0), r"positive integer `units`. Received: units=0"),
     "units-negative": (lambda c: dense(c).update(units=-3), r"Received: units=-3"),

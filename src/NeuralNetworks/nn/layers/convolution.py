@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from ..._validation import boolean, positive_int
 from .. import activations, initializers
-from . import winograd
+from . import winograd, winograd4
 from .base import ActivatedLayer, BufferCache
 from .conversion import activation_settings, float32_weights, window_settings
 from .windows import WindowGeometry, as_padding, as_pair
+from .winograd_steps import WinogradSteps
 
 # Values of im2col columns a training or inference chunk holds (2 MiB of float32): see Conv2D._direct_chunk.
 DIRECT_CHUNK_VALUES = 1 << 19
 
 
-class Conv2D(ActivatedLayer):
+class Conv2D(WinogradSteps, ActivatedLayer):
     """2-D convolution (cross-correlation, as in Keras): ``y = activation(conv(x, kernel) + bias)``.
 
     Shapes: x ``(batch, height, width, channels)``, kernel ``(kh, kw, channels, filters)``, bias ``(filters,)``,
@@ -31,9 +32,11 @@ class Conv2D(ActivatedLayer):
     in a loop over the ``kh * kw`` window offsets only.
 
     A stride-1 3x3 convolution of 32 channels or more, on a batch of 1024 output pixels or more, runs as
-    Winograd F(2x2, 3x3) instead (``winograd.applies``): 2.25x fewer multiply-adds, forward and backward, equal
-    to the direct form up to rounding. Inference on one channel (grey images) builds the columns transposed
-    (``_single_channel_product``).
+    Winograd instead (``winograd.applies``): F(4x4, 3x3) (``winograd4``; up to 4x fewer multiply-adds) or
+    F(2x2, 3x3) (``winograd``; up to 2.25x fewer), whichever needs fewer products on the map, forward and
+    backward, equal to the direct form up to rounding (``WinogradSteps``). Both ways work a chunk of images at a time,
+    so that each chunk's operands stay in the core's cache. Inference on one channel (grey images) builds the
+    columns transposed (``_single_channel_product``).
     """
 
     @classmethod
@@ -63,6 +66,7 @@ class Conv2D(ActivatedLayer):
         self._padded_input: np.ndarray | None = None  # the (padded) input of a direct training forward
         self._cols_transposed: np.ndarray | None = None  # the one-channel columns of a training forward
         self._tiles: np.ndarray | None = None  # the transformed input tiles of a Winograd training forward
+        self._winograd: ModuleType | None = None  # ... and the Winograd module that made them
 
     def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         geometry = WindowGeometry("Conv2D", input_shape, self.kernel_size, self.strides, self.padding)
@@ -79,8 +83,8 @@ class Conv2D(ActivatedLayer):
         taps = self.kernel_size[0] * self.kernel_size[1] * g.channels + (g.channels == 1)
         columns = g.out_height * g.out_width * taps
         direct = columns + (g.padded_height * g.padded_width * g.channels if g.is_padded else 0)
-        if not winograd.applies(self.kernel_size, self.strides, g.channels, g.out_height, g.out_width):
-            return direct
+        if not winograd.applies(self.kernel_size, self.strides, g.channels):
+            return direct  # (F(2x2)'s count bounds F(4x4)'s, whose tiles hold 36 values per 16 pixels, not 16 per 4)
         return max(direct, winograd.working_elements(g.height, g.width, g.out_height, g.out_width, g.channels,
                                                      self.filters))
 
@@ -109,9 +113,10 @@ class Conv2D(ActivatedLayer):
         self.check_batch(x)
         g = self.geometry
         n = len(x)
-        self._padded_input = self._tiles = self._cols_transposed = None
-        if self._uses_winograd(n):
-            z = self._winograd_forward(x, training)
+        self._padded_input = self._tiles = self._cols_transposed = self._winograd = None
+        algorithm = self._winograd_algorithm(n)
+        if algorithm is not None:
+            z = self._winograd_forward(x, training, algorithm)
         elif g.channels == 1:
             z = self._single_channel_product(x, training)  # the bias included
             return z.reshape(n, g.out_height, g.out_width, self.filters)
@@ -142,107 +147,17 @@ class Conv2D(ActivatedLayer):
             return cols[:taps].T @ weights
         return cols.T @ np.concatenate((weights, self.params["bias"][np.newaxis]))
 
-    def _uses_winograd(self, batch: int) -> bool:
+    def _winograd_algorithm(self, batch: int) -> ModuleType | None:
+        """The Winograd module a batch of this size runs through, whichever of ``winograd`` (F(2x2, 3x3)) and
+        ``winograd4`` (F(4x4, 3x3)) needs fewer products on this map (F(2x2) on a tie: it rounds less), or
+        None for im2col (when Winograd does not apply, or would not need fewer products than im2col)."""
         g = self.geometry
-        return (winograd.applies(self.kernel_size, self.strides, g.channels, g.out_height, g.out_width)
-                and winograd.worth_it(batch, g.out_height, g.out_width))
-
-    def _winograd_forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        """z = conv(x, kernel) as Winograd F(2x2, 3x3), a chunk of images at a time (``_winograd_chunk``); keeps
-        the transformed tiles of the whole batch for backward if training."""
-        g = self.geometry
-        n = len(x)
-        suffix = "" if training else "_inference"
-        rows, columns = winograd.tiles(g.out_height, g.out_width)
-        step = self._winograd_chunk(n)
-        padded = self._buffers.get("winograd_padded" + suffix,
-                                   winograd.padded_shape(n, g.out_height, g.out_width, g.channels), x.dtype,
-                                   fill=0)  # the border is written once, as zeros, and never again
-        padded[:, g.top:g.top + g.height, g.left:g.left + g.width] = x
-        tiles = self._buffers.get("winograd_tiles" + suffix, (winograd.POSITIONS, n if training else step, rows,
-                                                              columns, g.channels), x.dtype)
-        products = self._buffers.get("winograd_products" + suffix,
-                                     (winograd.POSITIONS, step, rows, columns, self.filters), x.dtype)
-        scratch = self._winograd_scratch(step, suffix, x.dtype)
-        u = winograd.transform_kernel(self.params["kernel"])
-        z = np.empty((n, g.out_height, g.out_width, self.filters), x.dtype)
-        for start in range(0, n, step):
-            stop = min(n, start + step)
-            chunk_tiles = tiles[:, start:stop] if training else tiles[:, :stop - start]
-            winograd.transform_input(padded[start:stop], chunk_tiles, scratch)
-            winograd.multiply(chunk_tiles, u, products[:, :stop - start])
-            winograd.transform_output(products[:, :stop - start], z[start:stop], scratch)
-        self._tiles = tiles if training else None
-        return z.reshape(-1, self.filters)
-
-    def _winograd_chunk(self, batch: int) -> int:
-        """Images the Winograd forward and backward take at once: with the tiles and products of a chunk in the
-        core's cache, the 16 products run 1.3-1.6x faster than over the whole batch's (measured on one core:
-        70 -> 93-113 GFLOP/s), and the transforms write and read no more than the cache holds."""
-        g = self.geometry
-        widest = max(g.channels, self.filters)
-        values = winograd.POSITIONS * max(math.prod(winograd.tiles(g.out_height, g.out_width)),
-                                          math.prod(winograd.tiles(g.height, g.width))) * widest
-        return winograd.chunk_images(batch, values)
-
-    def _winograd_scratch(self, batch: int, suffix: str, dtype: np.dtype) -> np.ndarray:
-        """One scratch array for the transforms of this layer's forward and backward, the largest they need."""
-        g = self.geometry
-        out_tiles, in_tiles = winograd.tiles(g.out_height, g.out_width), winograd.tiles(g.height, g.width)
-        size = max(winograd.input_scratch_size(batch, *out_tiles, g.channels),
-                   winograd.output_scratch_size(batch, *out_tiles, self.filters),
-                   winograd.gradient_scratch_size(batch, *out_tiles, self.filters),
-                   winograd.input_scratch_size(batch, *in_tiles, self.filters),
-                   winograd.output_scratch_size(batch, *in_tiles, g.channels))
-        return self._buffers.get("winograd_scratch" + suffix, (size,), dtype)
-
-    def _winograd_backward(self, grad_z: np.ndarray, input_gradient: bool) -> np.ndarray | None:
-        """dL/dkernel from the kept tiles and dL/dx as a Winograd correlation of dL/dz with the turned kernel,
-        a chunk of images at a time, the chunk's transformed gradients and products in reused buffers."""
-        g = self.geometry
-        n = len(grad_z)
-        tiles, self._tiles = self._tiles, None
-        rows, columns = winograd.tiles(g.out_height, g.out_width)
-        grad_rows, grad_columns = winograd.tiles(g.height, g.width)
-        step = self._winograd_chunk(n)
-        tiled = grad_z
-        if (winograd.TILE * rows, winograd.TILE * columns) != (g.out_height, g.out_width):
-            tiled = self._buffers.get("winograd_tiled_gradient", (n, winograd.TILE * rows, winograd.TILE * columns,
-                                                                   self.filters), grad_z.dtype, fill=0)
-            tiled[:, :g.out_height, :g.out_width] = grad_z  # zeros where tiles stick out of an odd-sized output
-        # dL/dx[y, x] = sum over the window of dL/dz[y + top - i, x + left - j] kernel[i, j]^T: a 'valid'
-        # correlation of dL/dz padded by (2 - top, 2 - left) with the kernel turned by 180 degrees.
-        padded = self._buffers.get("winograd_padded_gradient",
-                                   winograd.padded_shape(n, g.height, g.width, self.filters), grad_z.dtype, fill=0)
-        top, left = winograd.KERNEL - 1 - g.top, winograd.KERNEL - 1 - g.left
-        if input_gradient:
-            padded[:, top:top + g.out_height, left:left + g.out_width] = grad_z
-        grad_tiles = self._buffers.get("winograd_products", (winograd.POSITIONS, step, rows, columns, self.filters),
-                                       grad_z.dtype)
-        input_tiles = self._buffers.get("winograd_input_gradient_tiles",
-                                        (winograd.POSITIONS, step, grad_rows, grad_columns, self.filters),
-                                        grad_z.dtype)
-        input_products = self._buffers.get("winograd_gradient_products",
-                                           (winograd.POSITIONS, step, grad_rows, grad_columns, g.channels),
-                                           grad_z.dtype)
-        scratch = self._winograd_scratch(step, "", grad_z.dtype)
-        grad_u = np.zeros((winograd.POSITIONS, g.channels, self.filters), grad_z.dtype)
-        part = np.empty_like(grad_u)
-        turned = winograd.transform_kernel(winograd.turned_kernel(self.params["kernel"]))
-        grad_x = np.empty((n, g.height, g.width, g.channels), grad_z.dtype) if input_gradient else None
-        for start in range(0, n, step):
-            stop = min(n, start + step)
-            count = stop - start
-            winograd.transform_output_gradient(tiled[start:stop], grad_tiles[:, :count], scratch)
-            np.matmul(tiles[:, start:stop].reshape(winograd.POSITIONS, -1, g.channels).transpose(0, 2, 1),
-                      grad_tiles[:, :count].reshape(winograd.POSITIONS, -1, self.filters), out=part)
-            grad_u += part
-            if input_gradient:
-                winograd.transform_input(padded[start:stop], input_tiles[:, :count], scratch)
-                winograd.multiply(input_tiles[:, :count], turned, input_products[:, :count])
-                winograd.transform_output(input_products[:, :count], grad_x[start:stop], scratch)
-        winograd.kernel_gradient(grad_u, self.grads["kernel"])
-        return grad_x
+        if not (winograd.applies(self.kernel_size, self.strides, g.channels)
+                and winograd.worth_it(batch, g.out_height, g.out_width)):
+            return None
+        algorithm = min((winograd, winograd4), key=lambda module: module.products(g.out_height, g.out_width))
+        direct = self.kernel_size[0] * self.kernel_size[1] * g.out_height * g.out_width
+        return algorithm if algorithm.products(g.out_height, g.out_width) < direct else None
 
     def _direct_chunk(self, batch: int) -> int:
         """Images whose columns im2col builds and multiplies at once: with a chunk's columns in the core's cache

@@ -35,20 +35,20 @@ MIN_OUTPUT_PIXELS = 1024
 CHUNK_VALUES = 1 << 18  # values of a chunk of tiles (1 MiB of float32; see chunk_images)
 # B^T's rows as (first, second, operation): row alpha of B^T d is operation(d[first], d[second]).
 INPUT_SUMS = ((0, 2, np.subtract), (1, 2, np.add), (2, 1, np.subtract), (1, 3, np.subtract))
-# Measured on one core (benchmarks/README.md, 2026-12-07): the transforms are memory-bound, 4x the input and
-# output in size, and pay from 32 input channels (14x14x32 -> 64 trained 1.1x faster than im2col, 14x14x64 -> 64
-# 1.4x; 14x14x16 -> 32 1.25x slower) when the 2x2 tiles cover the output with little waste (7x7x64 -> 128 in
-# 8x8 tiles: 30% wasted, 1.1x slower).
+# Measured on one core (benchmarks/README.md, 2026-12-07): with fewer than 32 input channels the transforms,
+# memory-bound, cost about what the products save (14x14x16 -> 32: Winograd 1.0-1.1x slower than im2col).
 MIN_CHANNELS = 32
-MAX_TILE_WASTE = 1.15  # tiled pixels / output pixels
 
 
-def applies(kernel_size: tuple[int, int], strides: tuple[int, int], channels: int, out_height: int,
-            out_width: int) -> bool:
-    """Whether a convolution of this shape runs as Winograd F(2x2, 3x3) (on batches ``worth_it``)."""
-    rows, columns = tiles(out_height, out_width)
-    return (kernel_size == (KERNEL, KERNEL) and strides == (1, 1) and channels >= MIN_CHANNELS
-            and TILE * rows * TILE * columns <= MAX_TILE_WASTE * out_height * out_width)
+def applies(kernel_size: tuple[int, int], strides: tuple[int, int], channels: int) -> bool:
+    """Whether a convolution of this kind may run as Winograd (this module's F(2x2, 3x3) or ``winograd4``'s
+    F(4x4, 3x3), whichever needs fewer products, see ``products``), on batches ``worth_it``."""
+    return kernel_size == (KERNEL, KERNEL) and strides == (1, 1) and channels >= MIN_CHANNELS
+
+
+def products(out_height: int, out_width: int) -> int:
+    """Multiply-adds per channel pair and image: 16 per 2x2 tile (im2col: 9 per output pixel)."""
+    return POSITIONS * math.prod(tiles(out_height, out_width))
 
 
 def worth_it(batch: int, out_height: int, out_width: int) -> bool:
@@ -158,8 +158,9 @@ def transform_input(padded: np.ndarray, out: np.ndarray, scratch: np.ndarray) ->
 
 
 def multiply(v: np.ndarray, u: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """The 16 products M[xi] = V[xi] @ U[xi]: ``(16, ..., C) x (16, C, F) -> out (16, ..., F)``."""
-    np.matmul(v.reshape(POSITIONS, -1, v.shape[-1]), u, out=out.reshape(POSITIONS, -1, u.shape[-1]))
+    """The products M[xi] = V[xi] @ U[xi] of every position xi: ``(16, ..., C) x (16, C, F) -> out (16, ..., F)``."""
+    positions = len(u)  # 16 here, 36 for F(4x4, 3x3)
+    np.matmul(v.reshape(positions, -1, v.shape[-1]), u, out=out.reshape(positions, -1, u.shape[-1]))
     return out
 
 
