@@ -72,7 +72,7 @@ def part_of(layer: object) -> str:
 def instrument(model, loss, optimizer, clock: Clock) -> None:
     for layer in model.layers:
         part = part_of(layer)
-        for method in ("forward", "backward", "backward_preactivation"):
+        for method in ("forward", "preactivation", "backward", "backward_preactivation"):
             if hasattr(layer, method):
                 clock.wrap(layer, method, part)
         if hasattr(layer, "activate"):

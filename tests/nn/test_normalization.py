@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from NeuralNetworks.nn import gradcheck, layers, models, optimizers
+from NeuralNetworks.nn.layers import normalization
 
 
 def built(layer, input_shape, dtype=np.float64):
@@ -34,6 +35,38 @@ def test_training_normalises_each_channel_of_the_batch():
     y = layer.forward(x, training=True)
     np.testing.assert_allclose(y.mean(axis=(0, 1, 2)), 0.0, atol=1e-12)
     np.testing.assert_allclose(y.var(axis=(0, 1, 2)), 1.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape, pixels_per_row", [((16, 8, 8, 32), 256), ((8191, 16), 1), ((6, 7, 7, 5), 294)],
+                         ids=["wide-rows", "prime", "one-row"])
+@pytest.mark.parametrize("frozen", [False, True])
+def test_wide_rows_compute_the_textbook_formulas(shape, pixels_per_row, frozen):
+    """The layer works on rows of k pixels (``wide_row_pixels``): 16x8x8 pixels make 4 rows of 256, a prime count
+    leaves rows of one pixel, a small batch is one row. Each gives the formulas, forward and backward."""
+    channels, count = shape[-1], int(np.prod(shape[:-1]))
+    assert normalization.wide_row_pixels(count, channels) == pixels_per_row
+    layer = built(layers.BatchNormalization(trainable=not frozen), shape[1:])
+    rng = np.random.default_rng(3)
+    gamma, beta = 0.5 + rng.random(channels), rng.standard_normal(channels)
+    layer.params["gamma"][...], layer.params["beta"][...] = gamma, beta
+    layer.state["moving_mean"][...], layer.state["moving_variance"][...] = rng.random(channels), 1 + rng.random(channels)
+    x = 2.0 + 3.0 * rng.standard_normal(shape)
+    dy = rng.standard_normal(shape)
+    axes = tuple(range(len(shape) - 1))
+    if frozen:
+        factor = gamma / np.sqrt(layer.state["moving_variance"] + layer.epsilon)
+        expected_y = (x - layer.state["moving_mean"]) * factor + beta
+        expected_dx = dy * factor
+    else:
+        x_hat = (x - x.mean(axis=axes)) / np.sqrt(x.var(axis=axes) + layer.epsilon)
+        expected_y = x_hat * gamma + beta
+        expected_dx = gamma / np.sqrt(x.var(axis=axes) + layer.epsilon) * (
+            dy - dy.mean(axis=axes) - x_hat * (dy * x_hat).mean(axis=axes))
+    np.testing.assert_allclose(layer.forward(x, training=True), expected_y, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(layer.backward(dy), expected_dx, rtol=1e-10, atol=1e-10)
+    if not frozen:
+        np.testing.assert_allclose(layer.grads["gamma"], (dy * x_hat).sum(axis=axes), rtol=1e-10)
+        np.testing.assert_allclose(layer.grads["beta"], dy.sum(axis=axes), rtol=1e-10)
 
 
 def test_training_and_inference_modes_differ_as_expected():

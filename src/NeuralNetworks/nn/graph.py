@@ -8,6 +8,13 @@ calls come from the nodes its symbolic tensors recorded (``from_tensors``).
 A layer called more than once (weights shared) keeps its training caches per call: after each call's forward
 the graph copies the layer's caches, puts them back before that call's backward, and sums the weight
 gradients of all its calls.
+
+The walks also follow one rewrite, decided when the graph is made (``pooled_activations``): a ReLU layer whose
+output only a max pooling reads has its activation run *after* the pooling, on a quarter of the values for 2x2
+windows. ``relu(maxpool(z)) == maxpool(relu(z))`` exactly, and so do the gradients: ReLU is monotone, so a
+window's first maximum is the same before and after it when that maximum is positive, and the gradient is 0
+either way when it is not. Each layer keeps its own math (``preactivation``, ``activate``,
+``backward_preactivation``), gradient check and export.
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .layers import InputLayer, Layer
+from .activations import ReLU
+from .layers import ActivatedLayer, InputLayer, Layer, MaxPooling2D
 from .layers.nodes import Node, SymbolicTensor
 
 # A layer's attributes that are its definition and weights, not its caches of the last forward pass.
@@ -26,6 +34,14 @@ DEFINITION = frozenset({"name", "input_shape", "output_shape", "dtype", "params"
                         "trainable", "replica_sum", "weight_budget"})
 
 Observer = Callable[["Call", np.ndarray], None]
+
+# Activations f with f(max(window)) == max(f(window)) *exactly*, and whose gradient then agrees too: in floats,
+# not only on paper. ReLU maps every value <= 0 to 0 and keeps the others, so a window's first maximum is the
+# same before and after it (or the window's gradient is 0 both ways). Not LeakyReLU, sigmoid or tanh: rounding
+# can make two different inputs of a window equal after them (in float32, leaky_relu(-1.7999998) ==
+# leaky_relu(-1.7999997) and tanh(5) == tanh(5.0000005)), moving the first maximum, which takes the gradient, to
+# another pixel; not Linear, where there is nothing to save.
+EXACT_UNDER_MAX_POOLING: tuple[type, ...] = (ReLU,)
 
 
 @dataclass(frozen=True)
@@ -75,6 +91,11 @@ class Graph:
         self._free_after = [tuple(slot for slot in set(call.inputs) if last_use[slot] == index
                                   and slot not in self.outputs) for index, call in enumerate(self.calls)]
         self._snapshots: dict[int, dict] = {}
+        # The execution plan: max pooling call -> the call whose activation runs after it (see the module
+        # docstring). Empty it to run every layer as written.
+        self.pooled_activations: dict[int, int] = _pooled_activations(self.calls, consumers, self.outputs,
+                                                                      self.shared)
+        self._pooled_last: dict[int, int] = {}  # the plan the last forward followed, which backward must follow
 
     @classmethod
     def chain(cls, input_shape: tuple[int, ...], layers: Sequence[Layer]) -> Graph:
@@ -90,11 +111,22 @@ class Graph:
     # -- forward --------------------------------------------------------------------------------------------
     def forward(self, inputs: Sequence[np.ndarray], training: bool = False,
                 observe: Observer | None = None) -> list[np.ndarray]:
-        """Run every call on the batches ``inputs`` (one per input slot); return the output slots' batches."""
+        """Run every call on the batches ``inputs`` (one per input slot); return the output slots' batches.
+
+        ``observe(call, output)`` sees each call's output as the layer computes it: the plan's activations after
+        pooling are then run where their layers are (the pooling sees activated values)."""
         values: list = [*inputs, *([None] * len(self.calls))]
         self._snapshots.clear()
+        pooled = self._pooled_last = self.pooled_activations if observe is None else {}
+        deferred = set(pooled.values())
         for index, call in enumerate(self.calls):
-            values[call.output] = call.layer.forward(call.arguments(values), training=training)
+            if index in deferred:  # z only: the activation runs after the pooling that reads it
+                values[call.output] = call.layer.preactivation(values[call.inputs[0]], training)
+            elif index in pooled:
+                pooled_z = call.layer.forward(values[call.inputs[0]], training=training)
+                values[call.output] = self.calls[pooled[index]].layer.activate(pooled_z, training)
+            else:
+                values[call.output] = call.layer.forward(call.arguments(values), training=training)
             if training and id(call.layer) in self.shared:
                 self._snapshots[index] = _caches(call.layer)
             if observe is not None:
@@ -127,7 +159,13 @@ class Graph:
     def backward(self, steps: Sequence[BackwardStep], output_gradients: dict[int, np.ndarray],
                  observe: Observer | None = None) -> None:
         """Walk ``steps`` from the gradients at the output slots (at the logits for fused steps), writing every
-        trainable layer's ``grads``; the last forward must have been a training one."""
+        trainable layer's ``grads``; the last forward must have been a training one, and must have observed its
+        calls if this walk observes them (so that each call received what it gave)."""
+        pooled = self._pooled_last
+        if observe is not None and pooled:
+            raise RuntimeError("Graph.backward(observe=...) must follow a forward(observe=...): the last forward ran "
+                               "activations after pooling, so the gradients between them are not the layers' own")
+        deferred = set(pooled.values())
         grads: dict[int, np.ndarray] = dict(output_gradients)
         sums: dict[int, dict[str, np.ndarray]] = {}
         originals: dict[int, dict] = {}
@@ -141,7 +179,10 @@ class Graph:
                 if id(layer) in self.shared:
                     originals.setdefault(id(layer), {key: vars(layer)[key] for key in self._snapshots[step.index]})
                     vars(layer).update(self._snapshots[step.index])
-                run = layer.backward_preactivation if step.fused else layer.backward
+                if step.index in pooled:  # dL/dy -> dL/d(pooled z): the activation that ran after this pooling
+                    grad = self.calls[pooled[step.index]].layer.activation_gradient(grad)
+                preactivation = step.fused or step.index in deferred  # the gradient arrived at z
+                run = layer.backward_preactivation if preactivation else layer.backward
                 if step.input_gradient or not layer.can_skip_input_gradient():
                     result = run(grad)
                 else:
@@ -162,6 +203,40 @@ class Graph:
         for layer in self.layers:
             for key, total in sums.get(id(layer), {}).items():
                 layer.grads[key][...] = total
+
+
+def _pooled_activations(calls: Sequence[Call], consumers: dict[int, list[int]], outputs: Sequence[int],
+                        shared: set[int]) -> dict[int, int]:
+    """The plan of ``Graph.pooled_activations``: for each max pooling call whose input only it reads, made by an
+    activated layer whose activation commutes with it exactly, pooling call -> that layer's call. Shared
+    layers (their caches are per call) and model outputs (someone reads the activated values) stay as written."""
+    plan = {}
+    for index, call in enumerate(calls):
+        users = consumers.get(call.output, [])
+        if len(users) != 1 or call.output in outputs or not _splits_activation(call.layer):
+            continue
+        pooling = calls[users[0]].layer
+        if _max_pooling(pooling) and id(call.layer) not in shared and id(pooling) not in shared:
+            plan[users[0]] = index
+    return plan
+
+
+def _splits_activation(layer: Layer) -> bool:
+    """True when ``layer``'s forward is its ``preactivation`` then ``activate``, and backward the same way back
+    (not a subclass of one's own computing them otherwise), with an activation that max pooling commutes with."""
+    cls = type(layer)
+    return isinstance(layer, ActivatedLayer) and type(layer.activation) in EXACT_UNDER_MAX_POOLING \
+        and cls.forward is ActivatedLayer.forward and cls.backward is ActivatedLayer.backward \
+        and cls.activate is ActivatedLayer.activate and cls.preactivation is not ActivatedLayer.preactivation
+
+
+def _max_pooling(layer: Layer) -> bool:
+    """True for MaxPooling2D as the library writes it. Its "same" padding (-inf) commutes too: every window
+    holds at least one pixel of the image (``windows.padding_amounts``), so padding never is a window's maximum.
+    Average pooling does not commute with ReLU."""
+    cls = type(layer)
+    return isinstance(layer, MaxPooling2D) and cls.forward is MaxPooling2D.forward \
+        and cls.backward is MaxPooling2D.backward
 
 
 def _caches(layer: Layer) -> dict:

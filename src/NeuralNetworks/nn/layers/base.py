@@ -243,9 +243,14 @@ class ActivatedLayer(Layer):
         return y
 
     def backward(self, grad_output: np.ndarray, input_gradient: bool = True) -> np.ndarray | None:
+        return self.backward_preactivation(self.activation_gradient(grad_output), input_gradient)
+
+    def activation_gradient(self, grad_output: np.ndarray) -> np.ndarray:
+        """dL/da from dL/dy, through the activation ``y = activation(a)`` of the last training ``activate``
+        alone (``a`` is ``z``, or the pooled ``z`` when the model runs the activation after a max pooling)."""
         if self._saved is None:
             raise RuntimeError(f"{self.name}: backward() called without a forward(training=True) first")
-        return self.backward_preactivation(self.activation.backward(self._saved, grad_output), input_gradient)
+        return self.activation.backward(self._saved, grad_output)
 
     def backward_preactivation(self, grad_z: np.ndarray, input_gradient: bool = True) -> np.ndarray | None:
         """Write grads and return dL/dx from dL/dz, the gradient at the pre-activation.
