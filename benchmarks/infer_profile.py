@@ -3,7 +3,8 @@
     python benchmarks/infer_profile.py                # all cores
     python benchmarks/infer_profile.py --threads 1 --calls 2000
 
-Each layer's ``forward`` is wrapped with a timer (the layers run their own code unchanged); ``model.predict`` on
+Each layer's ``forward`` (and ``preactivation`` and ``activate``, which the graph calls itself where it runs
+ReLU after max pooling) is wrapped with a timer (the layers run their own code unchanged); ``model.predict`` on
 one MNIST image runs ``--calls`` times after a warm-up, and each layer's median microseconds per call is
 printed, then their sum, the whole ``predict`` and what it spends outside the layers (checking the input, the
 output's copy and finiteness check, the graph walk), and ``model(data=image)`` (``predict`` plus the ranked
@@ -30,22 +31,65 @@ from NeuralNetworks.nn import models
 WARMUP_CALLS = 100
 
 
-def timed_layers(model: models.Model, now: Callable[[], float]) -> dict[str, list[float]]:
-    """Wrap every layer's forward so that each call appends its seconds to the layer's list."""
-    times: dict[str, list[float]] = {}
+TIMED_METHODS = ("forward", "preactivation", "activate")  # the graph calls the last two itself when it runs
+# ReLU after max pooling (nn.graph): a Conv2D's time is then its preactivation plus its activate
+
+
+def timed_layers(model: models.Model, now: Callable[[], float]) -> dict[str, float]:
+    """Wrap every layer's forward, preactivation and activate so that each adds its seconds to the layer's
+    running total (a call made inside another of the same layer's is not counted twice)."""
+    totals: dict[str, float] = {}
     for layer in model.layers:
-        record = times.setdefault(f"{layer.name} ({type(layer).__name__})", [])
-        original = layer.forward
+        name = f"{layer.name} ({type(layer).__name__})"
+        totals[name] = 0.0
+        inside = [False]
+        for method in TIMED_METHODS:
+            if not hasattr(layer, method):
+                continue
+            original = getattr(layer, method)
 
-        @functools.wraps(original)
-        def forward(*args, original=original, record=record, **kwargs):
-            start = now()
-            result = original(*args, **kwargs)
-            record.append(now() - start)
-            return result
+            @functools.wraps(original)
+            def timed(*args, original=original, name=name, inside=inside, **kwargs):
+                if inside[0]:
+                    return original(*args, **kwargs)
+                inside[0] = True
+                start = now()
+                try:
+                    return original(*args, **kwargs)
+                finally:
+                    totals[name] += now() - start
+                    inside[0] = False
 
-        layer.forward = forward
-    return times
+            setattr(layer, method, timed)
+    return totals
+
+
+def profile(model: models.Model, image: np.ndarray, calls: int, now: Callable[[], float]) -> list[list[str]]:
+    """Rows of (part, median microseconds) for one model."""
+    batch = image[np.newaxis]
+    for _ in range(WARMUP_CALLS):
+        model.predict(batch)
+    totals = timed_layers(model, now)
+    per_call: dict[str, list[float]] = {name: [] for name in totals}
+    wholes = []
+    for _ in range(calls):
+        for name in totals:
+            totals[name] = 0.0
+        start = now()
+        model.predict(batch)
+        wholes.append(now() - start)
+        for name, seconds in totals.items():
+            per_call[name].append(seconds)
+    whole = 1e6 * statistics.median(wholes)
+    layers = {name: 1e6 * statistics.median(values) for name, values in per_call.items() if any(values)}
+    for layer in model.layers:
+        for method in TIMED_METHODS:
+            vars(layer).pop(method, None)  # the class's own methods again
+    classify = median_us(lambda: model(data=image), calls, now)
+    total = sum(layers.values())
+    return [*([name, f"{value:.1f}"] for name, value in layers.items()), ["sum of the layers", f"{total:.1f}"],
+            ["model.predict(one image)", f"{whole:.1f}"], ["  outside the layers", f"{whole - total:.1f}"],
+            ["model(data=image)", f"{classify:.1f}"]]
 
 
 def median_us(call: Callable[[], object], calls: int, now: Callable[[], float]) -> float:
@@ -55,23 +99,6 @@ def median_us(call: Callable[[], object], calls: int, now: Callable[[], float]) 
         call()
         times.append(now() - start)
     return 1e6 * statistics.median(times)
-
-
-def profile(model: models.Model, image: np.ndarray, calls: int, now: Callable[[], float]) -> list[list[str]]:
-    """Rows of (part, median microseconds) for one model."""
-    batch = image[np.newaxis]
-    for _ in range(WARMUP_CALLS):
-        model.predict(batch)
-    times = timed_layers(model, now)
-    whole = median_us(lambda: model.predict(batch), calls, now)
-    layers = {name: 1e6 * statistics.median(values) for name, values in times.items() if values}
-    for layer in model.layers:
-        vars(layer).pop("forward", None)  # the class's own forward again
-    classify = median_us(lambda: model(data=image), calls, now)
-    total = sum(layers.values())
-    return [*([name, f"{value:.1f}"] for name, value in layers.items()), ["sum of the layers", f"{total:.1f}"],
-            ["model.predict(one image)", f"{whole:.1f}"], ["  outside the layers", f"{whole - total:.1f}"],
-            ["model(data=image)", f"{classify:.1f}"]]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,9 +4,12 @@ errors (4xx JSON naming the field), the session limit, and the read-only source 
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import pytest
 
+from NeuralNetworks import page
 from NeuralNetworks.app import playground, playground_run
 from NeuralNetworks.app.sessions import SessionStore
 
@@ -218,8 +221,8 @@ def test_the_source_pages_show_the_named_files_with_anchors(client):
     page = client.get("/playground/source/nn/layers/core.py")
     assert page.status_code == 200
     assert 'id="Dense.backward_preactivation"' in page.text and 'id="L1"' in page.text
-    assert page.text.count('id="forward"') == 1  # the bare name, once: at its first definition
-    assert page.text.index('id="forward"') < page.text.index('id="Flatten.forward"')
+    assert page.text.count('id="preactivation"') == 1  # the bare name, once: at its first definition
+    assert page.text.index('id="preactivation"') < page.text.index('id="Activation.preactivation"')
     assert "&lt;" in client.get("/playground/source/nn/models.py").text  # escaped, never raw markup
     docs = client.get("/playground/docs/backpropagation.md")
     assert docs.status_code == 200 and 'id="dense"' in docs.text and 'id="losses"' in docs.text
@@ -228,6 +231,16 @@ def test_the_source_pages_show_the_named_files_with_anchors(client):
         response = client.get(url)
         assert response.status_code == 404, url
         assert "error" in response.json()
+
+
+def test_every_function_the_playground_links_to_has_its_anchor(client):
+    """The equations panel links each line to a function of the library (playground-math.js): each anchor is
+    on the served source page, so a renamed method cannot leave a link that lands nowhere."""
+    script = (Path(page.__file__).parent / "static" / "playground-math.js").read_text(encoding="utf-8")
+    links = set(re.findall(r"'(nn/[\w/]+\.py)',\s*'([\w.]+)'", script))
+    assert ("nn/layers/core.py", "Dense.backward_preactivation") in links
+    for source, name in sorted(links):
+        assert f'id="{name}"' in client.get(f"/playground/source/{source}").text, (source, name)
 
 
 def test_the_openapi_schema_lists_the_playground_api(client):

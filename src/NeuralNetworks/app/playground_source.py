@@ -2,7 +2,7 @@
 
 Only the files named in ``SOURCES`` (modules of this package) and ``DOCS`` (pages of the checkout's ``docs/``
 folder, absent from an installed wheel) are served: a request names a key of those tables, never a path. Each
-file is shown as escaped text, one anchor per line (``#L12``), per function or class (``#Dense.forward``, and
+file is shown as escaped text, one anchor per line (``#L12``), per function or class (``#Dense.preactivation``, and
 ``#forward`` at the first ``forward``) and per Markdown heading (``#dense``, as GitHub spells it), so the panel
 can link to the very function.
 """

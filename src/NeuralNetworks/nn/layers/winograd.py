@@ -5,14 +5,16 @@ of the padded input ``d`` and is ``Y = A^T [(G g G^T) * (B^T d B)] A`` per chann
 Over a batch, the 16 positions of the 4x4 transformed tile are 16 independent products
 ``M[xi] = V[xi] @ U[xi]`` of ``(tiles, channels) @ (channels, filters)``: 16 * tiles = 4 * pixels rows of
 ``channels`` multiply-adds, against 9 * pixels for im2col, 2.25x fewer, and no 9x column copy. The transforms
-are sums and differences of strided views (the matrices below hold only 0, +-1 and +-1/2).
+are sums and differences (the matrices below hold only 0, +-1 and +-1/2) over contiguous copies of a chunk's
+windows. This module also holds what both Winograd modules share (``applies``, ``chunk_images``, ``multiply``);
+``winograd4`` is F(4x4, 3x3), and Conv2D takes whichever needs fewer products on its map.
 
 Training uses the same algebra: dL/dU = V^T dM with dM = A dY A^T (the products' adjoint), then
 dL/dg = G^T dL/dU G; dL/dx is itself a stride-1 3x3 correlation, of the output gradient with the kernel turned
 by 180 degrees and its channel axes swapped, computed by the same forward.
 
-In float32 the result differs from the direct product by rounding only (relative error ~1e-7, measured in the
-tests against the direct form).
+In float32 the result differs from the direct product by rounding only (up to 2e-6 of the output's scale,
+measured in the tests against the direct form in float64).
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ CHUNK_VALUES = 1 << 18  # values of a chunk of tiles (1 MiB of float32; see chun
 # B^T's rows as (first, second, operation): row alpha of B^T d is operation(d[first], d[second]).
 INPUT_SUMS = ((0, 2, np.subtract), (1, 2, np.add), (2, 1, np.subtract), (1, 3, np.subtract))
 # Measured on one core (benchmarks/README.md, 2026-12-07): with fewer than 32 input channels the transforms,
-# memory-bound, cost about what the products save (14x14x16 -> 32: Winograd 1.0-1.1x slower than im2col).
+# memory-bound, cost about what the products save (14x14x16 -> 32, forward and backward: im2col 6.5 ms,
+# F(4x4) 6.3, F(2x2) 7.1); from 32 channels Winograd wins (14x14x32 -> 64: 20.1, 15.4, 16.4).
 MIN_CHANNELS = 32
 
 

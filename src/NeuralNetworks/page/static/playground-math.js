@@ -99,7 +99,7 @@ window.playgroundMath = (() => {
     rows.push(equation('A^{0} = X', 'a batch of m points (x₁, x₂), one per row', 'data/toy.py', 'make',
       'playground.md', 'the-data'));
     rows.push(equation('Z^{l} = A^{l−1} W^{l} + b^{l}', `every layer; ${shapes(settings)}`,
-      'nn/layers/core.py', 'Dense.forward', 'forward.md', 'dense'));
+      'nn/layers/core.py', 'Dense.preactivation', 'forward.md', 'dense'));
     if (L > 1) {
       rows.push(equation(`A^{l} = ${act.f}`, `the hidden layers l = 1 … ${L - 1}: ${settings.activation}`,
         'nn/activations.py', `${act.cls}.__call__`, 'forward.md', 'activations'));
