@@ -50,7 +50,7 @@ class WinogradSteps:
 
     def _winograd_chunk(self, batch: int, algorithm: ModuleType) -> int:
         """Images the Winograd forward and backward take at once: with the tiles and products of a chunk in the
-        core's cache, the 16 products run 1.3-1.6x faster than over the whole batch's (measured on one core:
+        core's cache, the products run 1.3-1.6x faster than over the whole batch's (measured on one core:
         70 -> 93-113 GFLOP/s), and the transforms write and read no more than the cache holds."""
         g = self.geometry
         widest = max(g.channels, self.filters)
