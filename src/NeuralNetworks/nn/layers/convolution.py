@@ -198,7 +198,7 @@ class Conv2D(WinogradSteps, ActivatedLayer):
         g = self.geometry
         if not g.is_padded:
             return x
-        padded = self._buffers.get(key, (len(x), g.padded_height, g.padded_width, g.channels), x.dtype, fill=0)
+        padded = self._buffers.get(key, g.padded_shape(len(x)), x.dtype, fill=0)
         padded[g.interior()] = x
         return padded
 
@@ -233,7 +233,7 @@ class Conv2D(WinogradSteps, ActivatedLayer):
             kernel_stack = np.ascontiguousarray(
                 self.params["kernel"].reshape(kh * kw, g.channels, self.filters).transpose(0, 2, 1))
             blocks = self._buffers.get("grad_blocks", (kh * kw, step * pixels, g.channels), grad_z.dtype)
-            grad_padded = np.zeros((n, g.padded_height, g.padded_width, g.channels), grad_z.dtype)
+            grad_padded = np.zeros(g.padded_shape(n), grad_z.dtype)
         for start in range(0, n, step):
             stop = min(n, start + step)
             cols = self._im2col(padded[start:stop], step, "cols").reshape((stop - start) * pixels, -1)
@@ -248,7 +248,7 @@ class Conv2D(WinogradSteps, ActivatedLayer):
                              grad_padded[start:stop])
         if not input_gradient:
             return None
-        return grad_padded[g.interior()] if g.is_padded else grad_padded
+        return g.unpadded(grad_padded)
 
     def _single_channel_backward(self, grad_z: np.ndarray, input_gradient: bool) -> np.ndarray | None:
         """dL/dkernel from the transposed one-channel columns; dL/dx, if asked, as one block per window offset
@@ -262,10 +262,9 @@ class Conv2D(WinogradSteps, ActivatedLayer):
         kernel = self.params["kernel"].reshape(kh * kw, self.filters)
         grad_blocks = columns if columns.dtype == grad_z.dtype else np.empty(columns.shape, grad_z.dtype)
         np.matmul(kernel, grad_z.T, out=grad_blocks)
-        grad_padded = np.zeros((len(grad_z) // (g.out_height * g.out_width), g.padded_height, g.padded_width, 1),
-                               grad_z.dtype)
+        grad_padded = np.zeros(g.padded_shape(len(grad_z) // (g.out_height * g.out_width)), grad_z.dtype)
         self._col2im(grad_blocks.reshape(kh, kw, -1, g.out_height, g.out_width, 1), grad_padded)
-        return grad_padded[g.interior()] if g.is_padded else grad_padded
+        return g.unpadded(grad_padded)
 
     def _col2im(self, grad_blocks: np.ndarray, grad_padded: np.ndarray) -> None:
         """Add the window blocks ``(kh, kw, n, oh, ow, channels)`` onto their windows of ``grad_padded``."""

@@ -55,19 +55,14 @@ class _Pooling2D(Layer):
         g = self.geometry
         if not g.is_padded:
             return x
-        shape = (len(x), g.padded_height, g.padded_width, g.channels)
+        shape = g.padded_shape(len(x))
         padded = np.empty(shape, x.dtype) if keep else self._buffers.get(f"padded_{fill}", shape, x.dtype)
         padded.fill(fill)
         padded[g.interior()] = x
         return padded
 
-    def _unpad(self, grad_padded: np.ndarray) -> np.ndarray:
-        g = self.geometry
-        return grad_padded[g.interior()] if g.is_padded else grad_padded
-
     def _new_grad(self, n: int, dtype: np.dtype) -> np.ndarray:
-        g = self.geometry
-        return np.zeros((n, g.padded_height, g.padded_width, g.channels), dtype=dtype)
+        return np.zeros(self.geometry.padded_shape(n), dtype=dtype)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "pool_size": list(self.pool_size), "strides": list(self.strides),
@@ -125,14 +120,14 @@ class MaxPooling2D(_Pooling2D):
         (``g - g * 1`` is exactly 0, so each tile's gradient lands on one pixel)."""
         g = self.geometry
         takes_top, top_takes_left, bottom_takes_left = self._winners
-        grad_padded = np.empty((len(grad_output), g.padded_height, g.padded_width, g.channels), grad_output.dtype)
+        grad_padded = np.empty(g.padded_shape(len(grad_output)), grad_output.dtype)
         to_top = grad_output * takes_top
         to_bottom = grad_output - to_top
         to_left = np.multiply(to_top, top_takes_left, out=grad_padded[:, 0::2, 0::2])
         np.subtract(to_top, to_left, out=grad_padded[:, 0::2, 1::2])
         to_left = np.multiply(to_bottom, bottom_takes_left, out=grad_padded[:, 1::2, 0::2])
         np.subtract(to_bottom, to_left, out=grad_padded[:, 1::2, 1::2])
-        return self._unpad(grad_padded)
+        return self.geometry.unpadded(grad_padded)
 
     def backward(self, grad_output, input_gradient=True):
         if self._winners is not None:
@@ -142,7 +137,7 @@ class MaxPooling2D(_Pooling2D):
         g, padded, y = self.geometry, self._padded_input, self._output
         overlapping = self.strides[0] < self.pool_size[0] or self.strides[1] < self.pool_size[1]
         n = len(grad_output)
-        shape = (n, g.padded_height, g.padded_width, g.channels)
+        shape = g.padded_shape(n)
         # Windows that tile the input write each pixel's gradient whole, once: no zeroing pass is needed.
         grad_padded = np.empty(shape, grad_output.dtype) if g.tiled else np.zeros(shape, grad_output.dtype)
         # No index array: ``remaining`` holds each window's gradient until its first maximum (row-major) takes
@@ -161,7 +156,7 @@ class MaxPooling2D(_Pooling2D):
                 share = np.multiply(remaining, is_max, out=grad_padded[index])
             if number < len(offsets) - 1:
                 remaining -= share
-        return self._unpad(grad_padded)
+        return self.geometry.unpadded(grad_padded)
 
     def export_settings(self):
         return window_settings(self, self.pool_size), {}
@@ -205,7 +200,7 @@ class AveragePooling2D(_Pooling2D):
         for i in range(self.pool_size[0]):
             for j in range(self.pool_size[1]):
                 grad_padded[g.position(i, j)] += share
-        return self._unpad(grad_padded)
+        return self.geometry.unpadded(grad_padded)
 
     def export_settings(self):
         return window_settings(self, self.pool_size), {}

@@ -96,6 +96,15 @@ class WindowGeometry:
         """Index of the unpadded input inside the padded one."""
         return slice(None), slice(self.top, self.top + self.height), slice(self.left, self.left + self.width)
 
+    def padded_shape(self, batch: int) -> tuple[int, int, int, int]:
+        """Shape of a batch of padded inputs (or of their gradient): (batch, hp, wp, c)."""
+        return batch, self.padded_height, self.padded_width, self.channels
+
+    def unpadded(self, padded: np.ndarray) -> np.ndarray:
+        """The input's part of a padded batch (a view; the batch itself without padding), e.g. dL/dx from the
+        gradient with respect to the padded input."""
+        return padded[self.interior()] if self.is_padded else padded
+
     def windows(self, padded: np.ndarray) -> np.ndarray:
         """Read-only view (n, oh, ow, kh, kw, c) of every window of ``padded`` (n, hp, wp, c); no copy."""
         batch, row, column, channel = padded.strides

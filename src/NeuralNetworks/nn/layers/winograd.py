@@ -58,15 +58,25 @@ def worth_it(batch: int, out_height: int, out_width: int) -> bool:
     return batch * out_height * out_width >= MIN_OUTPUT_PIXELS
 
 
+def tile_grid(out_height: int, out_width: int, tile: int) -> tuple[int, int]:
+    """Rows and columns of ``tile`` x ``tile`` output tiles covering the output (the last may stick out)."""
+    return -(-out_height // tile), -(-out_width // tile)
+
+
+def tiled_input_shape(batch: int, out_height: int, out_width: int, channels: int, tile: int) -> tuple[int, ...]:
+    """The zero-bordered input that ``tile``-pixel output tiles read: every tile's window inside it."""
+    rows, columns = tile_grid(out_height, out_width, tile)
+    return batch, tile * rows + KERNEL - 1, tile * columns + KERNEL - 1, channels
+
+
 def tiles(out_height: int, out_width: int) -> tuple[int, int]:
     """Tile rows and columns covering the output (the last ones may stick out by one pixel)."""
-    return -(-out_height // TILE), -(-out_width // TILE)
+    return tile_grid(out_height, out_width, TILE)
 
 
 def padded_shape(batch: int, out_height: int, out_width: int, channels: int) -> tuple[int, ...]:
     """The zero-bordered input the tiles read: every tile's 4x4 window inside it."""
-    rows, columns = tiles(out_height, out_width)
-    return batch, TILE * rows + KERNEL - 1, TILE * columns + KERNEL - 1, channels
+    return tiled_input_shape(batch, out_height, out_width, channels, TILE)
 
 
 def chunk_images(batch: int, values_per_image: int) -> int:
@@ -222,9 +232,7 @@ def transform_output_gradient(grad: np.ndarray, out: np.ndarray, scratch: np.nda
     for start in range(0, n, step):
         count = min(step, n - start)
         pixels, sums = work[0, :, :, :count], work[1, :, :, :count]
-        for a in range(TILE):
-            for b in range(TILE):
-                pixels[a, b] = grid[start:start + count, :, a, :, b]
+        np.copyto(pixels, grid[start:start + count].transpose(2, 4, 0, 1, 3, 5))
         top, bottom = pixels
         np.add(top, bottom, out=sums[0])
         np.subtract(top, bottom, out=sums[1])

@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from .windows import strided_view
-from .winograd import KERNEL, chunk_images, multiply, turned_kernel
+from .winograd import KERNEL, chunk_images, multiply, tile_grid, tiled_input_shape, turned_kernel
 
 __all__ = ["KERNEL", "TILE", "POSITIONS", "multiply", "turned_kernel"]
 
@@ -33,6 +33,8 @@ G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], 
               [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], dtype=np.float64)
 AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
               dtype=np.float64)
+
+
 def products(out_height: int, out_width: int) -> int:
     """Multiply-adds per channel pair and image: 36 per 4x4 tile (F(2x2): 16 per 2x2 tile, im2col: 9 per pixel)."""
     return POSITIONS * math.prod(tiles(out_height, out_width))
@@ -40,13 +42,12 @@ def products(out_height: int, out_width: int) -> int:
 
 def tiles(out_height: int, out_width: int) -> tuple[int, int]:
     """Tile rows and columns covering the output (the last ones may stick out by up to three pixels)."""
-    return -(-out_height // TILE), -(-out_width // TILE)
+    return tile_grid(out_height, out_width, TILE)
 
 
 def padded_shape(batch: int, out_height: int, out_width: int, channels: int) -> tuple[int, ...]:
     """The zero-bordered input the tiles read: every tile's 6x6 window inside it."""
-    rows, columns = tiles(out_height, out_width)
-    return batch, TILE * rows + KERNEL - 1, TILE * columns + KERNEL - 1, channels
+    return tiled_input_shape(batch, out_height, out_width, channels, TILE)
 
 
 def _chunk(batch: int, per_position: int) -> int:
