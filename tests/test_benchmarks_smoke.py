@@ -71,9 +71,10 @@ def test_augmentation_benchmark_prints_the_overhead_of_each_preset():
     assert re.search(r"^\| doodles +\| random_flip_1 \(RandomFlip\) +\| \d+\.\d\d ", output, re.MULTILINE)
 
 
-def test_threaded_steps_benchmark_compares_the_three_ways_and_says_which_cases_split():
-    output = run_quick("threaded_steps.py", "--cases", "cnn", "wide")
-    rows = re.findall(r"^\| (cnn64-adam|wide128-adam) +\| [\d,]+ +\| [\d,]+ +\| [\d,]+ +\| \d+\.\d\d +\| \d+\.\d\d "
+def test_split_steps_benchmark_compares_the_ways_and_says_which_cases_split():
+    output = run_quick("split_steps.py", "--cases", "cnn", "wide")
+    split = r"(?:[\d,]+ \(\d+\.\d\dx\)|-)"  # samples/s and the ratio to one thread, or "-" where not used
+    rows = re.findall(rf"^\| (cnn64-adam|wide128-adam) +\| [\d,]+ +\| [\d,]+ +\| [\d,]+ \(\d+\.\d\dx\) +\| {split} "
                       r"+\| \d+% +\| (yes|no) +\|$", output, re.MULTILINE)
     assert [name for name, _ in rows] == ["cnn64-adam", "wide128-adam"]
     assert dict(rows)["wide128-adam"] == "no"  # 64 samples of a 784-512-256-10 MLP: below the threshold

@@ -23,7 +23,7 @@ from .callbacks import Callback, CallbackList, EpochLogger, History, ProgressBar
 from .graph import BackwardStep, Graph
 from .losses import Loss
 from .sources import ArraySamples, Order, Samples, SampleSource, SourceSamples, batches, is_source
-from .threaded_steps import ThreadedSteps, threaded_steps
+from .split_steps import SplitSteps, split_steps
 from .weighting import Weighting
 from .weights import FlatWeights
 
@@ -170,7 +170,7 @@ class Trainer:
     def __init__(self, model: Model) -> None:
         self.model = model
         self.weighting: Weighting | None = None  # fit's class and sample weights, once checked
-        self.threads: ThreadedSteps | None = None  # fit's batches split over the cores, when that pays
+        self.threads: SplitSteps | None = None  # fit's batches split over the cores, when that pays
 
     def fit(self, x: object, y: object = None, epochs: int = 1, batch_size: int = 32,
             validation_data: object = None, validation_split: float = 0.0,
@@ -314,10 +314,10 @@ class Trainer:
                 callback_list.on_batch_end(batch, totals.means())
         return totals.means()
 
-    def step_threads(self, batch_size: int) -> contextlib.AbstractContextManager[ThreadedSteps | None]:
+    def step_threads(self, batch_size: int) -> contextlib.AbstractContextManager[SplitSteps | None]:
         """The context the epochs run in, giving the batch split over the cores or None (see
-        ``threaded_steps``). An engine of processes, which splits batches itself, keeps one thread per step."""
-        return threaded_steps(self.model, batch_size)
+        ``split_steps``). An engine of processes, which splits batches itself, keeps one thread per step."""
+        return split_steps(self.model, batch_size)
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         """One gradient step on one batch: the batch loss and predictions. Engines override this."""

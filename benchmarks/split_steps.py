@@ -1,13 +1,15 @@
-"""What splitting each training batch over the cores gives (``nn.threaded_steps``), case by case.
+"""What splitting each training batch over the cores gives (``nn.split_steps``), case by case.
 
-    python benchmarks/threaded_steps.py                      # the CNN cases, the residual CNN, the wide MLP
-    python benchmarks/threaded_steps.py --cases cnn --repeats 7
+    python benchmarks/split_steps.py                      # the CNN cases, the residual CNN, the wide MLP
+    python benchmarks/split_steps.py --cases cnn --repeats 7
 
-Every case trains one epoch of ``--samples`` MNIST images (batch as in speed.py, Adam) three ways, interleaved
+Every case trains one epoch of ``--samples`` MNIST images (batch as in speed.py, Adam) four ways, interleaved
 ``--repeats`` times in one process (medians): BLAS on one thread; BLAS on all cores without the split (the
-library as it was); all cores with every batch split (what ``fit`` does when a step is big enough). The last
-column says whether ``fit`` splits that case by itself (``threaded_steps.MIN_PART_MULTIPLY_ADDS``). Needs an
-idle machine: with another process on one of two cores, every multi-threaded figure measures the scheduler.
+library as it was); all cores with every batch split over threads; and over forked processes (what ``fit``
+does on Linux when a step is big enough; the column is empty where processes are not used). Each timed epoch is
+its own ``fit``, so the split columns include starting the threads or processes. The last column says whether
+``fit`` splits that case by itself (``split_steps.MIN_PART_MULTIPLY_ADDS``). Needs an idle machine: with
+another process on one of two cores, every multi-threaded figure measures the scheduler.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 from _contestants import DEFAULT_DATA, WIDE_MLP, Case, load_data, nn_model
 from _report import print_table
 
-from NeuralNetworks.nn import losses, optimizers, threaded_steps
+from NeuralNetworks.nn import losses, optimizers, split_steps
 from NeuralNetworks.nn._threads import blas_controller
 
 CASES = {"cnn": Case("cnn64-adam", "cnn", 64, "adam"),
@@ -30,6 +32,10 @@ CASES = {"cnn": Case("cnn64-adam", "cnn", 64, "adam"),
 WARMUP_BATCHES = 4
 QUICK_SAMPLES = 256
 NEVER = 1 << 62  # a split threshold no step reaches
+
+
+def never() -> bool:
+    return False
 
 
 def trained(case: Case, data, batches: int):
@@ -52,33 +58,40 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.samples, args.repeats = QUICK_SAMPLES, 1
     controller = blas_controller()
-    cores = min(threaded_steps.available_cores(), threaded_steps.blas_threads(controller))
+    cores = min(split_steps.available_cores(), split_steps.blas_threads(controller))
     data = load_data(args.data, args.samples, with_flat=True)
-    threshold = threaded_steps.MIN_PART_MULTIPLY_ADDS
+    threshold, may_fork = split_steps.MIN_PART_MULTIPLY_ADDS, split_steps.forking_allowed
     print(f"# One epoch of {args.samples} samples, {args.repeats} interleaved repeats, medians; {cores} cores; "
           f"data: {data.source}\n")
     rows = []
     for name in args.cases:
         case = CASES[name]
-        ways = {"1 thread": (1, NEVER), f"{cores} BLAS threads": (cores, NEVER), f"{cores} split": (cores, 0)}
+        ways = {"1 thread": (1, NEVER, False), f"{cores} BLAS threads": (cores, NEVER, False),
+                "threads": (cores, 0, False)}
+        if may_fork():
+            ways["processes"] = (cores, 0, True)
         models = {way: trained(case, data, WARMUP_BATCHES) for way in ways}
         rates: dict[str, list[float]] = {way: [] for way in ways}
         for _ in range(args.repeats):
-            for way, (threads, split_threshold) in ways.items():
+            for way, (threads, split_threshold, forked) in ways.items():
                 model, x = models[way]
-                threaded_steps.MIN_PART_MULTIPLY_ADDS = split_threshold
+                split_steps.MIN_PART_MULTIPLY_ADDS = split_threshold
+                split_steps.forking_allowed = may_fork if forked else never
                 with controller.limit(limits=threads, user_api="blas"):
                     start = time.perf_counter()
                     model.fit(x[:args.samples], data.labels[:args.samples], batch_size=case.batch_size, verbose=0)
                     rates[way].append(args.samples / (time.perf_counter() - start))
-        threaded_steps.MIN_PART_MULTIPLY_ADDS = threshold
-        medians = [statistics.median(rates[way]) for way in ways]
+        split_steps.MIN_PART_MULTIPLY_ADDS, split_steps.forking_allowed = threshold, may_fork
+        medians = {way: statistics.median(rates[way]) for way in ways}
+        one, blas = medians["1 thread"], medians[f"{cores} BLAS threads"]
+        split = [medians.get(way) for way in ("threads", "processes")]
         spread = max((max(v) - min(v)) / statistics.median(v) for v in rates.values())
-        parts = threaded_steps.part_count(models["1 thread"][0], case.batch_size, cores)
-        rows.append([case.name, *(f"{rate:,.0f}" for rate in medians), f"{medians[2] / medians[1]:.2f}",
-                     f"{medians[2] / medians[0]:.2f}", f"{spread:.0%}", "yes" if parts > 1 else "no"])
-    print_table(["case", "1 thread", "all cores, BLAS only", "all cores, split", "split/BLAS", "split/1 thread",
-                 "spread", "fit splits"], rows)
+        parts = split_steps.part_count(models["1 thread"][0], case.batch_size, cores)
+        rows.append([case.name, f"{one:,.0f}", f"{blas:,.0f}",
+                     *("-" if rate is None else f"{rate:,.0f} ({rate / one:.2f}x)" for rate in split),
+                     f"{spread:.0%}", "yes" if parts > 1 else "no"])
+    print_table(["case", "1 thread", "all cores, BLAS only", "split over threads (vs 1 thread)",
+                 "split over processes (vs 1 thread)", "spread", "fit splits"], rows)
     return 0
 
 

@@ -1,0 +1,36 @@
+"""A batch cut into contiguous parts whose gradients are computed apart (threads or processes), and the parts'
+results put back together into the gradient and loss of the whole batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+
+def bounds(samples: int, parts: int) -> list[int]:
+    """Where each part starts, then the end: ``parts`` contiguous parts of (nearly) equal size."""
+    return [samples * rank // parts for rank in range(parts + 1)]
+
+
+def combine(grads: np.ndarray, part_grads: Sequence[np.ndarray], losses: Sequence[float],
+            limits: Sequence[int]) -> float:
+    """Make ``grads`` (part 0's mean gradient) the gradient of the batch's mean loss, adding each other part's
+    weighted by its share of the batch, in rank order; return the batch's mean loss likewise."""
+    samples = limits[-1]
+    share = limits[1] / samples
+    grads *= grads.dtype.type(share)
+    loss = losses[0] * share
+    for rank, other in enumerate(part_grads, start=1):
+        share = (limits[rank + 1] - limits[rank]) / samples
+        grads += grads.dtype.type(share) * other
+        loss += share * losses[rank]
+    return loss
+
+
+def joined(predictions: list[Any]) -> Any:
+    """The parts' predictions as one batch (a list of outputs stays a list)."""
+    if isinstance(predictions[0], list | tuple):
+        return type(predictions[0])(np.concatenate(outputs) for outputs in zip(*predictions, strict=True))
+    return np.concatenate(predictions)
