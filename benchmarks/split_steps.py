@@ -5,9 +5,10 @@
 
 Every case trains one epoch of ``--samples`` MNIST images (batch as in speed.py, Adam) four ways, interleaved
 ``--repeats`` times in one process (medians): BLAS on one thread; BLAS on all cores without the split (the
-library as it was); all cores with every batch split over threads; and over forked processes (what ``fit``
-does on Linux when a step is big enough; the column is empty where processes are not used). Each timed epoch is
-its own ``fit``, so the split columns include starting the threads or processes. The last column says whether
+library as it was); all cores with every batch split over threads (what ``fit`` does for a short fit), and
+over forked processes (what it does on Linux for ``split_steps.MIN_FORKED_STEPS`` steps or more; "-" where
+processes are not available). Each timed epoch is its own ``fit``, so the split columns include starting the
+threads or processes: raise ``--samples`` to see the steps once running. The last column says whether
 ``fit`` splits that case by itself (``split_steps.MIN_PART_MULTIPLY_ADDS``). Needs an idle machine: with
 another process on one of two cores, every multi-threaded figure measures the scheduler.
 """
@@ -60,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     controller = blas_controller()
     cores = min(split_steps.available_cores(), split_steps.blas_threads(controller))
     data = load_data(args.data, args.samples, with_flat=True)
-    threshold, may_fork = split_steps.MIN_PART_MULTIPLY_ADDS, split_steps.forking_allowed
+    threshold, may_fork, min_steps = (split_steps.MIN_PART_MULTIPLY_ADDS, split_steps.forking_allowed,
+                                      split_steps.MIN_FORKED_STEPS)
     print(f"# One epoch of {args.samples} samples, {args.repeats} interleaved repeats, medians; {cores} cores; "
           f"data: {data.source}\n")
     rows = []
@@ -77,11 +79,13 @@ def main(argv: list[str] | None = None) -> int:
                 model, x = models[way]
                 split_steps.MIN_PART_MULTIPLY_ADDS = split_threshold
                 split_steps.forking_allowed = may_fork if forked else never
+                split_steps.MIN_FORKED_STEPS = 0  # processes whenever allowed, however short the epoch
                 with controller.limit(limits=threads, user_api="blas"):
                     start = time.perf_counter()
                     model.fit(x[:args.samples], data.labels[:args.samples], batch_size=case.batch_size, verbose=0)
                     rates[way].append(args.samples / (time.perf_counter() - start))
         split_steps.MIN_PART_MULTIPLY_ADDS, split_steps.forking_allowed = threshold, may_fork
+        split_steps.MIN_FORKED_STEPS = min_steps
         medians = {way: statistics.median(rates[way]) for way in ways}
         one, blas = medians["1 thread"], medians[f"{cores} BLAS threads"]
         split = [medians.get(way) for way in ("threads", "processes")]

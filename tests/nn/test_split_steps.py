@@ -196,7 +196,7 @@ def test_only_the_main_thread_splits(monkeypatch):
     seen = []
 
     def enter():
-        with split_steps.split_steps(model, 16) as steps:
+        with split_steps.split_steps(model, 16, split_steps.MIN_FORKED_STEPS) as steps:
             seen.append(steps)
 
     enter()
@@ -211,7 +211,8 @@ def test_one_blas_thread_turns_the_split_off(monkeypatch):
     monkeypatch.setattr(split_steps, "MIN_PART_MULTIPLY_ADDS", 0)
     monkeypatch.setattr(split_steps, "available_cores", lambda: 2)
     model = small_cnn()
-    with blas_controller().limit(limits=1, user_api="blas"), split_steps.split_steps(model, 16) as steps:
+    with blas_controller().limit(limits=1, user_api="blas"), \
+            split_steps.split_steps(model, 16, split_steps.MIN_FORKED_STEPS) as steps:
         assert steps is None
 
 
@@ -279,6 +280,7 @@ def test_an_error_in_either_process_ends_the_step_and_the_next_one_works(where):
 def test_a_worker_killed_ends_fit_with_a_named_error_and_no_process_left(monkeypatch):
     two_cores(monkeypatch)
     monkeypatch.setattr(split_steps, "forking_allowed", lambda: True)
+    monkeypatch.setattr(split_steps, "MIN_FORKED_STEPS", 0)
     x, y = batch(64)
 
     class KillWorker(callbacks.Callback):
@@ -301,6 +303,7 @@ def test_fit_forks_and_trains_as_one_process(monkeypatch):
     alone_history = alone.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
     two_cores(monkeypatch)
     monkeypatch.setattr(split_steps, "forking_allowed", lambda: True)
+    monkeypatch.setattr(split_steps, "MIN_FORKED_STEPS", 0)
     used = []
     original = forked_steps.ForkedSteps.compute_gradients
 
@@ -318,14 +321,16 @@ def test_fit_forks_and_trains_as_one_process(monkeypatch):
 
 
 @needs_fork
-def test_processes_are_used_only_with_no_other_thread_running(monkeypatch):
+def test_processes_are_used_for_long_fits_with_no_other_thread_running(monkeypatch):
     two_cores(monkeypatch)
     model = small_cnn()
     monkeypatch.setattr(threading, "active_count", lambda: 1)
-    with split_steps.split_steps(model, 16) as steps:
+    with split_steps.split_steps(model, 16, split_steps.MIN_FORKED_STEPS) as steps:
         assert isinstance(steps, forked_steps.ForkedSteps)
+    with split_steps.split_steps(model, 16, split_steps.MIN_FORKED_STEPS - 1) as steps:
+        assert isinstance(steps, threaded_steps.ThreadedSteps)  # too short to pay for starting processes
     monkeypatch.setattr(threading, "active_count", lambda: 2)  # a server's thread, say
-    with split_steps.split_steps(model, 16) as steps:
+    with split_steps.split_steps(model, 16, split_steps.MIN_FORKED_STEPS) as steps:
         assert isinstance(steps, threaded_steps.ThreadedSteps)
 
 
@@ -333,10 +338,11 @@ def test_processes_are_used_only_with_no_other_thread_running(monkeypatch):
 def test_workers_that_never_start_leave_threads_to_do_the_work(monkeypatch):
     two_cores(monkeypatch)
     monkeypatch.setattr(split_steps, "forking_allowed", lambda: True)
+    monkeypatch.setattr(split_steps, "MIN_FORKED_STEPS", 0)
     monkeypatch.setattr(forked_steps, "START_SECONDS", 0.2)
     monkeypatch.setattr(forked_steps, "_serve", lambda *args: time.sleep(60))  # stuck before "ready"
     model = small_cnn()
-    with split_steps.split_steps(model, 16) as steps:
+    with split_steps.split_steps(model, 16, split_steps.MIN_FORKED_STEPS) as steps:
         assert isinstance(steps, threaded_steps.ThreadedSteps)
         assert multiprocessing.active_children() == []  # the stuck worker was killed
         loss, _ = steps.compute_gradients(*batch())

@@ -6,10 +6,9 @@ one core, and the products of a 64-image batch are too small for two BLAS thread
 is big enough, ``fit`` cuts each batch into one contiguous part per core, computes every part's gradients at
 once with BLAS on one thread per part, and sums them by each part's share of the batch:
 
-- on Linux, in worker processes forked when the epochs start (``forked_steps``): no GIL between the NumPy
-  calls, and each part's memory its own. Measured on 2 cores, the shipped CNNs' steps ran 5-12% faster than
-  with threads (benchmarks/threaded_steps.py);
-- elsewhere, or when the process already runs other Python threads (a fork copies their locks, held or not),
+- on Linux, for a ``fit`` of ``MIN_FORKED_STEPS`` steps or more, in worker processes forked when the epochs
+  start (``forked_steps``): no GIL between the NumPy calls and no barrier in Python;
+- otherwise, or when the process already runs other Python threads (a fork copies their locks, held or not),
   in threads over replicas of the model (``threaded_steps``).
 
 Either way the step is the one-process step up to float32 rounding: BatchNormalization computes the statistics
@@ -41,6 +40,13 @@ if TYPE_CHECKING:
 # (benchmarks/threaded_steps.py): the default CNN (3.9M per sample) trains 1.7-2.0x as fast as on one thread
 # at 32 images per part; the 784-512-256-10 MLP (0.5M per sample) half as fast as with BLAS alone at 64.
 MIN_PART_MULTIPLY_ADDS = 50_000_000
+
+# Steps of a fit below which threads beat processes overall. Measured on 2 cores with the shipped CNNs (batch
+# 64, benchmarks/split_steps.py and a per-step trace): once running, a forked step is about 4% (1.5-2 ms)
+# faster than a threaded one, but the first step after the fork costs 70-100 ms more, every page the main
+# process writes being copied once (16,000 page faults for the digits preset): processes pay off from about
+# 60 steps of that size, and from more for a smaller network, hence a margin.
+MIN_FORKED_STEPS = 200
 
 SplitSteps = ForkedSteps | ThreadedSteps
 
@@ -89,10 +95,10 @@ def forking_allowed() -> bool:
 
 
 @contextlib.contextmanager
-def split_steps(model: Model, batch_size: int) -> Iterator[SplitSteps | None]:
-    """The context ``fit``'s epochs run in: the batches split over the cores when a step is big enough (BLAS
-    then on one thread per part), else None under the model's own BLAS thread choice. Only the main thread
-    splits, since only it may change BLAS's thread count (see ``_threads``)."""
+def split_steps(model: Model, batch_size: int, steps: int) -> Iterator[SplitSteps | None]:
+    """The context the ``steps`` steps of ``fit``'s epochs run in: the batches split over the cores when a step
+    is big enough (BLAS then on one thread per part), else None under the model's own BLAS thread choice. Only
+    the main thread splits, since only it may change BLAS's thread count (see ``_threads``)."""
     controller = blas_controller() if threading.current_thread() is threading.main_thread() else None
     cores = min(available_cores(), blas_threads(controller)) if controller is not None else 1
     parts = part_count(model, batch_size, cores) if cores > 1 and replicable(model) else 1
@@ -100,9 +106,9 @@ def split_steps(model: Model, batch_size: int) -> Iterator[SplitSteps | None]:
         if parts == 1:
             yield None
             return
-        steps: SplitSteps | None = None
-        if forking_allowed():
+        forked: ForkedSteps | None = None
+        if steps >= MIN_FORKED_STEPS and forking_allowed():
             with contextlib.suppress(StartError):  # the processes did not start: threads instead
-                steps = ForkedSteps(model, parts, controller)
-        with steps or ThreadedSteps(model, parts, controller) as entered:
-            yield entered
+                forked = ForkedSteps(model, parts, controller)
+        with forked or ThreadedSteps(model, parts, controller) as split:
+            yield split

@@ -193,10 +193,11 @@ class Trainer:
         train, validation = self.training_data(x, y, validation_data, validation_split)
         self.weighting = self.weighting_for(train, class_weight, sample_weight)
         history = History()
+        steps_per_epoch = self.steps(len(train), batch_size)
         # History and the progress display come last, so they record what the user's callbacks added to the logs.
         display = [ProgressBar()] if verbose == 1 else [EpochLogger()] if verbose == 2 else []
         callback_list = CallbackList(self.callbacks([*(callbacks or []), history, *display]), model,
-                                     {"epochs": epochs, "steps": self.steps(len(train), batch_size),
+                                     {"epochs": epochs, "steps": steps_per_epoch,
                                       "batch_size": batch_size, "samples": len(train)})
         model.stop_training = False
         model.history = history
@@ -205,7 +206,7 @@ class Trainer:
         try:
             callback_list.on_train_begin()
             try:
-                with self.step_threads(batch_size) as self.threads:
+                with self.step_threads(batch_size, epochs * steps_per_epoch) as self.threads:
                     for epoch in range(epochs):
                         callback_list.on_epoch_begin(epoch)
                         logs = self.train_epoch(train, batch_size, shuffle, callback_list)
@@ -314,10 +315,10 @@ class Trainer:
                 callback_list.on_batch_end(batch, totals.means())
         return totals.means()
 
-    def step_threads(self, batch_size: int) -> contextlib.AbstractContextManager[SplitSteps | None]:
-        """The context the epochs run in, giving the batch split over the cores or None (see
-        ``split_steps``). An engine of processes, which splits batches itself, keeps one thread per step."""
-        return split_steps(self.model, batch_size)
+    def step_threads(self, batch_size: int, steps: int) -> contextlib.AbstractContextManager[SplitSteps | None]:
+        """The context the ``steps`` steps of the epochs run in, giving the batch split over the cores or None
+        (see ``split_steps``). An engine of processes, which splits batches itself, keeps one thread per step."""
+        return split_steps(self.model, batch_size, steps)
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         """One gradient step on one batch: the batch loss and predictions. Engines override this."""

@@ -175,7 +175,7 @@ class DataParallelTrainer(Trainer):
         return samples // batch_size + (samples % batch_size >= self.engine.size)
 
     @contextlib.contextmanager
-    def step_threads(self, batch_size: int) -> Iterator[None]:
+    def step_threads(self, batch_size: int, steps: int) -> Iterator[None]:
         """One thread per step on each process: the processes split the batch (and BatchNormalization sums
         over them through ``replica_sum``, which a split over threads would replace)."""
         with self.model.blas_threads(batch_size):
