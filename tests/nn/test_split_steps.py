@@ -347,3 +347,17 @@ def test_workers_that_never_start_leave_threads_to_do_the_work(monkeypatch):
         assert multiprocessing.active_children() == []  # the stuck worker was killed
         loss, _ = steps.compute_gradients(*batch())
     assert np.isfinite(loss)
+
+
+@needs_fork
+@pytest.mark.parametrize("started", [False, True])
+def test_no_fork_in_a_process_that_started_mpi(monkeypatch, started):
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+
+    class MPI:
+        @staticmethod
+        def Is_initialized():  # noqa: N802 - mpi4py's name
+            return started
+
+    monkeypatch.setitem(sys.modules, "mpi4py.MPI", MPI)
+    assert split_steps.forking_allowed() is not started

@@ -88,10 +88,17 @@ def replicable(model: Model) -> bool:
 
 def forking_allowed() -> bool:
     """True where the parts may run in forked processes: Linux (elsewhere fork is missing or unsafe with the
-    system's libraries), no other Python thread (its locks would be copied as they are) and not inside a
-    daemonic process (which may not have children)."""
+    system's libraries), no other Python thread (its locks would be copied as they are), not inside a daemonic
+    process (which may not have children) and not in a process that started MPI (Open MPI does not support a
+    fork after ``MPI_Init``)."""
     return (sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
-            and threading.active_count() == 1 and not multiprocessing.current_process().daemon)
+            and threading.active_count() == 1 and not multiprocessing.current_process().daemon
+            and not _mpi_started())
+
+
+def _mpi_started() -> bool:
+    mpi = sys.modules.get("mpi4py.MPI")  # never imported here: only asked if the program did
+    return mpi is not None and bool(mpi.Is_initialized())
 
 
 @contextlib.contextmanager
