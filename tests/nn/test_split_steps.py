@@ -112,6 +112,44 @@ def test_replicas_follow_the_weights_and_frozen_statistics(mechanism):
     np.testing.assert_allclose(split.flat.grads, alone.flat.grads, atol=1e-5)
 
 
+def test_threads_keep_their_replicas_for_the_next_fit_with_every_weight_copied_in():
+    """The second split reuses the first one's replicas, given every weight again: frozen ones (here
+    BatchNormalization's gamma and beta, in no flat buffer) included."""
+    x, y = batch()
+    alone, split = small_cnn(frozen_normalization=True), small_cnn(frozen_normalization=True)
+    with threaded_steps.ThreadedSteps(split, 2, blas_controller()) as steps:
+        steps.compute_gradients(x, y)
+        first = steps.replicas[0]
+    for model in (alone, split):
+        model.set_weights([weight * 1.5 + 0.25 for weight in model.get_weights()])
+    alone.compute_gradients(x, y)
+    with threaded_steps.ThreadedSteps(split, 2, blas_controller()) as steps:
+        steps.compute_gradients(x, y)
+        assert steps.replicas[0] is first
+    np.testing.assert_allclose(split.flat.grads, alone.flat.grads, atol=1e-5)
+    assert all("replica_sum" not in vars(layer) for layer in first.layers)
+
+
+@pytest.mark.parametrize("change", ["trainable", "hyperparameter", "loss"])
+def test_replicas_are_rebuilt_when_the_model_changed(change):
+    x, y = batch()
+    model = small_cnn(dropout=0.5)
+    with threaded_steps.ThreadedSteps(model, 2, blas_controller()) as steps:
+        steps.compute_gradients(x, y)
+        first = steps.replicas[0]
+    if change == "trainable":
+        model.layers[0].trainable = False
+        model.prepare_training()
+    elif change == "hyperparameter":
+        next(layer for layer in model.layers if isinstance(layer, layers.Dropout)).rate = 0.25
+    else:
+        model.compile(optimizer=optimizers.SGD(0.1), loss=losses.SparseCategoricalCrossentropy())
+    with threaded_steps.ThreadedSteps(model, 2, blas_controller()) as steps:
+        steps.compute_gradients(x, y)
+        assert steps.replicas[0] is not first
+        assert steps.replicas[0].get_config() == model.get_config()
+
+
 @pytest.mark.parametrize("mechanism", MECHANISMS)
 @pytest.mark.parametrize("seed", [None, 3])
 def test_replicas_draw_their_own_dropout_masks(mechanism, seed):

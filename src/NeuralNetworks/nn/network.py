@@ -68,6 +68,9 @@ class Network:
         self.stop_training = False
         self.history: callbacks_module.History | None = None
         self.flat: weights_module.FlatWeights | None = None
+        # Copies of this model that computed parts of split training steps (``threaded_steps``), kept for the next
+        # fit with the config signature and loss they were built for; None until a fit splits over threads.
+        self.step_replicas: tuple[str, Any, list[Network]] | None = None
         self._plan: training.StepPlan | None = None
         self._threads = BlasThreads()
         self._elements_per_sample = 0  # the largest output plus working arrays of a layer, per sample
