@@ -37,15 +37,15 @@ if TYPE_CHECKING:
 
 # Multiply-adds (forward pass) of one part below which a split costs more than it saves: the handoff between
 # the parts, the exchanges of BatchNormalization and BLAS on one thread per part. Measured on 2 cores
-# (benchmarks/threaded_steps.py): the default CNN (3.9M per sample) trains 1.7-2.0x as fast as on one thread
+# (benchmarks/split_steps.py): the default CNN (3.9M per sample) trains 1.7-2.0x as fast as on one thread
 # at 32 images per part; the 784-512-256-10 MLP (0.5M per sample) half as fast as with BLAS alone at 64.
 MIN_PART_MULTIPLY_ADDS = 50_000_000
 
 # Steps of a fit below which threads beat processes overall. Measured on 2 cores with the shipped CNNs (batch
-# 64, benchmarks/split_steps.py and a per-step trace): once running, a forked step is about 4% (1.5-2 ms)
-# faster than a threaded one, but the first step after the fork costs 70-100 ms more, every page the main
-# process writes being copied once (16,000 page faults for the digits preset): processes pay off from about
-# 60 steps of that size, and from more for a smaller network, hence a margin.
+# 64, benchmarks/split_steps.py): over a 200-step fit processes trained 2-13% faster than threads, over a
+# 20-step one 3-7% slower. The first step after the fork costs 70-100 ms more than a step once running (every
+# page either process writes faults once after the fork: 16,000 each for the digits preset), where threads
+# reuse the replicas of the model's last fit.
 MIN_FORKED_STEPS = 200
 
 SplitSteps = ForkedSteps | ThreadedSteps
