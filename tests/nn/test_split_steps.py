@@ -98,6 +98,29 @@ def test_split_weighted_and_several_outputs(mechanism):
     np.testing.assert_allclose(split.flat.grads, alone.flat.grads, atol=1e-5)
 
 
+def two_inputs(seed: int = 1) -> models.Model:
+    images, extra = layers.Input(INPUT_SHAPE), layers.Input((5,))
+    x = layers.BatchNormalization()(layers.Conv2D(3, 3, padding="same", activation="relu")(images))
+    x = layers.Concatenate()([layers.Flatten()(x), layers.Dense(4)(extra)])
+    model = models.Model([images, extra], layers.Dense(CLASSES, activation="softmax")(x), seed=seed)
+    model.compile(optimizer=optimizers.SGD(0.1), loss=losses.SparseCategoricalCrossentropy())
+    return model
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_split_of_a_model_with_two_inputs(mechanism):
+    """Each part gets its rows of every input (a tuple of arrays crosses the process boundary as one)."""
+    x, y = batch()
+    inputs = (x, np.random.default_rng(1).normal(size=(len(x), 5)).astype(np.float32))
+    alone, split = two_inputs(), two_inputs()
+    loss, y_pred = alone.compute_gradients(inputs, y)
+    with mechanism(split, 2, blas_controller()) as steps:
+        split_loss, split_pred = steps.compute_gradients(inputs, y)
+    assert split_loss == pytest.approx(loss, rel=1e-5)
+    np.testing.assert_allclose(split_pred, y_pred, atol=1e-5)
+    np.testing.assert_allclose(split.flat.grads, alone.flat.grads, atol=1e-5)
+
+
 @pytest.mark.parametrize("mechanism", MECHANISMS)
 def test_replicas_follow_the_weights_and_frozen_statistics(mechanism):
     """Every step starts from the model's current weights and moving statistics, not the replica's own."""
