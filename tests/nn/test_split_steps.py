@@ -422,3 +422,32 @@ def test_no_fork_in_a_process_that_started_mpi(monkeypatch, started):
 
     monkeypatch.setitem(sys.modules, "mpi4py.MPI", MPI)
     assert split_steps.forking_allowed() is not started
+
+
+class SumsInTheMainProcessOnly(layers.Layer):
+    """A layer that asks for a sum over the parts in the main process only: the parts go out of step."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.main = os.getpid()
+
+    def forward(self, x, training=False):
+        if training and self.replica_sum is not None and os.getpid() == self.main:
+            self.replica_sum(np.zeros(1))
+        return x
+
+    def backward(self, grad_output, input_gradient=True):
+        return grad_output
+
+
+@needs_fork
+def test_parts_out_of_step_end_the_step_with_a_named_error():
+    model = models.Sequential(seed=1)
+    model.add(SumsInTheMainProcessOnly(input_shape=INPUT_SHAPE))
+    model.add(layers.Flatten())
+    model.add(layers.Dense(CLASSES, activation="softmax"))
+    model.compile(optimizer=optimizers.SGD(0.1), loss=losses.SparseCategoricalCrossentropy())
+    with forked_steps.ForkedSteps(model, 2, blas_controller()) as steps, \
+            pytest.raises(RuntimeError, match="went out of step"):
+        steps.compute_gradients(*batch())
+    assert multiprocessing.active_children() == []

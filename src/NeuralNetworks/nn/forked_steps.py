@@ -27,7 +27,7 @@ import os
 import signal
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -219,6 +219,9 @@ class ForkedSteps:
             raise failure
         if errors:
             raise errors[0]
+        if failure is not None:  # a worker ended its step where this one expected a sum: a bug, named
+            raise RuntimeError("the training processes went out of step: a worker finished while this process "
+                               "waited for its BatchNormalization sums")
         results = [own, *((finals[rank][0]["loss"], _rebuilt(finals[rank][0]["predictions"], finals[rank][1]))
                           for rank in range(1, self.parts))]
         loss_value = combine(model.flat.grads, self._grads, [loss for loss, _ in results], limits)
@@ -255,7 +258,7 @@ class ForkedSteps:
         array[...] = total
         return array
 
-    def _exchange(self, rank: int, action: Any, *args: Any) -> Any:
+    def _exchange(self, rank: int, action: Callable[..., Any], *args: Any) -> Any:
         """``action(connection, *args)`` on worker ``rank``'s pipe; a worker gone is a ``PartProcessError``."""
         try:
             return action(self._connections[rank - 1], *args)
