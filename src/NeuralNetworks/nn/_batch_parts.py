@@ -8,10 +8,17 @@ from typing import Any
 
 import numpy as np
 
+from ._structure import rows
+
 
 def bounds(samples: int, parts: int) -> list[int]:
     """Where each part starts, then the end: ``parts`` contiguous parts of (nearly) equal size."""
     return [samples * rank // parts for rank in range(parts + 1)]
+
+
+def part_of(x: Any, y: Any, sample_weight: np.ndarray | None, part: slice) -> tuple[Any, Any, np.ndarray | None]:
+    """The rows ``part`` of a batch: of its inputs, its targets and its sample weights (if any)."""
+    return rows(x, part), rows(y, part), None if sample_weight is None else sample_weight[part]
 
 
 def combine(grads: np.ndarray, part_grads: Sequence[np.ndarray], losses: Sequence[float],

@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import random_streams
-from ._batch_parts import bounds, combine, joined
-from ._structure import count, rows
+from ._batch_parts import bounds, combine, joined, part_of
+from ._structure import count
 
 if TYPE_CHECKING:
     from .models import Model
@@ -126,9 +126,7 @@ class ForkedSteps:
         self._params = _shared_like(model.flat.params)
         self._state = _shared_like(model.flat.state)
         self._grads = [_shared_like(model.flat.grads) for _ in range(1, parts)]
-        # As threaded replicas draw them: one seed per rank and stream, from the model's generator.
-        streams = len(random_streams.generators(model))
-        seeds = [[random_streams.draw_seed(model.rng) for _ in range(streams)] for _ in range(1, parts)]
+        seeds = random_streams.part_seeds(model, parts)
         self._connections: list[Connection] = []
         self._processes: list[Any] = []
         self._waiting = [False] * (parts - 1)  # a worker that sent its array to sum and waits for the total
@@ -200,17 +198,14 @@ class ForkedSteps:
         self._params[...] = model.flat.params
         self._state[...] = model.flat.state  # a frozen BatchNormalization's moving statistics
         for rank in range(1, self.parts):
-            part = slice(limits[rank], limits[rank + 1])
-            forms, arrays = zip(_flattened(rows(x, part)), _flattened(rows(y, part)),
-                                _flattened(None if sample_weight is None else sample_weight[part]), strict=True)
+            part = part_of(x, y, sample_weight, slice(limits[rank], limits[rank + 1]))
+            forms, arrays = zip(*(_flattened(value) for value in part), strict=True)
             self._exchange(rank, _send, {"kind": "step", "forms": forms}, [a for group in arrays for a in group])
-        part = slice(limits[0], limits[1])
         finals = self._finals = {}
         failure: BaseException | None = None
         try:
             with self._controller.limit(limits=1, user_api="blas"):
-                own = model.compute_gradients(rows(x, part), rows(y, part),
-                                              None if sample_weight is None else sample_weight[part])
+                own = model.compute_gradients(*part_of(x, y, sample_weight, slice(limits[0], limits[1])))
         except BaseException as error:  # noqa: BLE001 - raised below, once every worker has ended its step
             failure = error
         self._finish_step(finals, abort=failure is not None)
@@ -277,8 +272,7 @@ def _serve(model: Model, rank: int, connection: Connection, others: list[Connect
     for other in others:  # the main process's pipe ends, copied by the fork: held here, no worker would see EOF
         other.close()
     sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
-    for generator, seed in zip(random_streams.generators(model), seeds, strict=True):
-        random_streams.restart(generator, seed, rank)
+    random_streams.restart_all(model, seeds, rank)
 
     def replica_sum(array: np.ndarray) -> np.ndarray:
         _send(connection, {"kind": "sum"}, [array])

@@ -32,3 +32,16 @@ def restart(generator: np.random.Generator, seed: int, rank: int) -> None:
     """Put ``generator`` on the stream of ``seed`` and ``rank``: one stream per rank from the same seed."""
     bits = generator.bit_generator
     bits.state = type(bits)(np.random.SeedSequence([seed, rank])).state
+
+
+def restart_all(model: Network, seeds: list[int], rank: int) -> None:
+    """Put each of ``model``'s ``generators`` on the stream of its seed (in ``seeds``, in that order) and ``rank``."""
+    for generator, seed in zip(generators(model), seeds, strict=True):
+        restart(generator, seed, rank)
+
+
+def part_seeds(model: Network, parts: int) -> list[list[int]]:
+    """Seeds for the copies computing parts 1 to ``parts - 1`` of a split step: one per stream of ``model``,
+    drawn from its generator rank by rank (threads and processes draw the same, so they train alike)."""
+    streams = len(generators(model))
+    return [[draw_seed(model.rng) for _ in range(streams)] for _ in range(1, parts)]

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import optimizers, random_streams
-from ._batch_parts import bounds, combine, joined
-from ._structure import count, rows
+from ._batch_parts import bounds, combine, joined, part_of
+from ._structure import count
 
 if TYPE_CHECKING:
     from .models import Model
@@ -70,6 +70,7 @@ class ThreadedSteps:
         if kept_signature != signature or kept_loss is not model.loss:
             kept = []
         weights = model.get_weights() if kept else []
+        seeds = random_streams.part_seeds(model, self.parts)
         replicas = []
         for rank in range(1, self.parts):
             if rank <= len(kept):
@@ -77,8 +78,7 @@ class ThreadedSteps:
                 replica.set_weights(weights)  # the step copies the trainable ones again; frozen ones only here
             else:
                 replica = self._replica(config)
-            for generator in random_streams.generators(replica):
-                random_streams.restart(generator, random_streams.draw_seed(model.rng), rank)
+            random_streams.restart_all(replica, seeds[rank - 1], rank)
             replicas.append(replica)
         model.step_replicas = (signature, model.loss, replicas)
         return replicas
@@ -142,10 +142,8 @@ class ThreadedSteps:
 
     def _part(self, replica: Model, start: int, stop: int, x: Any, y: Any,
               sample_weight: np.ndarray | None) -> tuple[float, Any]:
-        part = slice(start, stop)
-        weights = None if sample_weight is None else sample_weight[part]
         try:
-            return replica.compute_gradients(rows(x, part), rows(y, part), weights)
+            return replica.compute_gradients(*part_of(x, y, sample_weight, slice(start, stop)))
         except BaseException:
             self._barrier.abort()
             raise

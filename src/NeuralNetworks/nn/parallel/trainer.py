@@ -280,8 +280,7 @@ class DataParallelTrainer(Trainer):
         model_state = shared[0].bit_generator.state
         seeds = [random_streams.draw_seed(generator) for generator in shared]
         pairs = [(shared[0], model_state), *((generator, generator.bit_generator.state) for generator in shared[1:])]
-        for generator, seed in zip(shared, seeds, strict=True):
-            random_streams.restart(generator, seed, self.engine.rank)
+        random_streams.restart_all(self.model, seeds, self.engine.rank)
         return pairs
 
     def _check_same_data(self, train: Samples, validation: Samples | None) -> None:
