@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import multiprocessing
 import os
 import platform
 import statistics
@@ -250,8 +251,20 @@ def cpu_seconds() -> tuple[float, float] | None:
 
 
 def own_cpu_seconds() -> float:
+    """CPU seconds of this process and its children: the ended ones, and the live ones (``fit``'s kept worker
+    processes, see nn/forked_steps.py), which the system counts only once they end."""
     times = os.times()
-    return times.user + times.system + times.children_user + times.children_system
+    return times.user + times.system + times.children_user + times.children_system + sum(
+        live_cpu_seconds(child.pid) for child in multiprocessing.active_children())
+
+
+def live_cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of the running process ``pid`` (Linux), 0 where unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14 and 15
 
 
 def others_share(start: tuple[float, float] | None, own_start: float) -> float | None:

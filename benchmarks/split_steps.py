@@ -5,10 +5,12 @@
 
 Every case trains one epoch of ``--samples`` MNIST images (batch as in speed.py, Adam) four ways, interleaved
 ``--repeats`` times in one process (medians): BLAS on one thread; BLAS on all cores without the split (the
-library as it was); all cores with every batch split over threads (what ``fit`` does for a short fit), and
-over forked processes (what it does on Linux for ``split_steps.MIN_FORKED_STEPS`` steps or more; "-" where
-processes are not available). Each timed epoch is its own ``fit``, so the split columns include starting the
-threads or processes: raise ``--samples`` to see the steps once running. The last column says whether
+library as it was); all cores with every batch split over threads (what ``fit`` does where it may not fork,
+and for a model's first short fit), and over forked processes (what it does on Linux for a fit of
+``split_steps.MIN_FORKED_STEPS`` steps or more and for a model fitted again; "-" where processes are not
+available). Each timed epoch is its own ``fit``: the first repeat of the processes forks them, the next ones
+reuse the model's kept workers (as ``fit`` does), so the median shows the steps once running; the threads
+reuse their replicas likewise. The last column says whether
 ``fit`` splits that case by itself (``split_steps.MIN_PART_MULTIPLY_ADDS``). Needs an idle machine: with
 another process on one of two cores, every multi-threaded figure measures the scheduler.
 """

@@ -1,69 +1,22 @@
-"""Training steps split over the cores (nn.split_steps), in forked processes (nn.forked_steps) or threads
-(nn.threaded_steps): the same gradients as one process, errors that end the step instead of hanging it, and the
-rule for when ``fit`` splits and how."""
+"""Training steps split over the cores (nn.split_steps), in threads (nn.threaded_steps) or forked processes
+(nn.forked_steps, whose own tests are in test_forked_steps.py): the same gradients as one process, errors that
+end the step instead of hanging it, and the rule for when ``fit`` splits."""
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import signal
-import sys
 import threading
-import time
 
 import numpy as np
 import pytest
+from split_models import CLASSES, INPUT_SHAPE, batch, forked, needs_fork, residual_two_outputs, small_cnn, two_cores
 
-from NeuralNetworks.nn import callbacks, forked_steps, layers, losses, models, optimizers, split_steps, threaded_steps
+from NeuralNetworks.nn import layers, losses, models, optimizers, split_steps, threaded_steps
 from NeuralNetworks.nn._threads import blas_controller
 
 pytestmark = pytest.mark.skipif(blas_controller() is None, reason="threadpoolctl is not installed")
 
-CAN_FORK = sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
-needs_fork = pytest.mark.skipif(not CAN_FORK, reason="forked parts run on Linux only")
 MECHANISMS = [pytest.param(threaded_steps.ThreadedSteps, id="threads"),
-              pytest.param(forked_steps.ForkedSteps, id="processes",
-                           marks=needs_fork)]
-
-INPUT_SHAPE = (8, 8, 2)
-CLASSES = 3
-
-
-def small_cnn(seed: int = 1, dropout: float = 0.0, frozen_normalization: bool = False,
-              dropout_seed: int | None = None) -> models.Sequential:
-    model = models.Sequential(seed=seed)
-    model.add(layers.Conv2D(4, 3, padding="same", activation="relu", input_shape=INPUT_SHAPE))
-    model.add(layers.BatchNormalization(trainable=not frozen_normalization))
-    model.add(layers.MaxPooling2D(2))
-    model.add(layers.Flatten())
-    if dropout:
-        model.add(layers.Dropout(dropout, seed=dropout_seed))
-    model.add(layers.Dense(CLASSES, activation="softmax"))
-    model.compile(optimizer=optimizers.SGD(0.1), loss=losses.SparseCategoricalCrossentropy(), metrics=["accuracy"])
-    return model
-
-
-def residual_two_outputs(seed: int = 1) -> models.Model:
-    inputs = layers.Input(INPUT_SHAPE)
-    x = layers.Conv2D(2, 3, padding="same")(inputs)
-    x = layers.BatchNormalization()(layers.Add()([x, inputs]))
-    first = layers.Dense(CLASSES, activation="softmax", name="first")(layers.Flatten()(x))
-    second = layers.Dense(CLASSES, activation="softmax", name="second")(layers.GlobalAveragePooling2D()(x))
-    model = models.Model(inputs, [first, second], seed=seed)
-    model.compile(optimizer=optimizers.SGD(0.1), loss=losses.SparseCategoricalCrossentropy())
-    return model
-
-
-def two_cores(monkeypatch) -> None:
-    """As on a machine of two cores with BLAS on both, and any step big enough to split."""
-    monkeypatch.setattr(split_steps, "MIN_PART_MULTIPLY_ADDS", 0)
-    monkeypatch.setattr(split_steps, "available_cores", lambda: 2)
-    monkeypatch.setattr(split_steps, "blas_threads", lambda controller: 2)
-
-
-def batch(n: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return rng.normal(size=(n, *INPUT_SHAPE)).astype(np.float32), rng.integers(0, CLASSES, n)
+              pytest.param(forked, id="processes", marks=needs_fork)]
 
 
 @pytest.mark.parametrize("mechanism", MECHANISMS)
@@ -275,179 +228,3 @@ def test_one_blas_thread_turns_the_split_off(monkeypatch):
     with blas_controller().limit(limits=1, user_api="blas"), \
             split_steps.split_steps(model, 16, split_steps.MIN_FORKED_STEPS) as steps:
         assert steps is None
-
-
-# -- forked processes -----------------------------------------------------------------------------------------
-class FailsOnMarker(layers.Layer):
-    """Passes its input through, but raises in the process named by ``where`` when a batch holds a NaN."""
-
-    def __init__(self, where: str, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.where, self.main = where, os.getpid()
-
-    def forward(self, x, training=False):
-        in_main = os.getpid() == self.main
-        if np.isnan(x).any() and in_main == (self.where == "main"):
-            raise ValueError(f"marked batch in the {self.where} process")
-        return np.nan_to_num(x)
-
-    def backward(self, grad_output, input_gradient=True):
-        return grad_output
-
-
-def failing_cnn(where: str) -> models.Sequential:
-    model = models.Sequential(seed=1)
-    model.add(FailsOnMarker(where, input_shape=INPUT_SHAPE))
-    for layer in small_cnn().layers:
-        model.add(type(layer).from_config(layer.get_config()))
-    model.compile(optimizer=optimizers.SGD(0.1), loss=losses.SparseCategoricalCrossentropy())
-    return model
-
-
-@needs_fork
-def test_processes_compute_what_threads_compute_bit_for_bit():
-    """Same streams (Dropout seeded or not), same sums in the same order: the same floats, not only close."""
-    x, y = batch()
-    threaded, forked = small_cnn(dropout=0.5), small_cnn(dropout=0.5)
-    with threaded_steps.ThreadedSteps(threaded, 3, blas_controller()) as steps:
-        results = [steps.compute_gradients(x, y) for _ in range(2)]
-    with forked_steps.ForkedSteps(forked, 3, blas_controller()) as steps:
-        forked_results = [steps.compute_gradients(x, y) for _ in range(2)]
-        workers = list(steps._processes)
-    for (loss, y_pred), (forked_loss, forked_pred) in zip(results, forked_results, strict=True):
-        assert loss == forked_loss
-        np.testing.assert_array_equal(y_pred, forked_pred)
-    np.testing.assert_array_equal(threaded.flat.grads, forked.flat.grads)
-    np.testing.assert_array_equal(threaded.flat.state, forked.flat.state)
-    assert [worker.exitcode for worker in workers] == [0, 0]  # each left when its pipe closed, none was killed
-
-
-@needs_fork
-@pytest.mark.parametrize("where", ["main", "worker"])
-def test_an_error_in_either_process_ends_the_step_and_the_next_one_works(where):
-    x, y = batch(12)
-    marked = x.copy()
-    marked[:, 0, 0, 0] = np.nan  # every part holds a marked sample
-    model = failing_cnn(where)
-    with forked_steps.ForkedSteps(model, 3, blas_controller()) as steps:
-        with pytest.raises(ValueError, match=f"marked batch in the {where} process"):
-            steps.compute_gradients(marked, y)
-        loss, _ = steps.compute_gradients(x, y)  # every worker waits for its next part again
-    assert np.isfinite(loss)
-    assert all("replica_sum" not in vars(layer) for layer in model.layers)
-
-
-@needs_fork
-def test_a_worker_killed_ends_fit_with_a_named_error_and_no_process_left(monkeypatch):
-    two_cores(monkeypatch)
-    monkeypatch.setattr(split_steps, "forking_allowed", lambda: True)
-    monkeypatch.setattr(split_steps, "MIN_FORKED_STEPS", 0)
-    x, y = batch(64)
-
-    class KillWorker(callbacks.Callback):
-        def on_batch_end(self, batch, logs=None):
-            if batch == 1:
-                for child in multiprocessing.active_children():
-                    os.kill(child.pid, signal.SIGKILL)
-
-    model = small_cnn()
-    with pytest.raises(forked_steps.PartProcessError, match="training process 1 stopped"):
-        model.fit(x, y, epochs=1, batch_size=16, verbose=0, callbacks=[KillWorker()])
-    assert multiprocessing.active_children() == []
-    assert all("replica_sum" not in vars(layer) for layer in model.layers)
-
-
-@needs_fork
-def test_fit_forks_and_trains_as_one_process(monkeypatch):
-    x, y = batch(64, seed=3)
-    alone = small_cnn()
-    alone_history = alone.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
-    two_cores(monkeypatch)
-    monkeypatch.setattr(split_steps, "forking_allowed", lambda: True)
-    monkeypatch.setattr(split_steps, "MIN_FORKED_STEPS", 0)
-    used = []
-    original = forked_steps.ForkedSteps.compute_gradients
-
-    def counted(self, *args, **kwargs):
-        used.append(len(multiprocessing.active_children()))
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(forked_steps.ForkedSteps, "compute_gradients", counted)
-    split = small_cnn()
-    history = split.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
-    assert used == [1] * 8  # one worker beside this process, the same for both epochs
-    np.testing.assert_allclose(split.flat.params, alone.flat.params, atol=1e-4)
-    np.testing.assert_allclose(history.history["loss"], alone_history.history["loss"], rtol=1e-4)
-    assert multiprocessing.active_children() == []
-
-
-@needs_fork
-def test_processes_are_used_for_long_fits_with_no_other_thread_running(monkeypatch):
-    two_cores(monkeypatch)
-    model = small_cnn()
-    monkeypatch.setattr(threading, "active_count", lambda: 1)
-    with split_steps.split_steps(model, 16, split_steps.MIN_FORKED_STEPS) as steps:
-        assert isinstance(steps, forked_steps.ForkedSteps)
-    with split_steps.split_steps(model, 16, split_steps.MIN_FORKED_STEPS - 1) as steps:
-        assert isinstance(steps, threaded_steps.ThreadedSteps)  # too short to pay for starting processes
-    monkeypatch.setattr(threading, "active_count", lambda: 2)  # a server's thread, say
-    with split_steps.split_steps(model, 16, split_steps.MIN_FORKED_STEPS) as steps:
-        assert isinstance(steps, threaded_steps.ThreadedSteps)
-
-
-@needs_fork
-def test_workers_that_never_start_leave_threads_to_do_the_work(monkeypatch):
-    two_cores(monkeypatch)
-    monkeypatch.setattr(split_steps, "forking_allowed", lambda: True)
-    monkeypatch.setattr(split_steps, "MIN_FORKED_STEPS", 0)
-    monkeypatch.setattr(forked_steps, "START_SECONDS", 0.2)
-    monkeypatch.setattr(forked_steps, "_serve", lambda *args: time.sleep(60))  # stuck before "ready"
-    model = small_cnn()
-    with split_steps.split_steps(model, 16, split_steps.MIN_FORKED_STEPS) as steps:
-        assert isinstance(steps, threaded_steps.ThreadedSteps)
-        assert multiprocessing.active_children() == []  # the stuck worker was killed
-        loss, _ = steps.compute_gradients(*batch())
-    assert np.isfinite(loss)
-
-
-@needs_fork
-@pytest.mark.parametrize("started", [False, True])
-def test_no_fork_in_a_process_that_started_mpi(monkeypatch, started):
-    monkeypatch.setattr(threading, "active_count", lambda: 1)
-
-    class MPI:
-        @staticmethod
-        def Is_initialized():  # noqa: N802 - mpi4py's name
-            return started
-
-    monkeypatch.setitem(sys.modules, "mpi4py.MPI", MPI)
-    assert split_steps.forking_allowed() is not started
-
-
-class SumsInTheMainProcessOnly(layers.Layer):
-    """A layer that asks for a sum over the parts in the main process only: the parts go out of step."""
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.main = os.getpid()
-
-    def forward(self, x, training=False):
-        if training and self.replica_sum is not None and os.getpid() == self.main:
-            self.replica_sum(np.zeros(1))
-        return x
-
-    def backward(self, grad_output, input_gradient=True):
-        return grad_output
-
-
-@needs_fork
-def test_parts_out_of_step_end_the_step_with_a_named_error():
-    model = models.Sequential(seed=1)
-    model.add(SumsInTheMainProcessOnly(input_shape=INPUT_SHAPE))
-    model.add(layers.Flatten())
-    model.add(layers.Dense(CLASSES, activation="softmax"))
-    model.compile(optimizer=optimizers.SGD(0.1), loss=losses.SparseCategoricalCrossentropy())
-    with forked_steps.ForkedSteps(model, 2, blas_controller()) as steps, \
-            pytest.raises(RuntimeError, match="went out of step"):
-        steps.compute_gradients(*batch())
-    assert multiprocessing.active_children() == []

@@ -3,12 +3,19 @@ results put back together into the gradient and loss of the whole batch."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from ._structure import rows
+
+
+def config_signature(config: dict) -> str:
+    """A model's config as one text: a copy of the model computing a part of its steps (a thread's replica, a
+    worker process's copy) serves a later fit only while the model's signature is the one it was made with."""
+    return json.dumps(config, sort_keys=True, default=repr)
 
 
 def bounds(samples: int, parts: int) -> list[int]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from ._threads import BlasThreads, multiply_adds_per_sample
 from .layers import REGISTRY as LAYER_REGISTRY
 from .layers import Input, Layer, registered_name, unknown_class_message
 from .layers.nodes import SymbolicTensor
+
+if TYPE_CHECKING:
+    from .forked_steps import Workers
 
 SUPPORTED_DTYPES = ("float32", "float64")
 
@@ -71,6 +74,9 @@ class Network:
         # Copies of this model that computed parts of split training steps (``threaded_steps``), kept for the next
         # fit with the config signature and loss they were built for; None until a fit splits over threads.
         self.step_replicas: tuple[str, Any, list[Network]] | None = None
+        # The worker processes that computed parts of split training steps (``forked_steps``), kept for the next
+        # fit likewise; None lets them go (they exit).
+        self.step_workers: Workers | None = None
         self._plan: training.StepPlan | None = None
         self._threads = BlasThreads()
         self._elements_per_sample = 0  # the largest output plus working arrays of a layer, per sample

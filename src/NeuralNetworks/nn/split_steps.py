@@ -6,8 +6,9 @@ one core, and the products of a 64-image batch are too small for two BLAS thread
 is big enough, ``fit`` cuts each batch into one contiguous part per core, computes every part's gradients at
 once with BLAS on one thread per part, and sums them by each part's share of the batch:
 
-- on Linux, for a ``fit`` of ``MIN_FORKED_STEPS`` steps or more, in worker processes forked when the epochs
-  start (``forked_steps``): no GIL between the NumPy calls and no barrier in Python;
+- on Linux, for a ``fit`` of ``MIN_FORKED_STEPS`` steps or more, or a model's second split fit and later ones,
+  in worker processes (``forked_steps``), which the model keeps for its next fits: no GIL between the NumPy
+  calls and no barrier in Python;
 - otherwise, or when the process already runs other Python threads (a fork copies their locks, held or not),
   in threads over replicas of the model (``threaded_steps``).
 
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import layers
 from ._threads import blas_controller
-from .forked_steps import ForkedSteps, StartError
+from .forked_steps import ForkedSteps, StartError, Workers
 from .threaded_steps import ThreadedSteps
 
 if TYPE_CHECKING:
@@ -41,11 +42,12 @@ if TYPE_CHECKING:
 # at 32 images per part; the 784-512-256-10 MLP (0.5M per sample) half as fast as with BLAS alone at 64.
 MIN_PART_MULTIPLY_ADDS = 50_000_000
 
-# Steps of a fit below which threads beat processes overall. Measured on 2 cores with the shipped CNNs (batch
-# 64, benchmarks/split_steps.py): over a 200-step fit processes trained 2-13% faster than threads, over a
-# 20-step one 3-7% slower. The first step after the fork costs 70-100 ms more than a step once running (every
-# page either process writes faults once after the fork: 16,000 each for the digits preset), where threads
-# reuse the replicas of the model's last fit.
+# Steps of a first fit from which forking workers pays within that fit. Measured on 2 cores with the shipped
+# CNNs (batch 64, benchmarks/split_steps.py): over a 200-step fit processes trained 2-13% faster than threads,
+# over a 20-step one 3-7% slower: the first step after the fork costs 70-100 ms more than a step once running
+# (every page either process writes faults once after the fork: 16,000 each for the digits preset). A model
+# fitted again forks whatever the length of its fit: its workers then serve every later fit at no such cost
+# (7-11% more samples/s than threads over 44-step fits of the shipped CNNs).
 MIN_FORKED_STEPS = 200
 
 SplitSteps = ForkedSteps | ThreadedSteps
@@ -113,9 +115,33 @@ def split_steps(model: Model, batch_size: int, steps: int) -> Iterator[SplitStep
         if parts == 1:
             yield None
             return
-        forked: ForkedSteps | None = None
-        if steps >= MIN_FORKED_STEPS and forking_allowed():
-            with contextlib.suppress(StartError):  # the processes did not start: threads instead
-                forked = ForkedSteps(model, parts, controller)
-        with forked or ThreadedSteps(model, parts, controller) as split:
-            yield split
+        workers = _workers(model, parts, steps, controller)
+        if workers is None:
+            with ThreadedSteps(model, parts, controller) as split:
+                yield split
+            return
+        model.step_workers, model.step_replicas = workers, None  # kept for the next fit; replicas not needed
+        try:
+            with ForkedSteps(model, workers, controller, keep=True) as split:
+                yield split
+        except BaseException:  # the workers were stopped (they may have been in the middle of a step)
+            model.step_workers = None
+            raise
+
+
+def _workers(model: Model, parts: int, steps: int, controller: Any) -> Workers | None:
+    """The worker processes this fit runs in: the ones the model kept from its last fit if they can serve it
+    (``Workers.take_up``), else new ones when forking is allowed and pays: for a fit of ``MIN_FORKED_STEPS``
+    steps or more, or a model whose last fit split over threads (fitted again and again, it pays the fork
+    once); None for threads."""
+    kept = model.step_workers
+    if kept is not None:
+        if kept.take_up(model, parts):
+            return kept
+        kept.close()
+        model.step_workers = None
+    if not forking_allowed() or (steps < MIN_FORKED_STEPS and model.step_replicas is None):
+        return None
+    with contextlib.suppress(StartError):  # the processes did not start: threads instead
+        return Workers(model, parts, controller)
+    return None

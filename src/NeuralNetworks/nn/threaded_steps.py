@@ -14,7 +14,6 @@ ones included), and builds new ones otherwise.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import optimizers, random_streams
-from ._batch_parts import bounds, combine, joined, part_of
+from ._batch_parts import bounds, combine, config_signature, joined, part_of
 from ._structure import count
 
 if TYPE_CHECKING:
@@ -65,7 +64,7 @@ class ThreadedSteps:
         the module docstring), each on random streams of its own drawn from the model's generator."""
         model = self.model
         config = model.get_config()
-        signature = json.dumps(config, sort_keys=True, default=repr)
+        signature = config_signature(config)
         kept_signature, kept_loss, kept = model.step_replicas or ("", None, [])
         if kept_signature != signature or kept_loss is not model.loss:
             kept = []
