@@ -3,6 +3,7 @@ end the step instead of hanging it, workers kept between fits and let go, and wh
 
 from __future__ import annotations
 
+import copy
 import multiprocessing
 import os
 import signal
@@ -297,4 +298,19 @@ def test_a_copy_of_the_program_forked_by_the_user_leaves_the_workers_alone(monke
     assert all(process.is_alive() for process in model.step_workers.processes)
     history = model.fit(x, y, epochs=1, batch_size=16, verbose=0)
     assert np.isfinite(history.history["loss"][0])
+    assert processes_ended(let_go(model))
+
+
+def test_a_copy_of_a_model_has_no_workers_and_the_model_keeps_its_own(monkeypatch):
+    forking_fits(monkeypatch)
+    x, y = batch(32)
+    model = small_cnn()
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    workers = model.step_workers
+    copied = copy.deepcopy(model)
+    assert copied.step_workers is None
+    np.testing.assert_array_equal(copied.flat.params, model.flat.params)
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    assert model.step_workers is workers and all(process.is_alive() for process in workers.processes)
+    del workers
     assert processes_ended(let_go(model))

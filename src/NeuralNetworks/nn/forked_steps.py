@@ -74,7 +74,8 @@ def _stop(owner: int, connections: list[Connection], processes: list[Any], patie
     for connection in connections:
         with contextlib.suppress(OSError):  # the worker is gone already
             send(connection, {"kind": "exit"})
-        connection.close()
+        with contextlib.suppress(OSError):
+            connection.close()
     for process in processes:
         process.join(patience)
         if process.exitcode is None:
@@ -167,6 +168,11 @@ class Workers:
         except (StartError, OSError):  # a worker left (idle) as the fit began
             return False
         return True
+
+    def __reduce__(self) -> tuple:
+        """A copy of a model (``copy.deepcopy``, pickle) has no workers: these serve this model, in this process,
+        and their pipes and processes cannot be copied."""
+        return type(None), ()
 
     def made_for(self, model: Model, parts: int) -> bool:
         """True while ``model``'s config, loss and weight layout are those the workers were forked with."""
