@@ -314,3 +314,25 @@ def test_a_copy_of_a_model_has_no_workers_and_the_model_keeps_its_own(monkeypatc
     assert model.step_workers is workers and all(process.is_alive() for process in workers.processes)
     del workers
     assert processes_ended(let_go(model))
+
+
+def test_an_interrupted_fit_stops_the_workers_and_the_next_fit_forks_anew(monkeypatch):
+    """Ctrl-C (here from a callback) may stop the main process in the middle of a step: its workers go."""
+    forking_fits(monkeypatch)
+    x, y = batch(64)
+
+    class Interrupt(callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            if batch == 1:
+                raise KeyboardInterrupt
+
+    model = small_cnn()
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    first = list(model.step_workers.processes)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, epochs=1, batch_size=16, verbose=0, callbacks=[Interrupt()])
+    assert model.step_workers is None and processes_ended(first)
+    assert multiprocessing.active_children() == []
+    history = model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    assert np.isfinite(history.history["loss"][0]) and model.step_workers.processes != first
+    assert processes_ended(let_go(model))
