@@ -18,9 +18,9 @@ the error, which ends the step in the main process with the same error; a worker
 The workers (``Workers``) outlive the fit that forked them: the first step after a fork costs 70-100 ms more
 than the next ones (every page either process writes faults once), so the model keeps them
 (``Network.step_workers``) for its next fit while its config and loss are unchanged; that fit only sends them
-new random streams. A worker exits when its pipe closes: when the model lets its workers go
-(``model.step_workers = None``, or the model is collected), when a fit ends with an error, when the program
-exits, and when the main process dies; and by itself after ``IDLE_SECONDS`` without a message.
+new random streams. The main process tells them to exit when the model lets them go (``model.step_workers =
+None``, or the model is collected), when a fit ends with an error and when the program exits; a worker also
+exits when its pipe closes (the main process died) and after ``IDLE_SECONDS`` without a message.
 """
 
 from __future__ import annotations
