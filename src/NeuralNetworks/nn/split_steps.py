@@ -132,8 +132,8 @@ def split_steps(model: Model, batch_size: int, steps: int) -> Iterator[SplitStep
 def _workers(model: Model, parts: int, steps: int, controller: Any) -> Workers | None:
     """The worker processes this fit runs in: the ones the model kept from its last fit if they can serve it
     (``Workers.take_up``), else new ones when forking is allowed and pays: for a fit of ``MIN_FORKED_STEPS``
-    steps or more, or a model whose last fit split over threads (fitted again and again, it pays the fork
-    once); None for threads."""
+    steps or more, or a model that already split a fit over threads (fitted again, it pays the fork once for
+    its next fits); None for threads."""
     kept = model.step_workers
     if kept is not None:
         if kept.take_up(model, parts):
