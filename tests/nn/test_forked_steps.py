@@ -21,6 +21,13 @@ from NeuralNetworks.nn._threads import blas_controller
 pytestmark = [pytest.mark.skipif(blas_controller() is None, reason="threadpoolctl is not installed"), needs_fork]
 
 
+def forking_fits(monkeypatch) -> None:
+    """As on a machine of two cores where ``fit`` may fork, for a fit of any length."""
+    two_cores(monkeypatch)
+    monkeypatch.setattr(split_steps, "forking_allowed", lambda: True)
+    monkeypatch.setattr(split_steps, "MIN_FORKED_STEPS", 0)
+
+
 def children_since(before: set) -> list:
     """This process's live children that were not in ``before``: workers of a model an earlier test left to
     the garbage collector (a model and its History refer to each other) may still be alive."""
@@ -88,9 +95,7 @@ def test_an_error_in_either_process_ends_the_step_and_the_next_one_works(where):
 
 @needs_fork
 def test_a_worker_killed_ends_fit_with_a_named_error_and_no_process_left(monkeypatch):
-    two_cores(monkeypatch)
-    monkeypatch.setattr(split_steps, "forking_allowed", lambda: True)
-    monkeypatch.setattr(split_steps, "MIN_FORKED_STEPS", 0)
+    forking_fits(monkeypatch)
     x, y = batch(64)
     before = set(multiprocessing.active_children())
 
@@ -113,9 +118,7 @@ def test_fit_forks_and_trains_as_one_process(monkeypatch):
     x, y = batch(64, seed=3)
     alone = small_cnn()
     alone_history = alone.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
-    two_cores(monkeypatch)
-    monkeypatch.setattr(split_steps, "forking_allowed", lambda: True)
-    monkeypatch.setattr(split_steps, "MIN_FORKED_STEPS", 0)
+    forking_fits(monkeypatch)
     used = []
     original = forked_steps.ForkedSteps.compute_gradients
     before = set(multiprocessing.active_children())
@@ -175,12 +178,6 @@ def test_when_fit_forks_and_keeps_its_workers(monkeypatch):
     assert processes_ended(let_go(long))
 
 
-def forking_fits(monkeypatch) -> None:
-    two_cores(monkeypatch)
-    monkeypatch.setattr(split_steps, "forking_allowed", lambda: True)
-    monkeypatch.setattr(split_steps, "MIN_FORKED_STEPS", 0)
-
-
 def test_kept_workers_train_the_next_fit_as_threads_do_on_new_streams(monkeypatch):
     """Fit twice with Dropout: the second fit's workers restart on new streams drawn from the model as the
     threads' replicas do, so both end with the same floats; on the first fit's streams they would not."""
@@ -235,9 +232,7 @@ def test_an_idle_worker_exits_and_the_next_fit_forks_anew(monkeypatch):
 
 @needs_fork
 def test_workers_that_never_start_leave_threads_to_do_the_work(monkeypatch):
-    two_cores(monkeypatch)
-    monkeypatch.setattr(split_steps, "forking_allowed", lambda: True)
-    monkeypatch.setattr(split_steps, "MIN_FORKED_STEPS", 0)
+    forking_fits(monkeypatch)
     monkeypatch.setattr(forked_steps, "START_SECONDS", 0.2)
     monkeypatch.setattr(forked_steps, "_serve", lambda *args: time.sleep(60))  # stuck before "ready"
     model = small_cnn()
