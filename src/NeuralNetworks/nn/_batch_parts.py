@@ -5,17 +5,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._structure import rows
 
+if TYPE_CHECKING:
+    from .models import Model
 
-def config_signature(config: dict) -> str:
-    """A model's config as one text: a copy of the model computing a part of its steps (a thread's replica, a
-    worker process's copy) serves a later fit only while the model's signature is the one it was made with."""
-    return json.dumps(config, sort_keys=True, default=repr)
+
+def copy_key(model: Model) -> tuple[str, Any] | None:
+    """What a copy of ``model`` computing parts of its steps (a thread's replica, a worker process's copy)
+    shares with it besides its weights: its config as one text, and its loss object (losses compare by
+    identity). A copy serves a later fit only while the model's key is the one it was made with. None for a
+    model without a config (an unregistered layer's, in a test): its copies serve no later fit."""
+    try:
+        signature = json.dumps(model.get_config(), sort_keys=True, default=repr)
+    except ValueError:
+        return None
+    return signature, model.loss
 
 
 def bounds(samples: int, parts: int) -> list[int]:

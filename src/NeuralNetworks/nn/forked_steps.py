@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import random_streams
-from ._batch_parts import bounds, combine, config_signature, joined, part_of
+from ._batch_parts import bounds, combine, copy_key, joined, part_of
 from ._part_messages import error_of, flattened, rebuilt, receive, send, shared_like, wait_readable
 from ._structure import count
 
@@ -83,15 +83,6 @@ def _stop(owner: int, connections: list[Connection], processes: list[Any], patie
             process.join()
 
 
-def _signature(model: Model) -> str | None:
-    """``model``'s config signature, None for a model without a config (an unregistered layer's, in a test):
-    workers forked from such a model serve no later fit."""
-    try:
-        return config_signature(model.get_config())
-    except ValueError:
-        return None
-
-
 class Workers:
     """``parts - 1`` worker processes forked from this one, each with a copy of ``model`` as it is now, and the
     shared memory of their weights and gradients. Raises ``StartError`` when they cannot start."""
@@ -99,8 +90,7 @@ class Workers:
     def __init__(self, model: Model, parts: int, controller: Any) -> None:
         model.prepare_training()
         self.parts = parts
-        self.signature = _signature(model)
-        self.loss = model.loss
+        self.key = copy_key(model)
         self.params = shared_like(model.flat.params)
         self.state = shared_like(model.flat.state)
         self.grads = [shared_like(model.flat.grads) for _ in range(1, parts)]
@@ -177,10 +167,10 @@ class Workers:
     def made_for(self, model: Model, parts: int) -> bool:
         """True while ``model``'s config, loss and weight layout are those the workers were forked with."""
         flat = model.flat
-        return (parts == self.parts and model.loss is self.loss and flat is not None
+        return (parts == self.parts and flat is not None
                 and (flat.params.size, flat.state.size, flat.grads.size)
                 == (self.params.size, self.state.size, self.grads[0].size)
-                and self.signature is not None and _signature(model) == self.signature)
+                and self.key is not None and copy_key(model) == self.key)
 
     def close(self, patience: float = STOP_SECONDS) -> None:
         """Stop the workers (at once if ``patience`` is 0); a second call does nothing."""

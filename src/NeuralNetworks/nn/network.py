@@ -72,8 +72,8 @@ class Network:
         self.history: callbacks_module.History | None = None
         self.flat: weights_module.FlatWeights | None = None
         # Copies of this model that computed parts of split training steps (``threaded_steps``), kept for the next
-        # fit with the config signature and loss they were built for; None until a fit splits over threads.
-        self.step_replicas: tuple[str, Any, list[Network]] | None = None
+        # fit with the key (``_batch_parts.copy_key``) they were built for; None until a fit splits over threads.
+        self.step_replicas: tuple[tuple[str, Any] | None, list[Network]] | None = None
         # The worker processes that computed parts of split training steps (``forked_steps``), kept for the next
         # fit likewise; None lets them go (they exit).
         self.step_workers: Workers | None = None

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import optimizers, random_streams
-from ._batch_parts import bounds, combine, config_signature, joined, part_of
+from ._batch_parts import bounds, combine, copy_key, joined, part_of
 from ._structure import count
 
 if TYPE_CHECKING:
@@ -63,10 +63,9 @@ class ThreadedSteps:
         """A copy of the model per extra thread, the ones kept from the last fit when still the model's (see
         the module docstring), each on random streams of its own drawn from the model's generator."""
         model = self.model
-        config = model.get_config()
-        signature = config_signature(config)
-        kept_signature, kept_loss, kept = model.step_replicas or ("", None, [])
-        if kept_signature != signature or kept_loss is not model.loss:
+        key = copy_key(model)
+        kept_key, kept = model.step_replicas or (None, [])
+        if key is None or kept_key != key:
             kept = []
         weights = model.get_weights() if kept else []
         seeds = random_streams.part_seeds(model, self.parts)
@@ -76,17 +75,17 @@ class ThreadedSteps:
                 replica = kept[rank - 1]
                 replica.set_weights(weights)  # the step copies the trainable ones again; frozen ones only here
             else:
-                replica = self._replica(config)
+                replica = self._replica()
             random_streams.restart_all(replica, seeds[rank - 1], rank)
             replicas.append(replica)
-        model.step_replicas = (signature, model.loss, replicas)
+        model.step_replicas = (key, replicas)
         return replicas
 
-    def _replica(self, config: dict) -> Model:
-        """A new copy of the model from its ``config``: its own layers (caches, buffers); the weights are the
+    def _replica(self) -> Model:
+        """A new copy of the model from its config: its own layers (caches, buffers); the weights are the
         model's, copied in before every step."""
         model = self.model
-        replica = type(model).from_config(config)
+        replica = type(model).from_config(model.get_config())
         replica.compile(optimizer=optimizers.SGD(), loss=model.loss)  # computes gradients only: no slots
         replica.prepare_training()
         if replica.flat.param_names != model.flat.param_names or replica.flat.state_names != model.flat.state_names:
