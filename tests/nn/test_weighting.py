@@ -94,6 +94,8 @@ def test_the_history_is_saved_and_loaded(tmp_path):
     model = classifier()
     model.fit(x, y, epochs=2, verbose=0)
     loaded = models.load(model.save(tmp_path / "m.npz"))
-    assert loaded.history.history == pytest.approx(model.history.history)
+    assert loaded.history.history.keys() == model.history.history.keys()
+    for key, values in model.history.history.items():  # pytest 9.2's approx takes no dict of lists
+        assert loaded.history.history[key] == pytest.approx(values)
     with pytest.raises(ValueError, match="finite"):
         model_config.check_history({"loss": [float("nan")]})
